@@ -1,0 +1,1 @@
+"""Configuration: one TOML file, structured into the attrs classes of ``model``."""

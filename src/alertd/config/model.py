@@ -1,0 +1,214 @@
+"""The configuration schema: what the TOML file may say, as attrs classes.
+
+This module is the contract between the loader (``config.load``) and the stages that read
+settings (sources, engine, dispatch, notify, daemon). Each section class belongs to the stage
+named in its docstring; add fields with a default so that configs written today keep working.
+
+Durations in the TOML file are strings ("30s", "5m", "4h", "1d") and arrive here as float
+seconds (``Duration``). Secret references (``{env:NAME}``, ``{cred:NAME}``) are resolved by the
+loader into ``Secret`` values that never print their content.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal, NewType
+
+import attrs
+
+Duration = NewType("Duration", float)  # seconds; written "30s", "5m", "4h", "1d" in TOML
+
+
+@attrs.frozen
+class Secret:
+    """A resolved secret. ``repr``/``str`` never show it; ``reveal()`` is the one way out."""
+
+    _value: str = attrs.field(repr=False)
+    source: str = ""  # where it came from, e.g. "env:PIEXGO_KEY", safe to log
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __str__(self) -> str:
+        return f"<secret {self.source}>" if self.source else "<secret>"
+
+
+# -- [daemon] ---------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class DaemonSettings:
+    """``[daemon]``: process-wide settings (daemon/app)."""
+
+    state_dir: str = "/var/lib/alertd"  # $STATE_DIRECTORY overrides under systemd
+    timezone: str = "UTC"  # for times people read in messages and quiet hours
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    metrics_listen: str | None = None  # e.g. "127.0.0.1:9108"; off when unset
+    drain_timeout: Duration = Duration(10.0)  # how long SIGTERM waits for the outbox
+    record_dir: str | None = None  # like --record DIR
+
+
+# -- [[accounts]] -----------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class AuthSettings:
+    """``[accounts.auth]``: how to log in (sources). Neither exchange document fixes this, so
+    it is configurable: extra handshake headers and/or a login frame sent before subscribing,
+    both jinja templates that see ``api_key``, ``api_secret`` (revealed only inside the
+    template), ``timestamp`` (ms), ``nonce`` and ``hmac_sha256(secret, message)``."""
+
+    api_key: Secret | None = None
+    api_secret: Secret | None = None
+    headers: dict[str, str] = attrs.field(factory=dict)
+    login_frame: str | None = None
+    # A reply that means the login failed: the login is rejected when a frame received within
+    # login_timeout has this key equal to this value (e.g. {"event" = "error"}).
+    reject_when: dict[str, str] = attrs.field(factory=dict)
+    # A reply that means the login succeeded; when set, alertd waits for it before subscribing.
+    accept_when: dict[str, str] = attrs.field(factory=dict)
+    login_timeout: Duration = Duration(10.0)
+
+
+@attrs.frozen(kw_only=True)
+class AccountSettings:
+    """``[[accounts]]``: one websocket session (sources)."""
+
+    name: str
+    exchange: Literal["piexgo", "cryptology"]
+    url: str
+    streams: list[str] = attrs.field(factory=list)
+    enabled: bool = True
+    auth: AuthSettings = attrs.field(factory=AuthSettings)
+    connect_timeout: Duration = Duration(10.0)
+    ping_interval: Duration = Duration(20.0)
+    ping_timeout: Duration = Duration(10.0)
+    # No frame for this long on a stream is ``stream.stale``. Keys are stream names; market
+    # streams default to ``market_stale_after``; account streams are quiet by nature: none.
+    stale_after: dict[str, Duration] = attrs.field(factory=dict)
+    market_stale_after: Duration | None = Duration(60.0)
+    backoff_initial: Duration = Duration(1.0)
+    backoff_max: Duration = Duration(60.0)
+    stable_after: Duration = Duration(60.0)  # backoff resets only after this long connected
+    max_message_size: int = 1_048_576
+    queue_size: int = 1000
+
+
+# -- [channels] -------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class QuietHours:
+    """A daily window in ``timezone`` (default: the daemon's) when notifications wait."""
+
+    start: str  # "22:00"
+    end: str  # "07:00"
+    days: list[str] = attrs.field(factory=list)  # ["mon", ...]; empty means every day
+    timezone: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ChannelSettings:
+    """``[channels.NAME]`` (notify). A plain string ``NAME = "url"`` is the same as a table
+    with ``urls = ["url"]``. URLs are apprise URLs with secrets by reference."""
+
+    urls: list[Secret]
+    rate_limit: str | None = None  # "20/1m": at most 20 messages a minute, then a digest
+    max_length: int | None = None  # characters; default per service (Telegram 4096)
+    quiet_hours: list[QuietHours] = attrs.field(factory=list)
+    timeout: Duration = Duration(30.0)
+
+
+# -- [dispatch] -------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class InhibitSettings:
+    """While an alert of ``source_rule`` fires for an account, hold back alerts of the
+    ``target_rules`` (or of the ``target_kinds``) for the same account."""
+
+    source_rule: str
+    target_rules: list[str] = attrs.field(factory=list)
+    target_kinds: list[str] = attrs.field(factory=list)
+
+
+@attrs.frozen(kw_only=True)
+class DispatchSettings:
+    """``[dispatch]``: routing, grouping, retries (dispatch/notify)."""
+
+    default_channel: str | None = None  # for rules that name no channel
+    fallback_channel: str | None = None  # told about alerts that expire undelivered
+    group_wait: Duration = Duration(0.0)  # hold the first alert of a group this long
+    group_interval: Duration = Duration(30.0)  # then send at most one message per interval
+    retry_initial: Duration = Duration(2.0)
+    retry_max: Duration = Duration(300.0)
+    max_age: Duration = Duration(86400.0)  # give up on an alert this old
+    workers: int = 4  # apprise worker threads
+    inhibit: list[InhibitSettings] = attrs.field(factory=list)
+    quiet_hours: list[QuietHours] = attrs.field(factory=list)  # for every channel
+
+
+# -- [[rules]] --------------------------------------------------------------------------------
+
+RuleType = Literal["event", "threshold", "rate", "absence", "order_timeout"]
+
+
+@attrs.frozen(kw_only=True)
+class RuleSettings:
+    """``[[rules]]`` (engine). ``type`` picks the behaviour:
+
+    - ``event``: every matching event is an alert (subject to cooldown).
+    - ``threshold``: ``value`` (an expression) crosses ``below``/``above``; fires once, resolves
+      when back past ``resolve_below``/``resolve_above`` (hysteresis); ``for`` = pending time.
+    - ``rate``: ``count`` matching events within ``within``, per ``key``.
+    - ``absence``: no matching event for ``after``, per ``key``.
+    - ``order_timeout``: an order open longer than ``open_for``, or a partial fill with no
+      progress for ``stalled_for``.
+    """
+
+    name: str
+    on: str | list[str] = "*"  # event kind or glob ("order.*")
+    type: RuleType = "event"
+    account: str | list[str] | None = None
+    symbol: str | list[str] | None = None
+    side: Literal["buy", "sell"] | None = None
+    currency: str | list[str] | None = None
+    where: str | None = None  # jinja expression over the event's fields
+    key: str | None = None  # template; default depends on type (account, symbol, ...)
+    # threshold
+    value: str | None = None  # expression, e.g. "balance"
+    below: Decimal | None = None
+    above: Decimal | None = None
+    resolve_below: Decimal | None = None
+    resolve_above: Decimal | None = None
+    for_: Duration | None = attrs.field(default=None, alias="for_")  # TOML key "for"
+    # rate
+    count: int | None = None
+    within: Duration | None = None
+    # absence
+    after: Duration | None = None
+    # order_timeout
+    open_for: Duration | None = None
+    stalled_for: Duration | None = None
+    # noise control
+    cooldown: Duration | None = None  # per key: no new alert this soon after the last one
+    repeat: Duration | None = None  # re-send a still-firing threshold/absence alert this often
+    # message
+    severity: Literal["info", "warning", "critical"] = "warning"
+    title: str | None = None  # template
+    message: str | None = None  # template (body)
+    resolved_message: str | None = None  # template, for threshold/absence resolution
+    notify: list[str] = attrs.field(factory=list)  # channel names
+    enabled: bool = True
+
+
+# -- the whole file ---------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class Config:
+    daemon: DaemonSettings = attrs.field(factory=DaemonSettings)
+    accounts: list[AccountSettings] = attrs.field(factory=list)
+    channels: dict[str, ChannelSettings] = attrs.field(factory=dict)
+    dispatch: DispatchSettings = attrs.field(factory=DispatchSettings)
+    rules: list[RuleSettings] = attrs.field(factory=list)

@@ -1,0 +1,49 @@
+"""The command line's own contract: --version, --help, and errors for bad arguments."""
+
+import subprocess
+import sys
+
+import pytest
+
+from alertd import __version__
+from alertd.cli import build_parser, main
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "alertd", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_version_prints_the_package_version() -> None:
+    """`alertd --version` names the installed version."""
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"alertd {__version__}"
+
+
+def test_help_lists_every_command() -> None:
+    """`alertd --help` documents every command of DESIGN.md."""
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for command in ("run", "check", "demo", "simulate", "replay", "test-notify", "silence"):
+        assert command in result.stdout
+
+
+def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """A mistyped command exits 2 with a message naming the bad word."""
+    with pytest.raises(SystemExit) as exc:
+        main(["rnu"])
+    assert exc.value.code == 2
+    assert "rnu" in capsys.readouterr().err
+
+
+def test_run_requires_a_config() -> None:
+    """`alertd run` without -c says the config is missing."""
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(["run"])
+    assert exc.value.code == 2
