@@ -1,0 +1,384 @@
+"""Cryptology server messages (``cryptology-server-messages.rst``), sans-IO.
+
+Cryptology pushes a partner's order and wallet messages, trades and books without any
+subscription, so there is nothing to send: ``subscribe_frames`` and ``unsubscribe_frames``
+return ``[]``. alertd still defines stream names, so that configs can choose what they watch
+(the sources layer drops events of streams not configured, via ``stream_for``) and so that
+staleness budgets have something to attach to:
+
+- ``account``: order lifecycle, ``SetBalance``, ``InsufficientFunds``;
+- ``trades.<PAIR>``: ``AnonymousTrade`` for that pair (e.g. ``trades.BTC_USD``);
+- ``book.<PAIR>``: ``OrderBookAgg`` for that pair (e.g. ``book.BTC_USD``).
+
+Names are accepted in any case and normalized (``trades.btc-usd`` is ``trades.BTC_USD``).
+
+Readings of the document:
+
+- ``time`` is ``[unix seconds, microseconds]`` and becomes the exact UTC event ``time``;
+  messages without it (``InsufficientFunds``, ``OrderBookAgg``) take the receive time.
+- ``amount`` of ``...OrderAmountChanged`` is the order's new *remaining* amount: the fill is
+  the drop from the last remaining amount known for the order. An update that does not lower
+  it (a repeat, or a late one) produces nothing. For an order first seen mid-life, the
+  original amount and the cumulative fill are unknown (None).
+- ``...OrderClosed`` has no amount: the event takes the order's amount from the tracker
+  (filled = amount, remaining = 0) when the order was seen placed, else None.
+- ``closed_inline`` on ``...OrderPlaced`` gives ``order.placed`` then ``order.filled``.
+- Cryptology reports no execution prices, so ``fill_price`` and ``slippage`` are None and
+  ``notional`` is the filled amount valued at the order's limit ``price`` (an order executes at
+  its limit or better, so this is the most the fill cost a buyer / the least a seller got).
+- ``maker_buy`` of ``AnonymousTrade`` true means the resting (maker) order was the buy, so the
+  taker sold: the trade's ``side`` (the taker's) is ``sell``; false gives ``buy``.
+- ``SetBalance`` carries its own ``change`` and ``reason``, used as sent (change may be
+  negative, balance may not).
+- ``client_order_id`` is optional (absent or null gives None) and carried as a string.
+
+Login replies agreed with our simulator (``{"op": "login", "status": "ok" | "error"}``)
+decode to no events, or ``ProtocolError`` naming the server's ``msg``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import attrs
+
+from alertd.events import (
+    BalanceChanged,
+    Book,
+    Event,
+    FundsInsufficient,
+    OrderCancelled,
+    OrderEvent,
+    OrderFilled,
+    OrderPartiallyFilled,
+    OrderPlaced,
+    PriceLevel,
+    Side,
+    Trade,
+    normalize_symbol,
+)
+from alertd.protocols import BUG_REASON, ProtocolError
+from alertd.protocols._json import Obj, Reader, load_object, mul, sub
+from alertd.protocols.orders import OrderTracker, TrackedOrder
+
+log = logging.getLogger(__name__)
+
+EXCHANGE = "cryptology"
+ACCOUNT_STREAM = "account"
+MARKET_PREFIXES = ("trades", "book")
+
+_ORDER_STEPS = ("OrderPlaced", "OrderAmountChanged", "OrderCancelled", "OrderClosed")
+# "@type" of each order message -> (side, step)
+_BUY: Side = "buy"
+_SELL: Side = "sell"
+_ORDER_TYPES: dict[str, tuple[Side, str]] = {
+    f"{prefix}{step}": (side, step)
+    for prefix, side in (("Buy", _BUY), ("Sell", _SELL))
+    for step in _ORDER_STEPS
+}
+
+
+def normalize_stream(name: str) -> str:
+    """The canonical form of a configured stream name; ``ValueError`` naming the valid forms."""
+    text = name.strip()
+    if text.lower() == ACCOUNT_STREAM:
+        return ACCOUNT_STREAM
+    prefix, dot, pair = text.partition(".")
+    prefix = prefix.lower()
+    if dot and prefix in MARKET_PREFIXES and normalize_symbol(pair):
+        return f"{prefix}.{normalize_symbol(pair)}"
+    raise ValueError(
+        f"unknown cryptology stream {name!r} (use 'account', 'trades.<PAIR>' or "
+        "'book.<PAIR>', e.g. 'book.BTC_USD')"
+    )
+
+
+def is_market_stream(name: str) -> bool:
+    """True for trade and book streams (which get a staleness budget by default)."""
+    return name.strip().partition(".")[0].lower() in MARKET_PREFIXES
+
+
+@attrs.define
+class CryptologyDecoder:
+    """One Cryptology account's protocol state: the order tracker and the last balances."""
+
+    account: str
+    exchange: str = attrs.field(default=EXCHANGE, init=False)
+    balances: dict[str, Decimal] = attrs.field(factory=dict, init=False)
+    orders: OrderTracker = attrs.field(factory=OrderTracker, init=False)
+
+    normalize_stream = staticmethod(normalize_stream)
+    is_market_stream = staticmethod(is_market_stream)
+
+    def subscribe_frames(self, streams: Sequence[str]) -> list[str]:
+        """Nothing: Cryptology pushes everything unasked. Stream names are still checked."""
+        for name in streams:
+            normalize_stream(name)
+        return []
+
+    def unsubscribe_frames(self, streams: Sequence[str]) -> list[str]:
+        return self.subscribe_frames(streams)
+
+    def stream_for(self, event: Event) -> str | None:
+        """The stream ``event`` belongs to (see the module docstring); None for others."""
+        if isinstance(event, OrderEvent | BalanceChanged | FundsInsufficient):
+            return ACCOUNT_STREAM
+        if isinstance(event, Trade):
+            return "trades." + event.symbol
+        if isinstance(event, Book):
+            return "book." + event.symbol
+        return None
+
+    def decode(self, frame: str | bytes, received: datetime) -> list[Event]:
+        """Events in one frame; ``ProtocolError`` (and nothing else) if it cannot be read.
+        A frame that fails changes no state."""
+        try:
+            return self._decode(frame, received)
+        except ProtocolError:
+            raise
+        except Exception as exc:  # a bug here must cost one frame, not the stream
+            log.exception("protocol.bug exchange=cryptology account=%s", self.account)
+            raise ProtocolError(f"{BUG_REASON} ({type(exc).__name__}: {exc})", frame) from exc
+
+    def _decode(self, frame: str | bytes, received: datetime) -> list[Event]:
+        obj = load_object(frame)
+        r = Reader(frame)
+        kind = obj.get("@type")
+        order = _ORDER_TYPES.get(kind) if isinstance(kind, str) else None
+        if order is not None:
+            return self._order(r, obj, order[0], order[1], received)
+        if kind == "SetBalance":
+            return self._balance(r, obj, received)
+        if kind == "InsufficientFunds":
+            return [
+                FundsInsufficient(
+                    exchange=EXCHANGE,
+                    account=self.account,
+                    time=received,
+                    received=received,
+                    raw=obj,
+                    order_id=r.ident(obj, "order_id"),
+                    currency=r.text(obj, "currency").strip().upper(),
+                )
+            ]
+        if kind == "AnonymousTrade":
+            return [
+                Trade(
+                    exchange=EXCHANGE,
+                    account=self.account,
+                    time=r.seconds_micros(obj, "time"),
+                    received=received,
+                    raw=obj,
+                    symbol=r.symbol(obj, "trade_pair"),
+                    price=r.number(obj, "price"),
+                    amount=r.number(obj, "amount"),
+                    side="sell" if r.boolean(obj, "maker_buy") else "buy",
+                )
+            ]
+        if kind == "OrderBookAgg":
+            return [self._book(r, obj, received)]
+        if kind is None and "op" in obj:
+            return _reply(r, obj)
+        raise r.fail(f"unknown @type {kind!r}")
+
+    def _order(self, r: Reader, obj: Obj, side: Side, step: str, received: datetime) -> list[Event]:
+        common: dict[str, Any] = {
+            "exchange": EXCHANGE,
+            "account": self.account,
+            "time": r.seconds_micros(obj, "time"),
+            "received": received,
+            "raw": obj,
+            "order_id": r.ident(obj, "order_id"),
+            "client_order_id": r.opt_ident(obj, "client_order_id"),
+            "symbol": r.symbol(obj, "trade_pair"),
+            "side": side,
+        }
+        if step == "OrderPlaced":
+            return self._placed(r, obj, common)
+        if step == "OrderAmountChanged":
+            return self._amount_changed(r, obj, common)
+        return self._ended(common, cancelled=step == "OrderCancelled")
+
+    def _placed(self, r: Reader, obj: Obj, common: dict[str, Any]) -> list[Event]:
+        amount = r.number(obj, "amount")
+        price = r.number(obj, "price")
+        inline = r.boolean(obj, "closed_inline")
+        order_id = common["order_id"]
+        if self.orders.is_closed(order_id) or self.orders.get(order_id) is not None:
+            return []  # a repeat
+        zero = Decimal(0)
+        placed = OrderPlaced(
+            **common, price=price, amount=amount, remaining=amount, filled=zero, notional=zero
+        )
+        if not inline:
+            tracked = TrackedOrder(
+                order_id,
+                common["symbol"],
+                common["side"],
+                price,
+                amount,
+                amount,
+                common["client_order_id"],
+            )
+            self.orders.open(tracked)
+            return [placed]
+        self.orders.close(order_id)
+        filled = OrderFilled(
+            **common,
+            price=price,
+            amount=amount,
+            remaining=zero,
+            filled=amount,
+            notional=_notional(amount, price),
+        )
+        return [placed, filled]
+
+    def _amount_changed(self, r: Reader, obj: Obj, common: dict[str, Any]) -> list[Event]:
+        remaining = r.number(obj, "amount")  # the NEW remaining amount, not the fill
+        order_id = common["order_id"]
+        if self.orders.is_closed(order_id):
+            return []
+        tracked = self.orders.get(order_id)
+        if tracked is None:  # first seen mid-life: remember what remains, fill unknown
+            self.orders.open(
+                TrackedOrder(
+                    order_id,
+                    common["symbol"],
+                    common["side"],
+                    None,
+                    None,
+                    remaining,
+                    common["client_order_id"],
+                )
+            )
+            return [OrderPartiallyFilled(**common, remaining=remaining)]
+        if tracked.remaining is None or remaining >= tracked.remaining:
+            return []  # a repeat or a late update
+        last = sub(tracked.remaining, remaining)
+        tracked.remaining = remaining
+        filled = None if tracked.amount is None else sub(tracked.amount, remaining)
+        return [
+            OrderPartiallyFilled(
+                **_known(common, tracked),
+                amount=tracked.amount,
+                remaining=remaining,
+                filled=filled,
+                notional=_notional(filled, tracked.price),
+                last_filled=last,
+            )
+        ]
+
+    def _ended(self, common: dict[str, Any], *, cancelled: bool) -> list[Event]:
+        """``...OrderCancelled`` / ``...OrderClosed``: the end of the lifecycle."""
+        order_id = common["order_id"]
+        if self.orders.is_closed(order_id):
+            return []
+        tracked = self.orders.close(order_id)
+        if tracked is None:
+            return [OrderCancelled(**common) if cancelled else OrderFilled(**common)]
+        known = _known(common, tracked)
+        amount, remaining = tracked.amount, tracked.remaining
+        if cancelled:
+            filled = None
+            if amount is not None and remaining is not None:
+                filled = sub(amount, remaining)
+            return [
+                OrderCancelled(
+                    **known,
+                    amount=amount,
+                    remaining=remaining,
+                    filled=filled,
+                    notional=_notional(filled, tracked.price),
+                )
+            ]
+        return [
+            OrderFilled(
+                **known,
+                amount=amount,
+                remaining=Decimal(0),
+                filled=amount,
+                notional=_notional(amount, tracked.price),
+            )
+        ]
+
+    def _balance(self, r: Reader, obj: Obj, received: datetime) -> list[Event]:
+        currency = r.text(obj, "currency").strip().upper()
+        balance = r.number(obj, "balance")
+        change = r.number(obj, "change", signed=True)
+        reason = r.opt_text(obj, "reason")
+        time = r.seconds_micros(obj, "time")
+        self.balances[currency] = balance
+        return [
+            BalanceChanged(
+                exchange=EXCHANGE,
+                account=self.account,
+                time=time,
+                received=received,
+                raw=obj,
+                currency=currency,
+                balance=balance,
+                change=change,
+                reason=reason,
+            )
+        ]
+
+    def _book(self, r: Reader, obj: Obj, received: datetime) -> Book:
+        symbol = r.symbol(obj, "trade_pair")
+        bids = _levels(r, obj, "buy_levels", best_first_highest=True)
+        asks = _levels(r, obj, "sell_levels", best_first_highest=False)
+        best_bid = bids[0][0] if bids else None
+        best_ask = asks[0][0] if asks else None
+        return Book(
+            exchange=EXCHANGE,
+            account=self.account,
+            time=received,
+            received=received,
+            raw=obj,
+            symbol=symbol,
+            bids=bids,
+            asks=asks,
+            best_bid=best_bid,
+            best_ask=best_ask,
+            spread=(None if best_bid is None or best_ask is None else sub(best_ask, best_bid)),
+        )
+
+
+def _known(common: dict[str, Any], tracked: TrackedOrder | None) -> dict[str, Any]:
+    """``common`` plus the limit price remembered for the order, and its client id if this
+    message lacks one."""
+    if tracked is None:
+        return common
+    out = {**common, "price": tracked.price}
+    if out["client_order_id"] is None:
+        out["client_order_id"] = tracked.client_order_id
+    return out
+
+
+def _notional(filled: Decimal | None, price: Decimal | None) -> Decimal | None:
+    return None if filled is None or price is None else mul(filled, price)
+
+
+def _levels(r: Reader, obj: Obj, key: str, *, best_first_highest: bool) -> tuple[PriceLevel, ...]:
+    """One side of an aggregated book (``{price: volume}``), best first."""
+    side = r.obj(obj, key)
+    levels = [
+        (r.number_value(price, f"{key} price", ""), r.number_value(qty, f"{key}[{price}]", ""))
+        for price, qty in side.items()
+    ]
+    levels.sort(key=lambda lv: lv[0], reverse=best_first_highest)
+    return tuple(levels)
+
+
+def _reply(r: Reader, obj: Obj) -> list[Event]:
+    op, status = obj.get("op"), obj.get("status")
+    if op != "login":
+        raise r.fail(f"unknown reply op {op!r}")
+    if status == "ok":
+        return []
+    if status == "error":
+        raise r.fail(f"cryptology rejected the login: {obj.get('msg', 'no reason given')}")
+    raise r.fail(f"login reply status must be 'ok' or 'error', not {status!r}")
