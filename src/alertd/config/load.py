@@ -1,0 +1,294 @@
+"""Read the TOML file into a ``Config``, or say everything that is wrong with it at once.
+
+Steps: tomli parses (a syntax error stops here, with its line and column); secret references
+are resolved into ``Secret`` values; each section is structured with cattrs (every bad value
+kept, see ``structure``); cross references are checked (``validate``), then rule expressions
+and templates by the engine. Every problem gets the line its key is written on (``locate``).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import zoneinfo
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+import attrs
+import tomli
+
+from alertd.config import validate
+from alertd.config.errors import ConfigError, Problem, TomlPath, did_you_mean, format_path
+from alertd.config.locate import Locator
+from alertd.config.model import (
+    AccountSettings,
+    ChannelSettings,
+    Config,
+    DaemonSettings,
+    DispatchSettings,
+    RuleSettings,
+    Secret,
+)
+from alertd.config.secrets import SecretEnvironment, has_reference, reference_names, resolve
+from alertd.config.structure import problems as cattrs_problems
+from alertd.config.structure import structure, toml_key
+
+Found = list[tuple[TomlPath, str]]
+RulesChecker = Callable[..., list[tuple[tuple[str | int, ...], str]]]
+
+
+def load_config(
+    path: str | os.PathLike[str], *, secrets: SecretEnvironment | None = None
+) -> Config:
+    """The configuration in ``path``; ``ConfigError`` listing every problem otherwise."""
+    config, problems = read_config(path, secrets)
+    if config is None or problems:
+        raise ConfigError(problems)
+    return config
+
+
+def check_config(
+    path: str | os.PathLike[str], *, secrets: SecretEnvironment | None = None
+) -> list[Problem]:
+    """Every problem in the file at ``path``, in file order; empty when it is valid."""
+    return read_config(path, secrets)[1]
+
+
+def parse_config(
+    text: str, *, file: str = "config.toml", secrets: SecretEnvironment | None = None
+) -> tuple[Config | None, list[Problem]]:
+    """``text`` as a ``Config`` and its problems; the config is None unless there are none."""
+    where = secrets if secrets is not None else SecretEnvironment.from_process()
+    try:
+        raw = tomli.loads(text)
+    except tomli.TOMLDecodeError as exc:
+        # tomli knows lines only here, for syntax errors; for everything else see locate.py
+        line = getattr(exc, "lineno", None)
+        column = getattr(exc, "colno", None)
+        message = getattr(exc, "msg", str(exc))
+        return None, [Problem(file=file, path="", line=line, column=column, message=message)]
+    found: Found = []
+    config = _build(raw, where, found)
+    locator = Locator(text)
+    problems = [
+        Problem(file=file, path=format_path(p), line=locator.line(p), message=m) for p, m in found
+    ]
+    problems.sort(key=lambda p: (p.line is None, p.line or 0))
+    return (config if not problems else None), problems
+
+
+def read_config(
+    path: str | os.PathLike[str], secrets: SecretEnvironment | None = None
+) -> tuple[Config | None, list[Problem]]:
+    """The config in ``path`` and its problems; the config is None unless there are none."""
+    file = os.fspath(path)
+    try:
+        text = Path(file).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None, [Problem(file=file, path="", line=None, message="no such file")]
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return None, [Problem(file=file, path="", line=None, message=f"cannot read: {reason}")]
+    return parse_config(text, file=file, secrets=secrets)
+
+
+# -- secrets ----------------------------------------------------------------------------------
+
+# Keys whose values are secrets in their own right: they must be references, so a key pasted
+# into the TOML file is refused (invariant 5) rather than quietly used.
+SECRET_ONLY_KEYS = ("api_key", "api_secret")
+
+
+def _resolve_secrets(raw: dict[str, Any], where: SecretEnvironment, found: Found) -> None:
+    """Replace secret-bearing strings in ``raw`` by ``Secret`` values, in place.
+
+    Shapes that are wrong are left alone for structuring to report.
+    """
+
+    def secret(text: str, path: TomlPath, source: str) -> Secret:
+        value, problems = resolve(text, where, source=source)
+        found.extend((path, p) for p in problems)
+        # a placeholder keeps structuring from reporting the same key twice
+        return value if value is not None else Secret("", source=source)
+
+    channels = raw.get("channels")
+    if isinstance(channels, dict):
+        for name, value in channels.items():
+            source = f"channels.{name}"
+            if isinstance(value, str):
+                channels[name] = {"urls": [secret(value, ("channels", name), source)]}
+            elif isinstance(value, dict) and isinstance(value.get("urls"), list):
+                value["urls"] = [
+                    secret(u, ("channels", name, "urls", i), source) if isinstance(u, str) else u
+                    for i, u in enumerate(value["urls"])
+                ]
+
+    accounts = raw.get("accounts")
+    for i, account in enumerate(accounts if isinstance(accounts, list) else []):
+        auth = account.get("auth") if isinstance(account, dict) else None
+        if not isinstance(auth, dict):
+            continue
+        base: TomlPath = ("accounts", i, "auth")
+        for key in SECRET_ONLY_KEYS:
+            text = auth.get(key)
+            if not isinstance(text, str):
+                continue
+            if not has_reference(text):
+                found.append(
+                    (
+                        (*base, key),
+                        'write a reference such as "{env:NAME}" or "{cred:NAME}" here, '
+                        "not the secret itself: secrets come from the environment or systemd "
+                        "credentials, never from the config file",
+                    )
+                )
+                auth[key] = Secret("", source="literal")
+                continue
+            auth[key] = secret(text, (*base, key), ",".join(reference_names(text)))
+        # Header values and the login frame stay templates (sources renders them per
+        # connection); their references are checked here so a missing variable fails now.
+        texts: list[tuple[TomlPath, object]] = [((*base, "login_frame"), auth.get("login_frame"))]
+        headers = auth.get("headers")
+        if isinstance(headers, dict):
+            texts += [((*base, "headers", k), v) for k, v in headers.items()]
+        for path, text in texts:
+            if isinstance(text, str):
+                found.extend((path, p) for p in resolve(text, where, source="")[1])
+
+
+# -- structuring, section by section ----------------------------------------------------------
+
+
+def _piece(value: object, t: Any, path: TomlPath, found: Found) -> Any:
+    """``value`` structured as ``t``, or its problems added to ``found``.
+
+    On problems, the keys at fault are dropped and the rest structured again, quietly: the
+    result is used only for the cross-reference checks, so that a rule with a bad duration
+    is still told about its misspelt channel. None when even that fails.
+    """
+    try:
+        return structure(value, t)
+    except Exception as exc:  # cattrs raises ExceptionGroups of anything a hook raised
+        problems = cattrs_problems(exc, path)
+    found.extend(problems)
+    bad = {p[len(path)] for p, _ in problems if len(p) > len(path)}
+    if not isinstance(value, dict) or not bad:
+        return None
+    try:
+        return structure({k: v for k, v in value.items() if k not in bad}, t)
+    except Exception:
+        return None
+
+
+def _build(raw: dict[str, Any], where: SecretEnvironment, found: Found) -> Config | None:
+    raw = copy.deepcopy(raw)
+    _resolve_secrets(raw, where, found)
+    secret_problems = len(found)
+    fields = {a.name: a for a in attrs.fields(attrs.resolve_types(Config))}
+    for key in raw:
+        if key not in fields:
+            found.append(((key,), f'unknown section "{key}"{did_you_mean(key, fields)}'))
+
+    sections: dict[str, Any] = {}
+    # Lists and tables of settings are structured one element at a time, so that the
+    # cross-reference checks below still see every element that is fine.
+    elements: dict[str, list[tuple[Any, Any]]] = {}
+    for name, field in fields.items():
+        if name not in raw:
+            continue
+        value, t = raw[name], field.type
+        origin, args = get_origin(t), get_args(t)
+        if origin is list and isinstance(value, list):
+            elements[name] = [
+                (i, _piece(v, args[0], (name, i), found)) for i, v in enumerate(value)
+            ]
+            sections[name] = [v for _, v in elements[name]]
+        elif origin is dict and isinstance(value, dict):
+            elements[name] = [(k, _piece(v, args[1], (name, k), found)) for k, v in value.items()]
+            sections[name] = {k: v for k, v in elements[name]}
+        else:
+            if origin is list and isinstance(value, dict):
+                found.append(((name,), f"write each entry as [[{name}]], not [{name}]"))
+                continue
+            sections[name] = _piece(value, t, (name,), found)
+
+    accounts = [(i, a) for i, a in elements.get("accounts", []) if isinstance(a, AccountSettings)]
+    channels = {k: c for k, c in elements.get("channels", []) if isinstance(c, ChannelSettings)}
+    rules = [(i, r) for i, r in elements.get("rules", []) if isinstance(r, RuleSettings)]
+    daemon = sections.get("daemon", DaemonSettings())
+    dispatch = sections.get("dispatch", DispatchSettings())
+
+    # Names others refer to come from the raw file, so an account with a bad field elsewhere
+    # does not also produce "no account named ..." in every rule.
+    account_names = _raw_names(raw.get("accounts"))
+    rule_names = _raw_names(raw.get("rules"))
+    channel_names = list(raw["channels"]) if isinstance(raw.get("channels"), dict) else []
+
+    # Checks below see pieces with their bad keys dropped; what they would say about those
+    # keys ("needs below") repeats a problem already reported, so it is left out.
+    structural = {path for path, _ in found[secret_problems:]}
+    checked: Found = []
+    if isinstance(daemon, DaemonSettings):
+        validate.check_daemon(daemon, checked)
+    validate.check_names("accounts", raw.get("accounts"), checked)
+    validate.check_names("rules", raw.get("rules"), checked)
+    validate.check_accounts(accounts, checked)
+    validate.check_channels(channels, checked)
+    if isinstance(dispatch, DispatchSettings):
+        validate.check_dispatch(dispatch, channel_names, rule_names, checked)
+    validate.check_rules(
+        rules,
+        accounts=account_names,
+        channels=channel_names,
+        default_channel=dispatch.default_channel if isinstance(dispatch, DispatchSettings) else "",
+        out=checked,
+    )
+    found.extend((p, m) for p, m in checked if not _under(p, structural))
+    timezone = daemon.timezone if isinstance(daemon, DaemonSettings) else "UTC"
+    _engine_checks(rules, timezone, found)
+
+    if found:
+        return None
+    return Config(**sections)
+
+
+def _under(path: TomlPath, paths: set[TomlPath]) -> bool:
+    return any(path[:n] in paths for n in range(1, len(path) + 1))
+
+
+def _raw_names(items: object) -> list[str]:
+    if not isinstance(items, list):
+        return []
+    return [i["name"] for i in items if isinstance(i, dict) and isinstance(i.get("name"), str)]
+
+
+def _rules_checker() -> RulesChecker | None:
+    try:
+        from alertd.engine.compile import check_rules
+    except ImportError:
+        return None
+    return check_rules
+
+
+def _engine_checks(rules: list[tuple[int, RuleSettings]], timezone: str, found: Found) -> None:
+    """The engine compiles every expression and template and checks the names they use."""
+    checker = _rules_checker()
+    if checker is None or not rules:
+        return
+    try:
+        zoneinfo.ZoneInfo(timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        timezone = "UTC"  # already reported; check the templates anyway
+    indices = [i for i, _ in rules]
+    already = {path for path, _ in found}
+    # a rule whose kinds are wrong sees the wrong fields: its template problems would mislead
+    skip = {("rules", i) for i, _ in rules if ("rules", i, "on") in already}
+    for engine_path, message in checker([r for _, r in rules], timezone=timezone):
+        path = tuple(toml_key(p) if isinstance(p, str) else p for p in engine_path)
+        if len(path) >= 2 and path[0] == "rules" and isinstance(path[1], int):
+            path = ("rules", indices[path[1]], *path[2:])
+        # one problem per key is enough to fix it; the engine repeats some checks made here
+        if path not in already and path[:2] not in skip:
+            found.append((path, message))
+            already.add(path)

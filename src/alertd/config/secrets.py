@@ -1,0 +1,105 @@
+"""Secret references: ``{env:NAME}`` (an environment variable) and ``{cred:NAME}`` (the file
+``$CREDENTIALS_DIRECTORY/NAME`` that systemd's ``LoadCredential=`` provides).
+
+Invariant 5: secrets come from the environment or credentials, never from the TOML text, and
+never reach a log or a message. So every message here names the reference, never the value.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import attrs
+
+from alertd.config.model import Secret
+
+REFERENCE = re.compile(r"\{(env|cred):([^{}]*)\}")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_CRED_NAME = re.compile(r"[A-Za-z0-9_.@-]+")
+
+
+@attrs.frozen(kw_only=True)
+class SecretEnvironment:
+    """Where references are looked up; tests pass their own instead of the process's."""
+
+    environ: Mapping[str, str] = attrs.field(factory=lambda: dict(os.environ))
+    credentials_dir: str | None = None
+
+    @classmethod
+    def from_process(cls) -> SecretEnvironment:
+        env = dict(os.environ)
+        return cls(environ=env, credentials_dir=env.get("CREDENTIALS_DIRECTORY"))
+
+
+def has_reference(text: str) -> bool:
+    return REFERENCE.search(text) is not None
+
+
+def reference_names(text: str) -> list[str]:
+    """``["env:NAME", ...]`` in order: safe to log, used as a ``Secret``'s ``source``."""
+    return [f"{kind}:{name}" for kind, name in REFERENCE.findall(text)]
+
+
+def _lookup(kind: str, name: str, where: SecretEnvironment) -> tuple[str | None, str | None]:
+    """(value, None) or (None, what is wrong)."""
+    if kind == "env":
+        if not _ENV_NAME.fullmatch(name):
+            return None, f'"{{env:{name}}}" is not a valid environment variable name'
+        value = where.environ.get(name)
+        if value is None:
+            return None, f"environment variable {name} is not set (referenced as {{env:{name}}})"
+        if value == "":
+            return None, f"environment variable {name} is empty (referenced as {{env:{name}}})"
+        return value, None
+    if not _CRED_NAME.fullmatch(name) or name in (".", ".."):
+        return None, f'"{{cred:{name}}}" is not a valid credential name'
+    if not where.credentials_dir:
+        return None, (
+            f"{{cred:{name}}} needs $CREDENTIALS_DIRECTORY, which is not set "
+            f"(systemd sets it with LoadCredential={name}:/path/to/file)"
+        )
+    path = Path(where.credentials_dir) / name
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None, (
+            f"credential {name} not found in $CREDENTIALS_DIRECTORY ({where.credentials_dir}); "
+            f"add LoadCredential={name}:/path/to/file to the unit"
+        )
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, f"credential {name} cannot be read: {type(exc).__name__}"
+    # `echo token > file` leaves a newline that is never part of the token
+    if text.endswith("\n"):
+        text = text[:-1]
+    if text.endswith("\r"):
+        text = text[:-1]
+    if text == "":
+        return None, f"credential {name} is empty"
+    return text, None
+
+
+def expand(text: str, where: SecretEnvironment) -> tuple[str | None, list[str]]:
+    """``text`` with every reference replaced, or (None, problems) if any cannot be."""
+    problems: list[str] = []
+
+    def substitute(m: re.Match[str]) -> str:
+        value, problem = _lookup(m.group(1), m.group(2), where)
+        if problem is not None:
+            problems.append(problem)
+            return ""
+        assert value is not None
+        return value
+
+    out = REFERENCE.sub(substitute, text)
+    return (None, problems) if problems else (out, [])
+
+
+def resolve(text: str, where: SecretEnvironment, *, source: str) -> tuple[Secret | None, list[str]]:
+    """A ``Secret`` holding ``text`` with its references resolved, or (None, problems)."""
+    value, problems = expand(text, where)
+    if value is None:
+        return None, problems
+    return Secret(value, source=source), []

@@ -1,0 +1,291 @@
+"""Checks across the file, after each section has its types: names that refer to other
+sections, rule fields that depend on the rule's type, time zones, stream names.
+
+Each check sees only the pieces that structured cleanly (a rule with a bad duration is still
+checked for its channels), so one run of ``alertd check`` reports as much as it can.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import zoneinfo
+from collections.abc import Iterable, Sequence
+from functools import cache
+
+from alertd.config.durations import DurationError, parse_duration
+from alertd.config.errors import TomlPath, did_you_mean
+from alertd.config.model import (
+    AccountSettings,
+    ChannelSettings,
+    DaemonSettings,
+    DispatchSettings,
+    QuietHours,
+    RuleSettings,
+)
+from alertd.events import EVENT_KINDS
+
+Found = list[tuple[TomlPath, str]]
+
+# Which rule types use which fields; a field set on another type is almost always a mistake
+# (a "count" on an event rule does nothing, silently).
+TYPE_FIELDS: dict[str, tuple[str, ...]] = {
+    "value": ("threshold",),
+    "below": ("threshold",),
+    "above": ("threshold",),
+    "resolve_below": ("threshold",),
+    "resolve_above": ("threshold",),
+    "for_": ("threshold",),
+    "count": ("rate",),
+    "within": ("rate",),
+    "after": ("absence",),
+    "open_for": ("order_timeout",),
+    "stalled_for": ("order_timeout",),
+    "resolved_message": ("threshold", "absence"),
+}
+
+_PIEXGO_STREAM = re.compile(r"pinfo|(?:dealinfo|depth)\.[A-Za-z0-9]+_[A-Za-z0-9]+")
+_CLOCK = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
+_RATE_LIMIT = re.compile(r"\s*(\d+)\s*/\s*(\S+)\s*")
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@cache
+def _zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def check_timezone(name: str, path: TomlPath, out: Found) -> None:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        out.append((path, f'"{name}" is not a time zone{did_you_mean(name, _zones())}'))
+
+
+def _as_list(value: str | list[str] | None) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _name_refs(
+    names: Iterable[str], known: Sequence[str], what: str, path: TomlPath, out: Found
+) -> None:
+    for name in names:
+        if name not in known:
+            out.append((path, f'no {what} named "{name}"{did_you_mean(name, known)}'))
+
+
+def _duplicates(
+    items: Iterable[tuple[int, str]], section: str, out: Found, what: str = "name"
+) -> None:
+    first: dict[str, int] = {}
+    for index, name in items:
+        if name in first:
+            out.append(
+                (
+                    (section, index, what),
+                    f'"{name}" is already the {what} of {section}[{first[name]}]',
+                )
+            )
+        else:
+            first.setdefault(name, index)
+
+
+def check_kind_pattern(pattern: str, path: TomlPath, out: Found) -> None:
+    """An event kind, or a glob that matches at least one kind."""
+    if pattern in EVENT_KINDS:
+        return
+    if any(c in pattern for c in "*?["):
+        if not fnmatch.filter(EVENT_KINDS, pattern):
+            out.append((path, f'"{pattern}" matches no event kind'))
+        return
+    hint = did_you_mean(pattern, EVENT_KINDS) or " (kinds: " + ", ".join(EVENT_KINDS) + ")"
+    out.append((path, f'"{pattern}" is not an event kind{hint}'))
+
+
+def _quiet_hours(hours: Sequence[QuietHours], path: TomlPath, out: Found) -> None:
+    for i, q in enumerate(hours):
+        for field in ("start", "end"):
+            value = getattr(q, field)
+            if not _CLOCK.fullmatch(value):
+                out.append(((*path, i, field), f'"{value}" is not a time of day (use "22:00")'))
+        for day in q.days:
+            if day.lower() not in DAYS:
+                hint = did_you_mean(day.lower(), DAYS) or f" (use {', '.join(DAYS)})"
+                out.append(((*path, i, "days"), f'"{day}" is not a day{hint}'))
+        if q.timezone is not None:
+            check_timezone(q.timezone, (*path, i, "timezone"), out)
+
+
+def check_daemon(daemon: DaemonSettings, out: Found) -> None:
+    check_timezone(daemon.timezone, ("daemon", "timezone"), out)
+    if daemon.metrics_listen is not None:
+        host, _, port = daemon.metrics_listen.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            out.append(
+                (
+                    ("daemon", "metrics_listen"),
+                    f'"{daemon.metrics_listen}" is not HOST:PORT (e.g. "127.0.0.1:9108")',
+                )
+            )
+
+
+def check_names(section: str, items: object, out: Found) -> None:
+    """Names in ``[[section]]`` are unique (read from the raw file, so that an element with
+    a problem elsewhere still counts)."""
+    if isinstance(items, list):
+        named = [(i, x.get("name")) for i, x in enumerate(items) if isinstance(x, dict)]
+        _duplicates(((i, n) for i, n in named if isinstance(n, str)), section, out)
+
+
+def check_accounts(accounts: Sequence[tuple[int, AccountSettings]], out: Found) -> None:
+    for i, account in accounts:
+        path: TomlPath = ("accounts", i)
+        if not account.url.startswith(("ws://", "wss://")):
+            out.append(
+                ((*path, "url"), f'"{account.url}" is not a websocket URL (ws:// or wss://)')
+            )
+        if account.exchange == "piexgo":
+            for j, stream in enumerate(account.streams):
+                if not _PIEXGO_STREAM.fullmatch(stream):
+                    out.append(
+                        (
+                            (*path, "streams", j),
+                            f'"{stream}" is not a Piexgo stream '
+                            '(pinfo, dealinfo.<symbol>, depth.<symbol>, e.g. "depth.btc_usdt")',
+                        )
+                    )
+            for stream in account.stale_after:
+                if stream not in account.streams:
+                    out.append(
+                        (
+                            (*path, "stale_after", stream),
+                            f'"{stream}" is not one of this account\'s streams'
+                            f"{did_you_mean(stream, account.streams)}",
+                        )
+                    )
+        if account.auth.api_secret is not None and account.auth.api_key is None:
+            out.append(((*path, "auth", "api_key"), "api_secret is set but api_key is not"))
+
+
+def check_channels(channels: dict[str, ChannelSettings], out: Found) -> None:
+    for name, channel in channels.items():
+        path: TomlPath = ("channels", name)
+        if not channel.urls:
+            out.append(((*path, "urls"), "a channel needs at least one URL"))
+        if channel.rate_limit is not None:
+            m = _RATE_LIMIT.fullmatch(channel.rate_limit)
+            try:
+                ok = m is not None and int(m.group(1)) > 0 and parse_duration(m.group(2)) > 0
+            except DurationError:
+                ok = False
+            if not ok:
+                out.append(
+                    (
+                        (*path, "rate_limit"),
+                        f'"{channel.rate_limit}" is not a rate (use e.g. "20/1m")',
+                    )
+                )
+        _quiet_hours(channel.quiet_hours, (*path, "quiet_hours"), out)
+
+
+def check_dispatch(
+    dispatch: DispatchSettings, channels: Sequence[str], rules: Sequence[str], out: Found
+) -> None:
+    for field in ("default_channel", "fallback_channel"):
+        name = getattr(dispatch, field)
+        if name is not None:
+            _name_refs([name], channels, "channel", ("dispatch", field), out)
+    for i, inhibit in enumerate(dispatch.inhibit):
+        path: TomlPath = ("dispatch", "inhibit", i)
+        _name_refs([inhibit.source_rule], rules, "rule", (*path, "source_rule"), out)
+        for pattern in inhibit.target_rules:
+            if not fnmatch.filter(rules, pattern):
+                hint = did_you_mean(pattern, rules)
+                out.append(((*path, "target_rules"), f'"{pattern}" matches no rule{hint}'))
+        for kind in inhibit.target_kinds:
+            check_kind_pattern(kind, (*path, "target_kinds"), out)
+    _quiet_hours(dispatch.quiet_hours, ("dispatch", "quiet_hours"), out)
+
+
+def check_rules(
+    rules: Sequence[tuple[int, RuleSettings]],
+    *,
+    accounts: Sequence[str],
+    channels: Sequence[str],
+    default_channel: str | None,
+    out: Found,
+) -> None:
+    for i, rule in rules:
+        path: TomlPath = ("rules", i)
+        for pattern in _as_list(rule.on):
+            check_kind_pattern(pattern, (*path, "on"), out)
+        _name_refs(_as_list(rule.account), accounts, "account", (*path, "account"), out)
+        _name_refs(rule.notify, channels, "channel", (*path, "notify"), out)
+        if not rule.notify and default_channel is None:
+            out.append(
+                (
+                    (*path, "notify"),
+                    "the rule names no channel and [dispatch] default_channel is not set",
+                )
+            )
+        _rule_type_fields(rule, path, out)
+
+
+def _rule_type_fields(rule: RuleSettings, path: TomlPath, out: Found) -> None:
+    for field, types in TYPE_FIELDS.items():
+        if getattr(rule, field) is not None and rule.type not in types:
+            key = field.rstrip("_")
+            users = " and ".join(types)
+            out.append(
+                (
+                    (*path, key),
+                    f'only {users} rules use "{key}" (this rule\'s type is "{rule.type}")',
+                )
+            )
+
+    def need(condition: bool, key: str, message: str) -> None:
+        if not condition:
+            out.append(((*path, key), message))
+
+    if rule.type == "threshold":
+        need(rule.value is not None, "value", 'a threshold rule needs "value" (e.g. "balance")')
+        need(
+            rule.below is not None or rule.above is not None,
+            "below",
+            'a threshold rule needs "below" or "above"',
+        )
+        if rule.resolve_above is not None:
+            need(rule.below is not None, "resolve_above", 'only used together with "below"')
+            if rule.below is not None:
+                need(
+                    rule.resolve_above >= rule.below,
+                    "resolve_above",
+                    f"must be at least below ({rule.below}): it is where the alert resolves",
+                )
+        if rule.resolve_below is not None:
+            need(rule.above is not None, "resolve_below", 'only used together with "above"')
+            if rule.above is not None:
+                need(
+                    rule.resolve_below <= rule.above,
+                    "resolve_below",
+                    f"must be at most above ({rule.above}): it is where the alert resolves",
+                )
+    elif rule.type == "rate":
+        need(rule.count is not None, "count", 'a rate rule needs "count" (e.g. 3)')
+        need(rule.within is not None, "within", 'a rate rule needs "within" (e.g. "10m")')
+        if rule.count is not None:
+            need(rule.count >= 1, "count", "must be at least 1")
+    elif rule.type == "absence":
+        need(rule.after is not None, "after", 'an absence rule needs "after" (e.g. "5m")')
+    elif rule.type == "order_timeout":
+        need(
+            rule.open_for is not None or rule.stalled_for is not None,
+            "open_for",
+            'an order_timeout rule needs "open_for" or "stalled_for" (e.g. "1h")',
+        )
+    for field in ("within", "after", "open_for", "stalled_for"):
+        value = getattr(rule, field)
+        if value is not None and value <= 0:
+            out.append(((*path, field), "must be longer than 0s"))
