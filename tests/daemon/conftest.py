@@ -20,7 +20,7 @@ class NotifyReceiver:
 
     def messages(self) -> list[dict[str, str]]:
         """Every datagram received so far, parsed into fields (does not wait)."""
-        found = []
+        found: list[dict[str, str]] = []
         while True:
             try:
                 data = self.sock.recv(65536, socket.MSG_DONTWAIT)
