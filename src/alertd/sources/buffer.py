@@ -1,0 +1,151 @@
+"""One account's outgoing buffer between its websocket reader and the shared event channel.
+
+The reader puts events without ever waiting (``put`` is synchronous), so a slow consumer can
+never stall the socket (DESIGN.md invariant 1); the account's forwarder task takes them out
+with ``get`` and waits on the bounded shared channel instead.
+
+What happens when the consumer falls behind:
+
+- ``book`` events are conflated per symbol: a newer book replaces the one still waiting, in
+  its original place in the queue. Only the latest book matters, and the number of symbols
+  bounds the space they take, so books never count against ``capacity``.
+- every other event counts against ``capacity``. When full, a new event is dropped, never
+  silently: the drops are remembered per stream and become one ``stream.gap`` (why
+  ``overflow``, with the window of the dropped events' receive times) as soon as there is room
+  again, ahead of the next accepted event.
+- connection facts (``put(..., bounded=False)``) are always taken: there are few of them and
+  losing a ``stream.disconnected`` would make alertd blind without saying so.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from datetime import datetime
+
+import attrs
+import trio
+
+from alertd.events import Book, Event, StreamGap
+
+log = logging.getLogger(__name__)
+
+
+@attrs.define
+class _BookSlot:
+    """A place in the queue for the latest book of ``symbol`` (kept in ``_books``)."""
+
+    symbol: str
+
+
+@attrs.frozen
+class _Free:
+    """An event that does not count against capacity (connection facts, overflow gaps)."""
+
+    event: Event
+
+
+@attrs.define
+class _Overflow:
+    since: datetime
+    until: datetime
+    dropped: int = 0
+
+
+@attrs.define
+class OutBuffer:
+    """Owned by one session: its reader calls ``put``, its forwarder awaits ``get``."""
+
+    exchange: str
+    account: str
+    capacity: int
+    conflated: int = 0  # books replaced by a newer one before they were forwarded
+    dropped: int = 0  # events dropped on overflow (each one reported in a stream.gap)
+    _queue: deque[Event | _BookSlot | _Free] = attrs.field(factory=deque)
+    _books: dict[str, Book] = attrs.field(factory=dict)
+    _counted: int = 0  # entries in _queue that count against capacity
+    _overflow: dict[str, _Overflow] = attrs.field(factory=dict)
+    _wakeup: trio.Event = attrs.field(factory=trio.Event)
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def put(self, event: Event, *, stream: str = "*", bounded: bool = True) -> bool:
+        """Queue ``event`` without waiting. ``stream`` names where it came from (for the gap
+        report). Returns False when the event was dropped for lack of room."""
+        if isinstance(event, Book):
+            if event.symbol in self._books:
+                self._books[event.symbol] = event
+                self.conflated += 1
+                return True
+            self._books[event.symbol] = event
+            self._queue.append(_BookSlot(event.symbol))
+            self._wakeup.set()
+            return True
+        if bounded and self._counted >= self.capacity:
+            self._drop(event, stream)
+            return False
+        self._flush_overflow()
+        if bounded:
+            self._queue.append(event)
+            self._counted += 1
+        else:
+            self._queue.append(_Free(event))
+        self._wakeup.set()
+        return True
+
+    async def get(self) -> Event:
+        """The next event, waiting until there is one."""
+        while not self._queue and not self._overflow:
+            self._wakeup = trio.Event()
+            await self._wakeup.wait()
+        if not self._queue:
+            # Everything queued before the drops is out: report them now rather than waiting
+            # for the next event, which may be a long time coming on a quiet account stream.
+            self._flush_overflow()
+        entry = self._queue.popleft()
+        if isinstance(entry, _BookSlot):
+            return self._books.pop(entry.symbol)
+        if isinstance(entry, _Free):
+            return entry.event
+        self._counted -= 1
+        return entry
+
+    def _drop(self, event: Event, stream: str) -> None:
+        self.dropped += 1
+        window = self._overflow.get(stream)
+        if window is None:
+            log.warning(
+                "stream.overflow account=%s stream=%s capacity=%d",
+                self.account,
+                stream,
+                self.capacity,
+            )
+            window = self._overflow[stream] = _Overflow(since=event.received, until=event.received)
+        window.until = max(window.until, event.received)
+        window.since = min(window.since, event.received)
+        window.dropped += 1
+
+    def _flush_overflow(self) -> None:
+        """Queue one ``stream.gap`` per stream that lost events; these do not count against
+        capacity (the overflow already took their room)."""
+        for stream, window in self._overflow.items():
+            log.warning(
+                "stream.gap account=%s stream=%s why=overflow dropped=%d",
+                self.account,
+                stream,
+                window.dropped,
+            )
+            gap = StreamGap(
+                exchange=self.exchange,
+                account=self.account,
+                time=window.until,
+                received=window.until,
+                stream=stream,
+                since=window.since,
+                until=window.until,
+                why="overflow",
+                raw={"dropped": window.dropped},
+            )
+            self._queue.append(_Free(gap))
+        self._overflow.clear()

@@ -1,0 +1,472 @@
+"""One account's websocket session: connect, log in, subscribe, read, reconnect, forever.
+
+Where a frame becomes an event: ``Session._handle`` hands each received frame to the
+account's decoder and puts the events in the account's ``OutBuffer``; a separate forwarder
+task moves them to the shared channel, so the reader never waits on a slow consumer.
+
+Connection facts become events on the same path (stream name ``"*"``, the whole connection):
+
+- ``stream.disconnected`` (with the reason) once when a connection that was up is lost, or
+  when the very first attempt fails; failed retries after that stay quiet in the event stream
+  (they are logged) until the connection is back.
+- ``stream.connected`` (with ``downtime``) when up again: handshake, login and subscribe done.
+- ``stream.gap`` (why ``offline``, since = lost, until = back) after a reconnect. On Piexgo
+  the balance snapshot that follows a ``pinfo`` subscribe is awaited first (up to
+  ``snapshot_wait``) and the balances that differ from the last ones seen before the loss go
+  in ``evidence``. A gap that could not be reported (the connection fell again first) widens
+  into the next one.
+- ``stream.stale`` once per silence of a stream with a staleness budget; the next frame on
+  that stream re-arms it.
+- ``stream.error`` for a frame the decoder cannot read (the stream goes on), for a rejected
+  or unanswered login, and for a frame over ``max_message_size`` (trio-websocket closes the
+  connection with 1009 on those, so the session reconnects).
+
+trio-websocket's exceptions end at this module: they become a reason string.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+import trio
+import trio_websocket
+from trio_websocket import CloseReason, WebSocketConnection
+
+from alertd.config.model import AccountSettings
+from alertd.events import (
+    BalanceChanged,
+    BalanceEvidence,
+    Event,
+    StreamConnected,
+    StreamDisconnected,
+    StreamError,
+    StreamGap,
+    StreamStale,
+)
+from alertd.protocols import Decoder, ProtocolError, excerpt
+from alertd.sources.auth import Authenticator, AuthError
+from alertd.sources.backoff import Backoff
+from alertd.sources.buffer import OutBuffer
+from alertd.sources.capture import Recorder
+
+log = logging.getLogger(__name__)
+
+CONNECTION = "*"  # the stream name of facts about the whole connection
+MESSAGE_QUEUE_SIZE = 64  # trio-websocket's own queue; ours (OutBuffer) is the real buffer
+MESSAGE_TOO_BIG = 1009
+
+
+class SessionConfigError(ValueError):
+    """The account's settings cannot work (bad template, unknown stream): no retry helps."""
+
+
+@attrs.define
+class SourceStats:
+    """Counters for metrics, read by the daemon; written only by the account's session."""
+
+    frames: int = 0  # frames received
+    decode_errors: int = 0  # frames that could not be read (malformed, unknown, oversize)
+    reconnects: int = 0  # connection attempts after the first
+    connected: bool = False
+    overflow_dropped: int = 0  # events dropped by a full buffer (each one in a stream.gap)
+    conflated: int = 0  # books replaced by a newer one before they went out
+    last_frame: float | None = None  # trio clock
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+@attrs.define
+class _Gap:
+    """An offline window not yet reported, with the balances last seen before it."""
+
+    since: datetime
+    before: dict[str, Any]
+
+
+@attrs.define(eq=False)
+class Session:
+    """One account's session; ``run`` reconnects forever until cancelled.
+
+    On cancellation every connection is closed (trio-websocket's close handshake is cut short
+    by the cancellation; the socket is closed regardless) and no task is left behind. The
+    events still waiting in the buffer are not delivered: the shared channel's consumer is
+    going away too.
+    """
+
+    settings: AccountSettings
+    decoder: Decoder
+    send: trio.MemorySendChannel[Event]
+    recorder: Recorder | None = None
+    stats: SourceStats = attrs.field(factory=SourceStats)
+    rng: random.Random = attrs.field(factory=random.Random)
+
+    _auth: Authenticator = attrs.field(init=False)
+    _streams: dict[str, str] = attrs.field(init=False)  # normalized name -> as configured
+    _budgets: dict[str, float] = attrs.field(init=False)  # normalized name -> stale budget
+    _buffer: OutBuffer = attrs.field(init=False)
+    _backoff: Backoff = attrs.field(init=False)
+    _up: bool = False
+    _announced_down: bool = False
+    _lost_at: float | None = None  # trio clock, for downtime
+    _gap: _Gap | None = None
+    _lost_reason: str | None = None
+    _login_until: float = 0.0  # trio clock: frames before this may be a login reply
+    _last_seen: dict[str, float] = attrs.field(factory=dict)
+    _armed: set[str] = attrs.field(factory=set)
+    _rearmed: trio.Event = attrs.field(factory=trio.Event)
+    _snapshot_seen: set[str] = attrs.field(factory=set)
+    _snapshot_progress: trio.Event = attrs.field(factory=trio.Event)
+
+    def __attrs_post_init__(self) -> None:
+        s = self.settings
+        try:
+            self._auth = Authenticator.build(s.name, s.exchange, s.auth)
+            self._streams = {self.decoder.normalize_stream(n): n for n in s.streams}
+        except (AuthError, ValueError) as e:
+            raise SessionConfigError(f"account {s.name!r}: {e}") from None
+        self._budgets = {}
+        for name, configured in self._streams.items():
+            budget = s.stale_after.get(configured, s.stale_after.get(name))
+            if budget is None and self.decoder.is_market_stream(name):
+                budget = s.market_stale_after
+            if budget is not None and budget > 0:
+                self._budgets[name] = float(budget)
+        self._buffer = OutBuffer(exchange=s.exchange, account=s.name, capacity=s.queue_size)
+        self._backoff = Backoff(
+            initial=s.backoff_initial,
+            maximum=s.backoff_max,
+            stable_after=s.stable_after,
+            rng=self.rng,
+        )
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._forward, nursery.cancel_scope)
+            task_status.started()
+            try:
+                await self._reconnect_forever()
+            finally:
+                if self._up and self.recorder is not None:
+                    self.recorder.record_fact(self.name, "disconnected")
+                self._up = self.stats.connected = False
+
+    # -- the connection loop ----------------------------------------------------------------
+
+    async def _reconnect_forever(self) -> None:
+        while True:
+            reason = await self._connect_once()
+            now = trio.current_time()
+            if self._up:
+                self._up = self.stats.connected = False
+                self._lost_at = now
+                self._backoff.disconnected(now)
+                if self._gap is None:
+                    self._gap = _Gap(since=now_utc(), before=dict(self.decoder.balances))
+                if self.recorder is not None:
+                    self.recorder.record_fact(self.name, "disconnected")
+                log.warning("stream.disconnected account=%s reason=%s", self.name, reason)
+                self._announce_down(reason)
+            elif not self._announced_down:
+                log.warning("stream.connect_failed account=%s reason=%s", self.name, reason)
+                self._announce_down(reason)
+            else:
+                log.info("stream.connect_failed account=%s reason=%s", self.name, reason)
+            delay = self._backoff.next_delay()
+            log.info("stream.reconnect account=%s delay=%.2f", self.name, delay)
+            await trio.sleep(delay)
+            self.stats.reconnects += 1
+
+    def _announce_down(self, reason: str) -> None:
+        self._announced_down = True
+        self._emit_fact(StreamDisconnected, reason=reason)
+
+    async def _connect_once(self) -> str:
+        """One connection from handshake to loss; returns why it ended."""
+        s = self.settings
+        self._lost_reason = None
+        try:
+            ctx = self._auth.context()
+            headers = self._auth.headers(ctx)
+            login = self._auth.login_frame(ctx)
+        except AuthError as e:
+            self._error(str(e))
+            return "auth templates could not be rendered"
+        try:
+            async with trio_websocket.open_websocket_url(
+                s.url,
+                extra_headers=headers,
+                message_queue_size=MESSAGE_QUEUE_SIZE,
+                max_message_size=s.max_message_size,
+                connect_timeout=s.connect_timeout,
+                disconnect_timeout=s.close_timeout,
+            ) as ws:
+                return await self._serve(ws, login)
+        except trio_websocket.ConnectionRejected as e:
+            return f"handshake rejected with HTTP {e.status_code}"
+        except trio_websocket.ConnectionTimeout:
+            return f"connect timed out after {s.connect_timeout:g}s"
+        except trio_websocket.DisconnectionTimeout:
+            # Raised by the close after our reason was settled: a dead peer did not answer
+            # the close handshake within close_timeout; the socket is closed anyway.
+            return self._lost_reason or "close handshake timed out"
+        except trio_websocket.HandshakeError as e:
+            cause = e.__cause__ or e
+            return f"connect failed: {type(cause).__name__}: {cause}"
+        except trio_websocket.ConnectionClosed as e:
+            return self._lost_reason or self._closed(e.reason)
+        except OSError as e:
+            return self._lost_reason or f"connection failed: {type(e).__name__}: {e}"
+
+    async def _serve(self, ws: WebSocketConnection, login: str | None) -> str:
+        s = self.settings
+        if login is not None:
+            await ws.send_message(login)
+            self._login_until = trio.current_time() + s.auth.login_timeout
+            if self._auth.accept_when:
+                refused = await self._await_login(ws)
+                if refused is not None:
+                    return refused
+        for frame in self.decoder.subscribe_frames(list(self._streams.values())):
+            await ws.send_message(frame)
+        self._came_up()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._read, ws, nursery.cancel_scope)
+            if s.ping_interval > 0:
+                nursery.start_soon(self._heartbeat, ws, nursery.cancel_scope)
+            if self._budgets:
+                nursery.start_soon(self._watch_staleness)
+            if self._gap is not None:
+                nursery.start_soon(self._report_gap, self._gap)
+        return self._lost_reason or "connection ended"
+
+    async def _await_login(self, ws: WebSocketConnection) -> str | None:
+        """Read until the server accepts or rejects the login; the reason it failed, or None.
+        Other frames that arrive meanwhile are handled as usual."""
+        timeout = self.settings.auth.login_timeout
+        with trio.move_on_after(timeout):
+            while True:
+                frame = await ws.get_message()
+                reply = self._handle(frame)
+                if reply == "accepted":
+                    log.info("stream.login_ok account=%s", self.name)
+                    return None
+                if reply == "rejected":
+                    return "login rejected"
+        self._error(f"login not answered within {timeout:g}s", "")
+        return "login timed out"
+
+    def _came_up(self) -> None:
+        now = trio.current_time()
+        self._up = self.stats.connected = True
+        self._announced_down = False
+        self._backoff.connected(now)
+        downtime = None if self._lost_at is None else now - self._lost_at
+        self._last_seen = dict.fromkeys(self._budgets, now)
+        self._armed = set(self._budgets)
+        self._snapshot_seen = set()
+        if self.recorder is not None:
+            self.recorder.record_fact(self.name, "connected")
+        log.info(
+            "stream.connected account=%s url=%s downtime=%s",
+            self.name,
+            self.settings.url,
+            "-" if downtime is None else f"{downtime:.2f}",
+        )
+        self._emit_fact(StreamConnected, downtime=downtime)
+
+    def _lose(self, reason: str, scope: trio.CancelScope) -> None:
+        if self._lost_reason is None:
+            self._lost_reason = reason
+        scope.cancel()
+
+    # -- per-connection tasks ---------------------------------------------------------------
+
+    async def _read(self, ws: WebSocketConnection, scope: trio.CancelScope) -> None:
+        while True:
+            try:
+                frame = await ws.get_message()
+            except trio_websocket.ConnectionClosed as e:
+                self._lose(self._closed(e.reason), scope)
+                return
+            if self._handle(frame) == "rejected":
+                self._lose("login rejected", scope)
+                return
+
+    async def _heartbeat(self, ws: WebSocketConnection, scope: trio.CancelScope) -> None:
+        """A websocket ping every ``ping_interval``; no pong within ``ping_timeout`` means the
+        connection is half-open (the peer neither sends nor answers) and is dropped."""
+        s = self.settings
+        while True:
+            await trio.sleep(s.ping_interval)
+            with trio.move_on_after(s.ping_timeout) as timer:
+                try:
+                    await ws.ping()
+                except trio_websocket.ConnectionClosed as e:
+                    self._lose(self._closed(e.reason), scope)
+                    return
+            if timer.cancelled_caught:
+                log.warning(
+                    "stream.heartbeat_timeout account=%s timeout=%.1f", self.name, s.ping_timeout
+                )
+                self._lose(f"no pong within {s.ping_timeout:g}s (connection half-open)", scope)
+                return
+
+    async def _watch_staleness(self) -> None:
+        while True:
+            now = trio.current_time()
+            for stream in sorted(self._armed):
+                silent = now - self._last_seen[stream]
+                if silent >= self._budgets[stream]:
+                    self._armed.discard(stream)
+                    log.warning(
+                        "stream.stale account=%s stream=%s silent_for=%.1f",
+                        self.name,
+                        stream,
+                        silent,
+                    )
+                    self._emit_fact(StreamStale, stream=stream, silent_for=silent)
+            if self._armed:
+                await trio.sleep_until(
+                    min(self._last_seen[s] + self._budgets[s] for s in self._armed)
+                )
+            else:
+                self._rearmed = trio.Event()
+                await self._rearmed.wait()
+
+    async def _report_gap(self, gap: _Gap) -> None:
+        """Emit the offline gap once the balance snapshot is in (or ``snapshot_wait`` is up)."""
+        until = now_utc()
+        if self.settings.exchange == "piexgo" and "pinfo" in self._streams:
+            with trio.move_on_after(self.settings.snapshot_wait):
+                while not set(gap.before) <= self._snapshot_seen:
+                    self._snapshot_progress = trio.Event()
+                    await self._snapshot_progress.wait()
+        balances = self.decoder.balances
+        evidence = tuple(
+            BalanceEvidence(currency=c, before=gap.before.get(c), after=balances[c])
+            for c in sorted(balances)
+            if gap.before.get(c) != balances[c]
+        )
+        self._gap = None
+        log.warning(
+            "stream.gap account=%s why=offline since=%s until=%s evidence=%d",
+            self.name,
+            gap.since.isoformat(),
+            until.isoformat(),
+            len(evidence),
+        )
+        self._emit_fact(StreamGap, since=gap.since, until=until, why="offline", evidence=evidence)
+
+    async def _forward(self, scope: trio.CancelScope) -> None:
+        try:
+            while True:
+                event = await self._buffer.get()
+                await self.send.send(event)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            log.info("sources.consumer_gone account=%s", self.name)
+            scope.cancel()
+
+    # -- frames -----------------------------------------------------------------------------
+
+    def _handle(self, frame: str | bytes) -> str | None:
+        """Record, decode and queue one frame. Returns "accepted"/"rejected" for a login reply
+        (which is not decoded), else None."""
+        now = trio.current_time()
+        received = now_utc()
+        self.stats.frames += 1
+        self.stats.last_frame = now
+        if self.recorder is not None:
+            self.recorder.record_frame(self.name, frame)
+        if now < self._login_until:
+            reply = self._auth.classify(frame)
+            if reply == "rejected":
+                self._error("login rejected by the server", excerpt(frame))
+                self._login_until = 0.0
+                return reply
+            if reply == "accepted":
+                self._login_until = 0.0
+                return reply
+        try:
+            events = self.decoder.decode(frame, received)
+        except ProtocolError as e:
+            self.stats.decode_errors += 1
+            log.warning(
+                "stream.bad_frame account=%s reason=%s excerpt=%s",
+                self.name,
+                e.reason,
+                e.excerpt,
+            )
+            self._error(e.reason, e.excerpt, bounded=True)
+            return None
+        for event in events:
+            stream = self.decoder.stream_for(event)
+            if stream is not None:
+                if stream not in self._streams:
+                    continue  # Cryptology pushes everything; the configured streams filter
+                self._seen(stream, now)
+            if isinstance(event, BalanceChanged) and self._gap is not None:
+                self._snapshot_seen.add(event.currency)
+                self._snapshot_progress.set()
+            self._buffer.put(event, stream=stream or CONNECTION)
+        self.stats.overflow_dropped = self._buffer.dropped
+        self.stats.conflated = self._buffer.conflated
+        return None
+
+    def _seen(self, stream: str, now: float) -> None:
+        if stream in self._budgets:
+            self._last_seen[stream] = now
+            if stream not in self._armed:
+                self._armed.add(stream)
+                self._rearmed.set()
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _closed(self, reason: CloseReason | None) -> str:
+        if reason is None:
+            return "connection closed"
+        if reason.code == MESSAGE_TOO_BIG:
+            self.stats.decode_errors += 1
+            message = (
+                f"frame larger than max_message_size ({self.settings.max_message_size} bytes);"
+                " trio-websocket closed the connection with 1009, reconnecting"
+            )
+            log.warning(
+                "stream.oversize account=%s limit=%d", self.name, self.settings.max_message_size
+            )
+            self._error(message, "")
+            return "frame too big (1009)"
+        text = f"closed with {reason.code} {reason.name}"
+        return f"{text}: {reason.reason}" if reason.reason else text
+
+    def _error(self, reason: str, excerpt_text: str = "", *, bounded: bool = False) -> None:
+        """A ``stream.error``; ``bounded`` for per-frame errors, which a garbage flood could
+        make many of (they then count against the buffer's capacity)."""
+        now = now_utc()
+        event = StreamError(
+            exchange=self.settings.exchange,
+            account=self.name,
+            time=now,
+            received=now,
+            stream=CONNECTION,
+            reason=reason,
+            excerpt=excerpt_text,
+        )
+        self._buffer.put(event, stream=CONNECTION, bounded=bounded)
+
+    def _emit_fact(self, cls: type[Event], **fields: Any) -> None:
+        now = now_utc()
+        fields.setdefault("stream", CONNECTION)
+        event = cls(
+            exchange=self.settings.exchange, account=self.name, time=now, received=now, **fields
+        )
+        self._buffer.put(event, stream=fields["stream"], bounded=False)

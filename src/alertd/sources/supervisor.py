@@ -1,0 +1,162 @@
+"""``Sources``: one supervised session task per enabled account, and reload.
+
+Each account runs in its own cancel scope inside the supervisor's nursery, so one account can
+be stopped or restarted (``update``) without touching the others. A session that crashes on
+a bug is logged with its traceback, reported as ``stream.error`` and started again after a
+backoff delay: one account's bug must not blind alertd to the other accounts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+from collections.abc import Callable, Sequence
+
+import attrs
+import trio
+
+from alertd.config.model import AccountSettings
+from alertd.events import Event, StreamError
+from alertd.protocols import Decoder, decoder_for
+from alertd.sources.backoff import Backoff
+from alertd.sources.capture import Recorder
+from alertd.sources.session import CONNECTION, Session, SessionConfigError, SourceStats, now_utc
+
+log = logging.getLogger(__name__)
+
+STOP_TIMEOUT = 10.0  # seconds to wait for a stopped session to finish closing
+CRASH_BACKOFF_INITIAL = 1.0  # seconds before restarting a session that crashed on a bug
+CRASH_BACKOFF_MAX = 60.0
+
+DecoderFactory = Callable[[str, str], Decoder]  # (exchange, account) -> a fresh decoder
+
+
+@attrs.define(eq=False)
+class _Running:
+    settings: AccountSettings
+    scope: trio.CancelScope
+    done: trio.Event = attrs.field(factory=trio.Event)
+
+
+@attrs.define(eq=False)
+class Sources:
+    """Runs a session for every enabled account in ``accounts``; all send on ``send``.
+
+    ``stats[name]`` holds each account's counters (they survive a restart of the account and
+    go away when the account is removed). ``run`` reports ready once every session task has
+    started (not connected: connecting may take a while and is reported by events). On
+    cancellation all sessions close their connections and ``run`` returns once they have.
+    """
+
+    accounts: Sequence[AccountSettings]
+    send: trio.MemorySendChannel[Event]
+    recorder: Recorder | None = None
+    decoder_factory: DecoderFactory = decoder_for
+    rng: random.Random = attrs.field(factory=random.Random)
+    stats: dict[str, SourceStats] = attrs.field(factory=dict)
+    _running: dict[str, _Running] = attrs.field(factory=dict)
+    _nursery: trio.Nursery | None = None
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            try:
+                for settings in self.accounts:
+                    if settings.enabled:
+                        await self._start(settings)
+                task_status.started()
+                await trio.sleep_forever()
+            finally:
+                self._nursery = None
+
+    async def update(self, accounts: Sequence[AccountSettings]) -> None:
+        """Apply a reloaded config: stop removed or disabled accounts, restart the ones whose
+        settings changed, start new ones; leave unchanged ones connected."""
+        wanted = {a.name: a for a in accounts if a.enabled}
+        for name, running in list(self._running.items()):
+            if wanted.get(name) != running.settings:
+                log.info("sources.%s account=%s", "restart" if name in wanted else "stop", name)
+                await self._stop(name)
+                if name not in wanted:
+                    self.stats.pop(name, None)
+        self.accounts = list(accounts)
+        for name, settings in wanted.items():
+            if name not in self._running:
+                await self._start(settings)
+
+    async def _start(self, settings: AccountSettings) -> None:
+        if self._nursery is None:
+            raise RuntimeError("Sources.update() called while Sources.run() is not running")
+        await self._nursery.start(self._supervise, settings)
+
+    async def _stop(self, name: str) -> None:
+        running = self._running.pop(name)
+        running.scope.cancel()
+        with trio.move_on_after(STOP_TIMEOUT) as timer:
+            await running.done.wait()
+        if timer.cancelled_caught:
+            log.error("sources.stop_timeout account=%s timeout=%.0f", name, STOP_TIMEOUT)
+
+    async def _supervise(
+        self, settings: AccountSettings, *, task_status: trio.TaskStatus[None]
+    ) -> None:
+        name = settings.name
+        running = _Running(settings, trio.CancelScope())
+        self._running[name] = running
+        stats = self.stats.setdefault(name, SourceStats())
+        crash_backoff = Backoff(
+            initial=CRASH_BACKOFF_INITIAL,
+            maximum=CRASH_BACKOFF_MAX,
+            stable_after=settings.stable_after,
+            rng=self.rng,
+        )
+        try:
+            with running.scope:
+                task_status.started()
+                while True:
+                    try:
+                        session = Session(
+                            settings=settings,
+                            decoder=self.decoder_factory(settings.exchange, name),
+                            send=self.send,
+                            recorder=self.recorder,
+                            stats=stats,
+                            rng=self.rng,
+                        )
+                    except SessionConfigError as e:
+                        # Retrying cannot help; a reload with fixed settings restarts it.
+                        log.error("sources.config_error account=%s error=%s", name, e)
+                        await self._report(settings, str(e))
+                        await trio.sleep_forever()
+                    crash_backoff.connected(trio.current_time())
+                    try:
+                        await session.run()
+                    except Exception as e:
+                        log.exception("sources.crash account=%s", name)
+                        await self._report(
+                            settings, f"internal error in the session: {type(e).__name__}: {e}"
+                        )
+                    else:
+                        return  # the shared channel's consumer is gone
+                    stats.connected = False
+                    crash_backoff.disconnected(trio.current_time())
+                    await trio.sleep(crash_backoff.next_delay())
+        finally:
+            stats.connected = False
+            running.done.set()
+            if self._running.get(name) is running:
+                del self._running[name]
+
+    async def _report(self, settings: AccountSettings, reason: str) -> None:
+        now = now_utc()
+        event = StreamError(
+            exchange=settings.exchange,
+            account=settings.name,
+            time=now,
+            received=now,
+            stream=CONNECTION,
+            reason=reason,
+        )
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await self.send.send(event)
