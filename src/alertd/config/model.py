@@ -92,6 +92,11 @@ class AccountSettings:
     stable_after: Duration = Duration(60.0)  # backoff resets only after this long connected
     max_message_size: int = 1_048_576
     queue_size: int = 1000
+    # How long closing a connection may take (close handshake) before the socket is dropped.
+    close_timeout: Duration = Duration(5.0)
+    # After a reconnect, how long to wait for the balance snapshot (Piexgo sends one after the
+    # pinfo subscribe) before the stream.gap goes out with the balances that moved while down.
+    snapshot_wait: Duration = Duration(3.0)
 
 
 # -- [channels] -------------------------------------------------------------------------------
