@@ -146,15 +146,24 @@ def _resolve_secrets(raw: dict[str, Any], where: SecretEnvironment, found: Found
                 auth[key] = Secret("", source="literal")
                 continue
             auth[key] = secret(text, (*base, key), ",".join(reference_names(text)))
-        # Header values and the login frame stay templates (sources renders them per
-        # connection); their references are checked here so a missing variable fails now.
+        # Header values and the login frame are templates that sources renders on every
+        # connection with the revealed api_key/api_secret. A reference resolved here would
+        # put the secret into plain template text (and any repr of the config), so they are
+        # refused, pointing at the way that keeps the secret wrapped.
         texts: list[tuple[TomlPath, object]] = [((*base, "login_frame"), auth.get("login_frame"))]
         headers = auth.get("headers")
         if isinstance(headers, dict):
             texts += [((*base, "headers", k), v) for k, v in headers.items()]
         for path, text in texts:
-            if isinstance(text, str):
-                found.extend((path, p) for p in resolve(text, where, source="")[1])
+            if isinstance(text, str) and has_reference(text):
+                ref = reference_names(text)[0]
+                found.append(
+                    (
+                        path,
+                        f"secret references are resolved only in api_key and api_secret: set "
+                        f'api_key = "{{{ref}}}" and write {{{{ api_key }}}} here',
+                    )
+                )
 
 
 # -- structuring, section by section ----------------------------------------------------------
@@ -234,6 +243,7 @@ def _build(raw: dict[str, Any], where: SecretEnvironment, found: Found) -> Confi
     validate.check_names("accounts", raw.get("accounts"), checked)
     validate.check_names("rules", raw.get("rules"), checked)
     validate.check_accounts(accounts, checked)
+    _auth_checks(accounts, checked)
     validate.check_channels(channels, checked)
     if isinstance(dispatch, DispatchSettings):
         validate.check_dispatch(dispatch, channel_names, rule_names, checked)
@@ -261,6 +271,17 @@ def _raw_names(items: object) -> list[str]:
     if not isinstance(items, list):
         return []
     return [i["name"] for i in items if isinstance(i, dict) and isinstance(i.get("name"), str)]
+
+
+def _auth_checks(accounts: list[tuple[int, AccountSettings]], found: Found) -> None:
+    """The sources stage compiles and test-renders each account's login templates."""
+    try:
+        from alertd.sources.auth import check_auth
+    except ImportError:
+        return
+    for i, account in accounts:
+        for message in check_auth(account.name, account.exchange, account.auth):
+            found.append((("accounts", i, "auth"), message))
 
 
 def _rules_checker() -> RulesChecker | None:
