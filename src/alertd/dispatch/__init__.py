@@ -1,0 +1,2 @@
+"""From alerts to notifications: route, silence, inhibit, group, hold for quiet hours, and
+write to the outbox (``dispatcher.Dispatcher``). Each step is its own small module."""

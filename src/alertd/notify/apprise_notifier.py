@@ -1,0 +1,174 @@
+"""The ``Notifier`` that sends through apprise 2.x, in worker threads.
+
+Why one ``apprise.Apprise`` per URL: apprise reports per service, but delivery retries per
+(notification, URL) row, so sending each URL on its own keeps one failing URL of a channel
+from re-sending to the others.
+
+Limits: a global ``CapacityLimiter`` (``dispatch.workers``) bounds threads, and each URL may
+have only one call in flight, so a hanging service holds at most one thread and never starves
+other channels. Timeouts: apprise's own ``cto``/``rto`` URL arguments bound each socket
+operation, apprise's ``timeout`` bounds the whole call, and trio abandons the thread shortly
+after that as a last resort (the thread keeps its limiter slots until it really ends).
+
+apprise types and exceptions stay in this module: callers see ``SendResult``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any, cast
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import apprise
+import attrs
+import trio
+
+from alertd.config.model import Secret
+from alertd.notify import console as _console  # registers console://
+from alertd.notify.notifier import DEFAULT_TIMEOUT, MessageLimits, SendResult
+
+log = logging.getLogger(__name__)
+
+_ = _console
+CONNECT_TIMEOUT_MAX = 10.0  # seconds: a service that takes longer to accept a socket is down
+ABANDON_GRACE = 5.0  # seconds past the timeout before trio stops waiting for the thread
+# HTTP statuses worth retrying: timeouts, rate limits, server errors. Other 4xx answers (bad
+# token, unknown chat) will not get better by themselves.
+_RETRYABLE_4XX = frozenset({408, 425, 429})
+_HTTP_STATUS = re.compile(r"error=(\d{3})")
+_SECRET_MIN = 4  # URL parts at least this long are masked in details
+
+
+def with_timeouts(url: str, timeout: float) -> str:
+    """``url`` with apprise's connect/read timeouts (``cto``/``rto``) unless it sets them.
+    Appended as text rather than re-encoded, so the user's own arguments stay byte for byte."""
+    names = {k for k, _ in parse_qsl(urlsplit(url).query, keep_blank_values=True)}
+    extra = []
+    if "cto" not in names:
+        extra.append(f"cto={min(timeout, CONNECT_TIMEOUT_MAX):g}")
+    if "rto" not in names:
+        extra.append(f"rto={timeout:g}")
+    if not extra:
+        return url
+    joiner = "&" if "?" in url else "?"
+    return url + joiner + "&".join(extra)
+
+
+def secret_fragments(url: str) -> list[str]:
+    """The parts of ``url`` that may be secret: user, password, path segments, query values."""
+    parts = urlsplit(url)
+    pieces = [parts.username or "", parts.password or "", parts.hostname or ""]
+    pieces += [unquote(seg) for seg in parts.path.split("/")]
+    pieces += [v for _, v in parse_qsl(parts.query)]
+    found = {p for p in pieces if len(p) >= _SECRET_MIN}
+    return sorted(found, key=len, reverse=True)
+
+
+def scrub(text: str, url: str) -> str:
+    """``text`` with every possibly secret fragment of ``url`` replaced by ``***``."""
+    for fragment in secret_fragments(url):
+        text = text.replace(fragment, "***")
+    return text
+
+
+def masked_url(url: str) -> str:
+    """apprise's privacy form of ``url`` (tokens shortened), or just its scheme."""
+    plugin: Any = apprise.Apprise.instantiate(url)
+    if plugin is None:
+        return f"{urlsplit(url).scheme}://***"
+    return str(plugin.url(privacy=True))
+
+
+@attrs.define
+class _BothLimiters:
+    """Acquire a per-URL limiter, then the global one; trio's ``to_thread`` accepts any object
+    with these two methods and releases only when the thread has really finished."""
+
+    first: trio.CapacityLimiter
+    second: trio.CapacityLimiter
+
+    async def acquire_on_behalf_of(self, borrower: object) -> None:
+        await self.first.acquire_on_behalf_of(borrower)
+        try:
+            await self.second.acquire_on_behalf_of(borrower)
+        except BaseException:
+            self.first.release_on_behalf_of(borrower)
+            raise
+
+    def release_on_behalf_of(self, borrower: object) -> None:
+        self.second.release_on_behalf_of(borrower)
+        self.first.release_on_behalf_of(borrower)
+
+
+def _classify(result: Any, url: str) -> SendResult:
+    """Turn an ``apprise.AppriseResult`` for one URL into a ``SendResult``."""
+    if bool(result):
+        return SendResult(ok=True, detail="delivered")
+    status = str(getattr(result.status, "name", result.status))
+    messages = [entry.message for entry in result.logs() if entry.level in {"WARNING", "ERROR"}]
+    detail = scrub("; ".join(messages[-2:]), url) or status.lower()
+    if status == "TIMEOUT":
+        return SendResult(ok=False, recoverable=True, detail=f"timed out: {detail}")
+    codes = [int(c) for c in _HTTP_STATUS.findall(" ".join(messages))]
+    if codes and 400 <= codes[-1] < 500 and codes[-1] not in _RETRYABLE_4XX:
+        return SendResult(ok=False, recoverable=False, detail=detail)
+    return SendResult(ok=False, recoverable=True, detail=detail)
+
+
+class AppriseNotifier:
+    """Sends through apprise. ``workers`` bounds the threads used at once."""
+
+    def __init__(self, *, workers: int = 4) -> None:
+        self._limiter = trio.CapacityLimiter(workers)
+        self._per_url: dict[str, trio.CapacityLimiter] = {}
+        # In memory only: apprise's persistent store would write files next to the daemon.
+        self._asset = apprise.AppriseAsset(storage_mode="memory")
+
+    def limits(self, url: Secret) -> MessageLimits:
+        plugin = apprise.Apprise.instantiate(url.reveal(), asset=self._asset)
+        if plugin is None:
+            return MessageLimits()
+        body_max = int(getattr(plugin, "body_maxlen", 0) or 0)
+        title_max = int(getattr(plugin, "title_maxlen", 0) or 0)
+        return MessageLimits(body=body_max or None, title_in_body=title_max <= 0)
+
+    def describe(self, url: Secret) -> str:
+        """A form of ``url`` safe to print."""
+        return masked_url(url.reveal())
+
+    async def send(
+        self, url: Secret, title: str, body: str, *, service_timeout: float = DEFAULT_TIMEOUT
+    ) -> SendResult:
+        raw = url.reveal()
+        per_url = self._per_url.setdefault(raw, trio.CapacityLimiter(1))
+        limiter = cast(trio.CapacityLimiter, _BothLimiters(per_url, self._limiter))
+        with trio.move_on_after(service_timeout + ABANDON_GRACE):
+            return await trio.to_thread.run_sync(
+                self._send_sync,
+                raw,
+                title,
+                body,
+                service_timeout,
+                limiter=limiter,
+                abandon_on_cancel=True,
+            )
+        return SendResult(
+            ok=False, recoverable=True, detail=f"no answer within {service_timeout:g}s"
+        )
+
+    def _send_sync(self, raw: str, title: str, body: str, timeout: float) -> SendResult:
+        target = with_timeouts(raw, timeout)
+        ap = apprise.Apprise(asset=self._asset)
+        if not ap.add(target):
+            return SendResult(
+                ok=False,
+                recoverable=False,
+                detail=f"not a usable apprise URL: {masked_url(raw)}",
+            )
+        try:
+            result = ap.notify(body=body, title=title, timeout=timeout, log_level=logging.WARNING)
+        except Exception as exc:  # apprise's own errors, e.g. AppriseImproperlyConfigured
+            return SendResult(ok=False, recoverable=False, detail=scrub(str(exc), raw))
+        with result:
+            return _classify(result, raw)

@@ -1,0 +1,36 @@
+"""``console://``: an apprise plugin that prints notifications to the terminal (stdout).
+
+Used by ``alertd demo`` and for trying rules. Importing this module registers the scheme with
+apprise (its ``@notify`` decorator); ``alertd.notify.apprise_notifier`` imports it, so any
+alertd process that sends through apprise knows ``console://``.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any, cast
+
+from apprise.decorators import notify
+
+_Handler = Callable[..., bool]
+_register = cast(Callable[..., Callable[[_Handler], _Handler]], notify)  # apprise is untyped
+
+SCHEME = "console"
+_print_lock = threading.Lock()  # apprise calls from worker threads; keep messages whole
+
+
+def format_console(title: str, body: str) -> str:
+    rule = "-" * 8
+    head = f"{rule} {title} {rule}" if title else rule * 2
+    return f"{head}\n{body}\n" if body else f"{head}\n"
+
+
+@_register(on=SCHEME, name="alertd console")
+def _print_notification(body: str, title: str, *args: Any, **kwargs: Any) -> bool:
+    text = format_console(title, body)
+    with _print_lock:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    return True

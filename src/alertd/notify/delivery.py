@@ -1,0 +1,337 @@
+"""The delivery task: send what is due in the outbox, retry, expire, rate-limit, digest.
+
+One worker task per (channel, URL), so a hanging service delays only its own rows: neither
+other channels nor event intake (which never waits on delivery). A worker takes the due rows
+of its URL, oldest first, and:
+
+- expires rows older than ``dispatch.max_age`` (logged, and reported through
+  ``dispatch.fallback_channel`` when set);
+- with a ``rate_limit``, when more rows are due than the limit allows right now, sends them all
+  as one digest message instead of a flood;
+- otherwise sends one row, split into parts when it is longer than the service accepts;
+- on a recoverable failure retries with exponential backoff and jitter
+  (``retry_initial`` doubling up to ``retry_max``); a failure that is not recoverable (bad
+  URL, rejected token) expires the row at once.
+
+Times stored in the outbox are Unix seconds from ``wall`` (default: ``clock.wall``, which
+follows the trio clock); rate-limit windows use the trio clock directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import textwrap
+from collections.abc import Sequence
+
+import trio
+
+from alertd.config.model import ChannelSettings, Config
+from alertd.notify import clock
+from alertd.notify.notifier import Notifier, SendResult
+from alertd.notify.outbox import Notification, Outbox, OutboxRow, notification_key
+from alertd.notify.ratelimit import RateLimiter
+from alertd.notify.split import split_message
+
+log = logging.getLogger(__name__)
+
+DUE_BATCH = 1000  # rows read per pass for one URL; a bigger backlog goes out in more digests
+SUPERVISE_INTERVAL = 5.0  # seconds: safety net re-scan for URLs with pending rows
+PRUNE_INTERVAL = 3600.0  # seconds between deletions of old finished rows
+KEEP_FINISHED = 7 * 86400.0  # seconds finished rows stay for inspection (at least max_age)
+JITTER = 0.2  # retry delays vary by +-20% so many rows do not retry in lockstep
+DRAIN_POLL = 0.05  # seconds between checks while drain() waits on a running run()
+
+Target = tuple[str, int]  # (channel name, URL index)
+
+
+def retry_delay(attempts: int, initial: float, maximum: float, rng: random.Random) -> float:
+    """Backoff after the ``attempts``-th failure (1-based): initial, 2x, 4x, ... up to maximum,
+    each varied by +-JITTER."""
+    base = min(maximum, initial * 2 ** max(0, attempts - 1))
+    return float(min(maximum, base * rng.uniform(1 - JITTER, 1 + JITTER)))
+
+
+def digest_text(channel: str, rows: Sequence[OutboxRow], max_items: int) -> tuple[str, str]:
+    """One message for a backlog: every row by title, the first ``max_items`` with bodies."""
+    title = f"alertd digest: {len(rows)} notifications for {channel}"
+    lines = [f"{len(rows)} notifications arrived faster than {channel}'s rate limit allows:"]
+    for i, row in enumerate(rows):
+        lines.append(f"\u2022 {row.title}")
+        if i < max_items and row.body and row.body != row.title:
+            lines.append(textwrap.indent(row.body, "  "))
+    return title, "\n".join(lines)
+
+
+class Delivery:
+    """Delivers the outbox through ``notifier``. See the module docstring."""
+
+    def __init__(
+        self,
+        config: Config,
+        outbox: Outbox,
+        notifier: Notifier,
+        *,
+        wall: clock.Wall = clock.wall,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._config = config
+        self._outbox = outbox
+        self._notifier = notifier
+        self._wall = wall
+        self._rng = rng or random.Random()
+        self._workers: set[Target] = set()
+        self._rates: dict[Target, tuple[str, RateLimiter]] = {}
+        self._running = False
+
+    def update_config(self, config: Config) -> None:
+        """Use ``config`` from the next send on (reload)."""
+        self._config = config
+
+    # -- tasks --------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Deliver forever. Resumes what an earlier process left pending. On cancellation a
+        send in flight is abandoned undelivered (its row stays pending)."""
+        self._running = True
+        try:
+            async with trio.open_nursery() as nursery:
+                task_status.started()
+                next_prune = trio.current_time()
+                while True:
+                    event = self._outbox.change_event()
+                    for target in await self._outbox.pending_targets() - self._workers:
+                        self._workers.add(target)
+                        nursery.start_soon(self._worker, target, None)
+                    if trio.current_time() >= next_prune:
+                        await self._prune()
+                        next_prune = trio.current_time() + PRUNE_INTERVAL
+                    with trio.move_on_after(SUPERVISE_INTERVAL):
+                        await event.wait()
+        finally:
+            self._running = False
+            self._workers.clear()
+
+    async def drain(self, deadline: float) -> int:
+        """Deliver what is pending until nothing is due before ``deadline`` (a
+        ``trio.current_time()`` value) or the deadline passes, for SIGTERM. Works whether or
+        not ``run`` is still going. Returns how many rows are left pending."""
+        with trio.move_on_at(deadline):
+            if self._running:
+                # run()'s workers do the sending; watch until nothing is due in time.
+                while await self._due_before(deadline):
+                    event = self._outbox.change_event()
+                    with trio.move_on_after(DRAIN_POLL):
+                        await event.wait()
+            else:
+                async with trio.open_nursery() as nursery:
+                    for target in await self._outbox.pending_targets():
+                        nursery.start_soon(self._worker, target, deadline)
+        with trio.CancelScope(shield=True):
+            left = await self._outbox.pending_count()
+        if left:
+            log.warning("delivery.drain_incomplete pending=%d", left)
+        return left
+
+    async def _due_before(self, deadline: float) -> bool:
+        horizon = self._wall() + (deadline - trio.current_time())
+        for channel, index in await self._outbox.pending_targets():
+            due = await self._outbox.next_due(channel, index)
+            if due is not None and due <= horizon:
+                return True
+        return False
+
+    async def _worker(self, target: Target, until: float | None) -> None:
+        """Serve one URL. With ``until`` (drain), return once nothing is due before it."""
+        channel, index = target
+        while True:
+            event = self._outbox.change_event()
+            now = self._wall()
+            rows = await self._outbox.due(channel, index, now, DUE_BATCH)
+            if rows:
+                await self._handle(channel, index, rows, now)
+                continue
+            due = await self._outbox.next_due(channel, index)
+            wait = math.inf if due is None else max(0.0, due - now)
+            if until is not None and trio.current_time() + wait > until:
+                return
+            with trio.move_on_after(wait):
+                await event.wait()
+
+    # -- one pass -----------------------------------------------------------------------------
+
+    async def _handle(self, channel: str, index: int, rows: list[OutboxRow], now: float) -> None:
+        settings = self._config.channels.get(channel)
+        if settings is None or index >= len(settings.urls):
+            await self._expire(channel, rows, f"channel {channel} URL #{index} is not configured")
+            return
+        max_age = self._config.dispatch.max_age
+        old = [r for r in rows if now - r.created > max_age]
+        if old:
+            await self._expire(channel, old, f"undelivered after {max_age:g}s")
+            rows = [r for r in rows if now - r.created <= max_age]
+            if not rows:
+                return
+        rate = self._rate((channel, index), settings)
+        if rate is not None:
+            t = trio.current_time()
+            available = rate.available(t)
+            if available < 1:
+                await trio.sleep_until(rate.next_free(t))
+                return
+            if len(rows) > available:
+                await self._send_digest(channel, index, settings, rows, rate)
+                return
+        await self._send_row(channel, index, settings, rows[0], rate)
+
+    def _rate(self, target: Target, settings: ChannelSettings) -> RateLimiter | None:
+        if settings.rate_limit is None:
+            return None
+        known = self._rates.get(target)
+        if known is None or known[0] != settings.rate_limit:
+            known = (settings.rate_limit, RateLimiter.parse(settings.rate_limit))
+            self._rates[target] = known
+        return known[1]
+
+    async def _send_parts(
+        self,
+        settings: ChannelSettings,
+        index: int,
+        title: str,
+        body: str,
+        rate: RateLimiter | None,
+        *,
+        skip: int = 0,
+        row_key: str | None = None,
+    ) -> SendResult:
+        """Send a message, split as the service needs; stops at the first failed part."""
+        url = settings.urls[index]
+        limits = self._notifier.limits(url)
+        limit = settings.max_length or limits.body
+        parts = split_message(title, body, limit, title_in_body=limits.title_in_body)
+        result = SendResult(ok=True)
+        for number in range(skip, len(parts)):
+            part = parts[number]
+            result = await self._notifier.send(
+                url, part.title, part.body, service_timeout=settings.timeout
+            )
+            if rate is not None:
+                rate.record(trio.current_time())
+            if not result.ok:
+                return result
+            if row_key is not None and number + 1 < len(parts):
+                await self._outbox.mark_parts_done(row_key, number + 1, self._wall())
+        return result
+
+    async def _send_row(
+        self,
+        channel: str,
+        index: int,
+        settings: ChannelSettings,
+        row: OutboxRow,
+        rate: RateLimiter | None,
+    ) -> None:
+        result = await self._send_parts(
+            settings, index, row.title, row.body, rate, skip=row.parts_done, row_key=row.key
+        )
+        if result.ok:
+            await self._outbox.mark_delivered([row.key], self._wall())
+            log.info(
+                "delivery.sent channel=%s url=%d key=%s attempts=%d",
+                channel,
+                index,
+                row.key,
+                row.attempts + 1,
+            )
+        else:
+            await self._failed(channel, index, [row], result)
+
+    async def _send_digest(
+        self,
+        channel: str,
+        index: int,
+        settings: ChannelSettings,
+        rows: list[OutboxRow],
+        rate: RateLimiter,
+    ) -> None:
+        title, body = digest_text(channel, rows, self._config.dispatch.group_max_items)
+        result = await self._send_parts(settings, index, title, body, rate)
+        if result.ok:
+            await self._outbox.mark_delivered([r.key for r in rows], self._wall())
+            log.info("delivery.digest channel=%s url=%d rows=%d", channel, index, len(rows))
+        else:
+            await self._failed(channel, index, rows, result)
+
+    async def _failed(
+        self, channel: str, index: int, rows: list[OutboxRow], result: SendResult
+    ) -> None:
+        now = self._wall()
+        dispatch = self._config.dispatch
+        if not result.recoverable:
+            await self._expire(channel, rows, f"not recoverable: {result.detail}")
+            return
+        for row in rows:
+            delay = retry_delay(
+                row.attempts + 1, dispatch.retry_initial, dispatch.retry_max, self._rng
+            )
+            # The last try comes at the age limit, not past it.
+            next_attempt = min(now + delay, row.created + dispatch.max_age)
+            await self._outbox.mark_retry(
+                [row.key], next_attempt=next_attempt, error=result.detail, now=now
+            )
+            log.warning(
+                "delivery.retry channel=%s url=%d key=%s attempts=%d in=%.1f error=%s",
+                channel,
+                index,
+                row.key,
+                row.attempts + 1,
+                next_attempt - now,
+                result.detail,
+            )
+
+    async def _expire(self, channel: str, rows: list[OutboxRow], reason: str) -> None:
+        now = self._wall()
+        await self._outbox.mark_expired([r.key for r in rows], error=reason, now=now)
+        for row in rows:
+            log.error(
+                "delivery.expired channel=%s url=%d key=%s attempts=%d reason=%s last_error=%s",
+                channel,
+                row.url_index,
+                row.key,
+                row.attempts,
+                reason,
+                row.last_error,
+            )
+        fallback = self._config.dispatch.fallback_channel
+        settings = self._config.channels.get(fallback) if fallback else None
+        if fallback is None or settings is None or fallback == channel:
+            return
+        title = f"alertd could not deliver {len(rows)} notification(s) to {channel}"
+        lines = [f"Gave up: {reason}."]
+        for row in rows:
+            lines.append(f"\u2022 {row.title}")
+            if row.last_error:
+                lines.append(f"  last error: {row.last_error}")
+        body = "\n".join(lines)
+        ids = [f"expired:{r.key}" for r in rows]
+        await self._outbox.enqueue(
+            [
+                Notification(
+                    key=notification_key(fallback, i, ids),
+                    channel=fallback,
+                    url_index=i,
+                    title=title,
+                    body=body,
+                    alert_ids=tuple(ids),
+                    created=now,
+                )
+                for i in range(len(settings.urls))
+            ]
+        )
+
+    async def _prune(self) -> None:
+        keep = max(KEEP_FINISHED, self._config.dispatch.max_age)
+        removed = await self._outbox.prune(self._wall() - keep)
+        if removed:
+            log.info("delivery.pruned rows=%d", removed)

@@ -1,0 +1,54 @@
+"""A ``Notifier`` fake for tests: records every message, answers from a script."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import attrs
+import trio
+
+from alertd.config.model import Secret
+from alertd.notify.notifier import DEFAULT_TIMEOUT, MessageLimits, SendResult
+
+
+@attrs.frozen(kw_only=True)
+class SentMessage:
+    url: str  # revealed: tests use fake URLs
+    title: str
+    body: str
+    at: float  # trio.current_time()
+
+
+@attrs.define
+class RecordingNotifier:
+    """Records messages in ``sent`` (successful ones) and ``attempts`` (all).
+
+    ``answer(url, title, body)`` decides each outcome (default: success); ``delay`` seconds are
+    slept before answering, per URL, to play a slow or hanging service; ``limits_by_url`` fakes
+    a service's length limit.
+    """
+
+    answer: Callable[[str, str, str], SendResult] | None = None
+    delay: dict[str, float] = attrs.field(factory=dict)
+    limits_by_url: dict[str, MessageLimits] = attrs.field(factory=dict)
+    sent: list[SentMessage] = attrs.field(factory=list)
+    attempts: list[SentMessage] = attrs.field(factory=list)
+
+    async def send(
+        self, url: Secret, title: str, body: str, *, service_timeout: float = DEFAULT_TIMEOUT
+    ) -> SendResult:
+        raw = url.reveal()
+        message = SentMessage(url=raw, title=title, body=body, at=trio.current_time())
+        self.attempts.append(message)
+        with trio.move_on_after(service_timeout):
+            await trio.sleep(self.delay.get(raw, 0.0))
+            result = SendResult(ok=True) if self.answer is None else self.answer(raw, title, body)
+            if result.ok:
+                self.sent.append(message)
+            return result
+        return SendResult(
+            ok=False, recoverable=True, detail=f"no answer within {service_timeout:g}s"
+        )
+
+    def limits(self, url: Secret) -> MessageLimits:
+        return self.limits_by_url.get(url.reveal(), MessageLimits())
