@@ -110,6 +110,9 @@ class QuietHours:
     end: str  # "07:00"
     days: list[str] = attrs.field(factory=list)  # ["mon", ...]; empty means every day
     timezone: str | None = None
+    # Rule names (globs) the window applies to; empty means every rule. This is how quiet hours
+    # are set per rule: [[dispatch.quiet_hours]] with rules = ["price-*"].
+    rules: list[str] = attrs.field(factory=list)
 
 
 @attrs.frozen(kw_only=True)
@@ -151,6 +154,12 @@ class DispatchSettings:
     workers: int = 4  # apprise worker threads
     inhibit: list[InhibitSettings] = attrs.field(factory=list)
     quiet_hours: list[QuietHours] = attrs.field(factory=list)  # for every channel
+    # While a stream.disconnected alert fires for an account, hold back that account's
+    # stream.stale and absence-rule alerts (the "stream down" alert already says it all).
+    inhibit_stream_down: bool = True
+    # An inhibition nobody clears (no stream.connected alert, no resolution) ends after this.
+    inhibit_max: Duration = Duration(3600.0)
+    group_max_items: int = 50  # alerts listed one by one in a grouped message or digest
 
 
 # -- [[rules]] --------------------------------------------------------------------------------
