@@ -75,7 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8765, help="port (0 picks a free one)")
     p.add_argument("--scenario", default="normal", help="scenario name (--list-scenarios)")
     p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    p.add_argument("--rate", type=float, help="frames per second for the flood scenario")
+    p.add_argument(
+        "--rate",
+        type=float,
+        help="frames per second for the flood scenario (default 10000); "
+        "for other scenarios, actions per second per exchange (default about 1.7)",
+    )
     p.add_argument("--list-scenarios", action="store_true", help="list scenarios and exit")
 
     p = sub.add_parser(
