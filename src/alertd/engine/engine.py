@@ -1,0 +1,208 @@
+"""The rules engine: events and the clock in, alerts out. Pure and synchronous: no I/O, no
+trio; the caller passes ``now`` (trio clock seconds) and persists ``take_state_changes()``.
+
+Per event: due timers first (those strictly before ``now``), then the index gives the rules
+that could match, then side and ``where`` filters, then each rule's behaviour. A rule that
+raises is logged and skipped for that event; it never takes the engine down.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from alertd.config.model import Config
+from alertd.engine.compile import CompiledRule, compile_rules
+from alertd.engine.index import RuleIndex
+from alertd.engine.kinds import Behaviour, Runtime, behaviour_for
+from alertd.engine.state import RuleStateStore, StateChanges, StateRow, rows_by_rule
+from alertd.engine.timers import TimerQueue
+from alertd.events import Alert, Event, event_fields
+
+log = logging.getLogger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Engine:
+    """Evaluates events against compiled rules and keeps their state and timers.
+
+    ``accounts`` are the configured account names, used by absence rules to watch accounts
+    that have sent nothing yet. ``state``, when given, is read at ``start`` and written by
+    ``flush_state`` (or by ``run_engine``, off the event loop)."""
+
+    def __init__(
+        self,
+        rules: Sequence[CompiledRule],
+        *,
+        state: RuleStateStore | None = None,
+        wall: Callable[[], datetime] = utc_now,
+        accounts: Iterable[str] = (),
+    ) -> None:
+        self.state = state
+        self._wall = wall
+        self._accounts = tuple(accounts)
+        self._rt = Runtime(timers=TimerQueue(), wall=wall)
+        self._behaviours = [behaviour_for(r, self._rt) for r in rules]
+        self._index = RuleIndex(self._behaviours)
+        self._globals: dict[str, Any] = dict(rules[0].globals) if rules else {}
+        self._started = False
+        self._now = 0.0
+        self._prune = True  # the next state changes say which (rule, fingerprint) to keep
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Config,
+        *,
+        state: RuleStateStore | None = None,
+        wall: Callable[[], datetime] = utc_now,
+    ) -> Engine:
+        """Compile ``config.rules`` (raises RuleCompileError) into a new engine."""
+        rules = compile_rules(config.rules, timezone=config.daemon.timezone)
+        accounts = [a.name for a in config.accounts if a.enabled]
+        return cls(rules, state=state, wall=wall, accounts=accounts)
+
+    @property
+    def rules(self) -> list[CompiledRule]:
+        return [b.rule for b in self._behaviours]
+
+    @property
+    def started(self) -> bool:
+        return self._started
+
+    def start(self, now: float, restored: Sequence[StateRow] | None = None) -> None:
+        """Fix the clock reference, restore state (``restored``, else from ``state``), and arm
+        the initial timers. ``process``/``advance`` call it on first use if nobody did."""
+        if self._started:
+            return
+        self._started = True
+        self._now = now
+        self._rt.mono_ref = now
+        self._rt.epoch_ref = self._wall().timestamp()
+        if restored is None and self.state is not None:
+            restored = self.state.load_sync()
+        by_rule = rows_by_rule(restored or ())
+        for b in self._behaviours:
+            for row in by_rule.get((b.rule.name, b.rule.fingerprint), ()):
+                if row.data:
+                    b.load(row.key, row.data)
+            b.start(now, self._accounts)
+        log.info(
+            "engine.start rules=%d restored_keys=%d", len(self._behaviours), len(restored or ())
+        )
+
+    def process(self, event: Event, now: float) -> list[Alert]:
+        """Alerts caused by ``event`` at trio time ``now``, after those of timers due
+        strictly before ``now`` (an event arriving exactly at a deadline is in time)."""
+        if not self._started:
+            self.start(now)
+        self._now = now
+        alerts = self._fire_timers(now, strict=True)
+        candidates = self._index.candidates(event)
+        if not candidates:
+            return alerts
+        ctx: dict[str, Any] | None = None
+        for b in candidates:
+            rule = b.rule
+            if rule.sides is not None and getattr(event, "side", None) not in rule.sides:
+                continue
+            if ctx is None:
+                ctx = dict(self._globals)
+                ctx.update(event_fields(event))
+            if rule.where is not None and not b.checks_where and not b.where_ok(ctx):
+                continue
+            try:
+                alerts.extend(b.on_event(event, ctx, now))
+            except Exception:  # one broken rule must not silence the others
+                log.exception("engine.rule_error rule=%s kind=%s", rule.name, event.kind)
+        return alerts
+
+    def advance(self, now: float) -> list[Alert]:
+        """Alerts of timers due at or before ``now`` (absence, order timeouts, pending
+        thresholds, repeats), in deadline order."""
+        if not self._started:
+            self.start(now)
+        self._now = now
+        return self._fire_timers(now, strict=False)
+
+    def next_deadline(self) -> float | None:
+        """The earliest armed timer, in trio clock seconds, or None."""
+        return self._rt.timers.next_deadline()
+
+    def _fire_timers(self, now: float, *, strict: bool) -> list[Alert]:
+        alerts: list[Alert] = []
+        timers = self._rt.timers
+        while (due := timers.pop_due(now, strict=strict)) is not None:
+            deadline, owner, key, tag = due
+            assert isinstance(owner, Behaviour)
+            owner.fired(key, tag)
+            try:
+                alerts.extend(owner.on_timer(key, tag, deadline, now))
+            except Exception:  # one broken rule must not silence the others
+                log.exception("engine.rule_error rule=%s timer=%s", owner.rule.name, tag)
+        return alerts
+
+    def reload(self, rules: Sequence[CompiledRule]) -> None:
+        """Switch to ``rules``, keeping the state and timers of each rule whose name and
+        fingerprint (its matching and behaviour settings) are unchanged."""
+        old = {(b.rule.name, b.rule.fingerprint): b for b in self._behaviours}
+        behaviours: list[Behaviour] = []
+        for rule in rules:
+            b = old.pop((rule.name, rule.fingerprint), None)
+            if b is None:
+                b = behaviour_for(rule, self._rt)
+                if self._started:
+                    b.start(self._now, self._accounts)
+            else:
+                b.rebind(rule)
+            behaviours.append(b)
+        for gone in old.values():
+            gone.disarm_all()
+        self._behaviours = behaviours
+        self._index = RuleIndex(behaviours)
+        if rules:
+            self._globals = dict(rules[0].globals)
+        self._prune = True
+        log.info("engine.reload rules=%d dropped=%d", len(behaviours), len(old))
+
+    # -- state -----------------------------------------------------------------------------
+
+    def take_state_changes(self) -> StateChanges:
+        """What changed since the last call, for ``RuleStateStore.save``."""
+        current = set(self._behaviours)
+        rows = tuple(
+            StateRow(rule=b.rule.name, fingerprint=b.rule.fingerprint, key=key, data=b.dump(key))
+            for b, key in self._rt.dirty
+            if b in current
+        )
+        self._rt.dirty.clear()
+        keep = None
+        if self._prune and self._started:
+            keep = frozenset((b.rule.name, b.rule.fingerprint) for b in self._behaviours)
+            self._prune = False
+        return StateChanges(rows=rows, keep=keep)
+
+    def flush_state(self) -> None:
+        """Write pending state changes to ``state`` now (blocking; for tools and tests)."""
+        changes = self.take_state_changes()
+        if self.state is not None and changes:
+            self.state.save_sync(changes)
+
+    def snapshot(self) -> list[StateRow]:
+        """Every key's persistable state, as ``start(restored=...)`` takes it."""
+        rows = []
+        for b in self._behaviours:
+            for key in b.state_keys():
+                data = b.dump(key)
+                if data is not None:
+                    rows.append(
+                        StateRow(
+                            rule=b.rule.name, fingerprint=b.rule.fingerprint, key=key, data=data
+                        )
+                    )
+        return rows

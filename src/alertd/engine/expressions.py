@@ -1,0 +1,225 @@
+"""Rule expressions (``where``, ``value``) and message templates: jinja2's sandbox, compiled
+once when rules load, with unknown names rejected then rather than at 3 a.m.
+
+Numbers: event amounts are ``Decimal``. A float literal in an expression (``0.5``) is turned
+into ``D("0.5")`` by the lexer filter below, so ``price > 4003.9`` compares exactly and
+``notional * 0.001`` stays a Decimal; integer literals already compare exactly with Decimals.
+``D(x)`` makes a Decimal from a string or number explicitly.
+
+Helpers (functions, also usable as filters ``{{ x | dec(2) }}``):
+
+- ``dec(x, places=None)``: a Decimal as plain text, trailing zeros dropped, or rounded to
+  ``places``; ``None`` prints as ``-``.
+- ``duration(seconds)``: ``"2h 5m"``.
+- ``localtime(dt, fmt="%Y-%m-%d %H:%M:%S %Z")``: a UTC datetime in the configured timezone.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import jinja2
+from jinja2 import meta, nodes
+from jinja2.ext import Extension
+from jinja2.lexer import Token, TokenStream
+from jinja2.parser import Parser
+from jinja2.sandbox import SandboxedEnvironment
+
+DEFAULT_TIME_FORMAT = "%Y-%m-%d %H:%M:%S %Z"
+
+
+class ExpressionError(Exception):
+    """An expression or template that does not compile or names something unknown."""
+
+
+def to_decimal(value: Any) -> Decimal:
+    """A Decimal from what an expression may produce; floats go through their shortest repr
+    so ``0.1`` becomes ``Decimal("0.1")``, not its binary expansion."""
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, bool):
+        raise TypeError("a boolean is not a number")
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, str):
+        try:
+            return Decimal(value.strip())
+        except InvalidOperation:
+            raise ValueError(f"{value!r} is not a number") from None
+    raise TypeError(f"{type(value).__name__} is not a number")
+
+
+def dec(value: Any, places: int | None = None) -> str:
+    """Plain-text Decimal: ``dec(D("1.500"))`` is ``1.5``, ``dec(x, 2)`` rounds half-even."""
+    if value is None:
+        return "-"
+    d = to_decimal(value)
+    if places is not None:
+        d = d.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)
+        return f"{d:f}"
+    if d == d.to_integral_value():
+        return f"{d.quantize(Decimal(1)):f}"
+    return f"{d.normalize():f}"
+
+
+def duration(seconds: Any) -> str:
+    """Human duration, the two largest units: ``7500`` -> ``2h 5m``, ``42`` -> ``42s``."""
+    if seconds is None:
+        return "-"
+    total = math.floor(float(seconds))
+    if total < 0:
+        return "-" + duration(-total)
+    parts: list[str] = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        n, total = divmod(total, size)
+        if n:
+            parts.append(f"{n}{unit}")
+    return " ".join(parts[:2]) if parts else "0s"
+
+
+def load_timezone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ExpressionError(
+            f"unknown timezone {name!r} (use an IANA name such as 'UTC' or 'Europe/Berlin')"
+        ) from None
+
+
+class _DecimalLiterals(Extension):
+    """Rewrites each float literal ``1.5`` into ``D("1.5")`` before parsing, so expressions
+    never mix binary floats into Decimal arithmetic (jinja2 has no literal hook; the token
+    filter is its documented extension point)."""
+
+    def filter_stream(self, stream: TokenStream) -> Iterator[Token]:
+        for token in stream:
+            if token.type == "float":
+                n = token.lineno
+                yield Token(n, "name", "D")
+                yield Token(n, "lparen", "(")
+                yield Token(n, "string", repr(token.value))
+                yield Token(n, "rparen", ")")
+            else:
+                yield token
+
+
+@functools.lru_cache(maxsize=8)
+def environment(timezone: str) -> SandboxedEnvironment:
+    """The sandbox for one display timezone (cached: one per timezone in use)."""
+    tz = load_timezone(timezone)
+
+    def localtime(dt: datetime | None, fmt: str = DEFAULT_TIME_FORMAT) -> str:
+        if dt is None:
+            return "-"
+        return dt.astimezone(tz).strftime(fmt)
+
+    env = SandboxedEnvironment(
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=False,
+        extensions=[_DecimalLiterals],
+    )
+    helpers: dict[str, Callable[..., Any]] = {
+        "D": to_decimal,
+        "dec": dec,
+        "duration": duration,
+        "localtime": localtime,
+    }
+    env.globals.update(helpers)
+    env.filters.update(helpers)
+    return env
+
+
+def helper_names(env: jinja2.Environment) -> frozenset[str]:
+    return frozenset(env.globals)
+
+
+def _describe(exc: jinja2.TemplateSyntaxError) -> str:
+    return f"does not compile: {exc.message}"
+
+
+def _check_names(
+    ast: nodes.Template, allowed: Iterable[str], kinds_hint: str, env: jinja2.Environment
+) -> None:
+    try:
+        used = meta.find_undeclared_variables(ast)
+    except jinja2.TemplateError as exc:
+        raise ExpressionError(f"does not compile: {exc}") from None
+    unknown = sorted(used - set(allowed) - set(env.globals))
+    if unknown:
+        names = ", ".join(repr(u) for u in unknown)
+        choices = ", ".join(sorted(set(allowed)))
+        raise ExpressionError(f"unknown name {names}{kinds_hint} (available: {choices})")
+
+
+class Expression:
+    """A compiled jinja2 expression; calling it with a context mapping returns its value.
+    Errors (a ``None`` compared with a number, a missing name) propagate to the caller."""
+
+    __slots__ = ("_render", "_template", "source")
+
+    def __init__(self, env: jinja2.Environment, source: str, expr: nodes.Expr) -> None:
+        self.source = source
+        # The same construction jinja2's compile_expression uses, kept so we hold the
+        # parsed node for the name check and call the render function without the wrapper's
+        # per-call dict copy (this runs once per candidate rule per event).
+        body = [nodes.Assign(nodes.Name("result", "store"), expr, lineno=1)]
+        self._template = env.from_string(nodes.Template(body, lineno=1))
+        self._render = self._template.root_render_func
+
+    def __call__(self, ctx: dict[str, Any]) -> Any:
+        """Evaluate over ``ctx``, which must already hold the environment's helpers (the
+        engine builds one such mapping per event and shares it, read-only, between rules)."""
+        context = self._template.new_context(ctx, shared=True)
+        for _ in self._render(context):
+            pass
+        return context.vars["result"]
+
+
+def compile_expression(
+    env: jinja2.Environment, source: str, allowed: Iterable[str], kinds_hint: str = ""
+) -> Expression:
+    """Compile ``source`` as an expression over ``allowed`` names or raise ExpressionError."""
+    if not source.strip():
+        raise ExpressionError("is empty")
+    try:
+        parser = Parser(env, source, state="variable")
+        expr = parser.parse_expression()
+        if not parser.stream.eos:
+            raise jinja2.TemplateSyntaxError(
+                f"unexpected {parser.stream.current.value!r} after the expression",
+                parser.stream.current.lineno,
+            )
+        expr.set_environment(env)
+    except jinja2.TemplateSyntaxError as exc:
+        raise ExpressionError(_describe(exc)) from None
+    ast = nodes.Template([nodes.Output([expr])], lineno=1)
+    ast.set_environment(env)
+    _check_names(ast, allowed, kinds_hint, env)
+    try:
+        return Expression(env, source, expr)
+    except jinja2.TemplateError as exc:
+        raise ExpressionError(f"does not compile: {exc}") from None
+
+
+def compile_template(
+    env: jinja2.Environment, source: str, allowed: Iterable[str], kinds_hint: str = ""
+) -> jinja2.Template:
+    """Compile ``source`` as a message template over ``allowed`` names or raise."""
+    try:
+        ast = env.parse(source)
+    except jinja2.TemplateSyntaxError as exc:
+        raise ExpressionError(_describe(exc)) from None
+    _check_names(ast, allowed, kinds_hint, env)
+    try:
+        return env.from_string(source)
+    except jinja2.TemplateError as exc:
+        raise ExpressionError(f"does not compile: {exc}") from None
