@@ -1,0 +1,125 @@
+"""Secret references: resolved from the environment and systemd credentials, refused when
+written literally, and never shown in any error or repr."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from alertd.config.errors import ConfigError
+from alertd.config.load import load_config, parse_config
+from alertd.config.secrets import SecretEnvironment
+
+from .conftest import EXAMPLE, EXAMPLE_CREDENTIALS, EXAMPLE_ENV, ProblemsOf, lines
+
+SECRET_VALUES = [v.strip() for v in (*EXAMPLE_ENV.values(), *EXAMPLE_CREDENTIALS.values())]
+
+ACCOUNT_WITH_AUTH = """\
+[[accounts]]
+name = "main"
+exchange = "piexgo"
+url = "wss://api.piexgo.com/ws"
+[accounts.auth]
+api_key = "{env:PIEXGO_API_KEY}"
+api_secret = "{cred:piexgo_api_secret}"
+
+[channels]
+me = "tgram://{env:TELEGRAM_BOT_TOKEN}/{env:TELEGRAM_CHAT_ID}"
+"""
+
+
+def test_env_and_credential_references_resolve(secrets: SecretEnvironment) -> None:
+    """{env:NAME} reads the environment, {cred:NAME} the credential file without its
+    trailing newline; both become Secrets that say where they came from."""
+    config, problems = parse_config(ACCOUNT_WITH_AUTH, secrets=secrets)
+    assert problems == []
+    assert config is not None
+    auth = config.accounts[0].auth
+    assert auth.api_key is not None and auth.api_secret is not None
+    assert auth.api_key.reveal() == "pk-LEAKCHECK-1111"
+    assert auth.api_key.source == "env:PIEXGO_API_KEY"
+    assert auth.api_secret.reveal() == "ps-LEAKCHECK-6666"
+    assert auth.api_secret.source == "cred:piexgo_api_secret"
+    url = config.channels["me"].urls[0]
+    assert url.reveal() == "tgram://123456:LEAKCHECK-4444/98765"
+    assert url.source == "channels.me"
+
+
+def test_missing_variable_and_credential_name_path_and_variable(problems_of: ProblemsOf) -> None:
+    """A reference that cannot be resolved names the key and the variable or credential."""
+    problems = problems_of(
+        ACCOUNT_WITH_AUTH.replace("PIEXGO_API_KEY", "PIEXGO_KEY_TYPO").replace(
+            "piexgo_api_secret", "piexgo_secret"
+        )
+    )
+    text = lines(problems)
+    assert text[0] == (
+        "config.toml:6 accounts[0].auth.api_key: environment variable PIEXGO_KEY_TYPO is not "
+        "set (referenced as {env:PIEXGO_KEY_TYPO})"
+    )
+    assert text[1].startswith(
+        "config.toml:7 accounts[0].auth.api_secret: credential piexgo_secret not found in "
+        "$CREDENTIALS_DIRECTORY ("
+    )
+    assert text[1].endswith("add LoadCredential=piexgo_secret:/path/to/file to the unit")
+    assert len(text) == 2
+
+
+def test_credential_without_credentials_directory(tmp_path: Path) -> None:
+    """{cred:...} outside systemd (no $CREDENTIALS_DIRECTORY) says how to provide it."""
+    _, problems = parse_config(
+        '[channels]\nme = "json://{cred:hook}/"\n', secrets=SecretEnvironment(environ={})
+    )
+    assert [str(p) for p in problems] == [
+        "config.toml:2 channels.me: {cred:hook} needs $CREDENTIALS_DIRECTORY, which is not set "
+        "(systemd sets it with LoadCredential=hook:/path/to/file)"
+    ]
+
+
+def test_literal_secret_is_refused_without_echoing_it(problems_of: ProblemsOf) -> None:
+    """An API secret written into the TOML is an error, and the error does not repeat it."""
+    problems = problems_of(ACCOUNT_WITH_AUTH.replace("{cred:piexgo_api_secret}", "hunter2-LITERAL"))
+    assert [(p.line, p.path) for p in problems] == [(7, "accounts[0].auth.api_secret")]
+    assert "not the secret itself" in problems[0].message
+    assert "hunter2" not in str(problems[0])
+
+
+def test_references_in_auth_templates_point_to_api_key(problems_of: ProblemsOf) -> None:
+    """A reference inside a header template is refused with the way that keeps it secret."""
+    problems = problems_of(
+        ACCOUNT_WITH_AUTH.replace(
+            "[channels]", 'headers = { Authorization = "Bearer {env:TOKEN}" }\n\n[channels]'
+        )
+    )
+    assert lines(problems) == [
+        "config.toml:9 accounts[0].auth.headers.Authorization: secret references are "
+        'resolved only in api_key and api_secret: set api_key = "{env:TOKEN}" and write '
+        "{{ api_key }} here"
+    ]
+
+
+def test_secrets_never_appear_in_repr_or_str(secrets: SecretEnvironment) -> None:
+    """A loaded config's repr and str show where secrets came from, never their values."""
+    config = load_config(EXAMPLE, secrets=secrets)
+    shown = repr(config) + str(config) + str(config.channels) + repr(config.accounts)
+    for value in SECRET_VALUES:
+        assert value not in shown
+    assert "channels.desk" in shown
+
+
+def test_secrets_never_appear_in_errors(tmp_path: Path, secrets: SecretEnvironment) -> None:
+    """Errors about keys that hold secrets (wrong type, bad neighbours) never show a secret."""
+    text = EXAMPLE.read_text()
+    text = text.replace('timeout = "30s"', 'timeout = "30 secs"').replace(
+        'api_key = "{env:CRYPTOLOGY_API_KEY}"', "api_key = 42"
+    )
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, secrets=secrets)
+    shown = exc.value.format() + repr(exc.value.problems)
+    assert "accounts[1].auth.api_key: expected a string" in shown
+    assert "channels.desk.timeout" in shown
+    for value in SECRET_VALUES:
+        assert value not in shown
