@@ -1,0 +1,61 @@
+"""Absence rules: silence for `after`, per key, declared accounts, repeat and resolution."""
+
+from __future__ import annotations
+
+from .factories import balance, engine, rule, trade
+
+
+def quiet(**kw):
+    return rule("quiet", type="absence", on="balance.changed", after=3600, **kw)
+
+
+def test_declared_account_fires_when_never_heard_from() -> None:
+    """An account in the config that sends nothing for `after` gets an alert."""
+    e = engine(quiet(), accounts=("main",))
+    e.start(0.0)
+    assert e.next_deadline() == 3600.0
+    [alert] = e.advance(3600.0)
+    assert alert.key == "main" and alert.status == "firing"
+    assert "never seen since start" in alert.title
+
+
+def test_events_push_the_deadline_and_resolve() -> None:
+    """Each event resets the timer; after a firing, the next event resolves it."""
+    e = engine(quiet(resolved_message="back after {{ duration(silent_for) }}"), accounts=())
+    assert e.process(balance(1), 0.0) == []
+    assert e.advance(3000.0) == []
+    assert e.process(balance(2), 3000.0) == []
+    assert e.advance(6599.0) == []
+    [firing] = e.advance(6600.0)
+    assert firing.title == "[main] quiet: no balance.changed for 1h (main)"
+    assert e.advance(20000.0) == []  # fires once
+    [resolved] = e.process(balance(3), 20000.0)
+    assert resolved.status == "resolved" and resolved.body == "back after 4h 43m"
+
+
+def test_rule_account_list_declares_keys() -> None:
+    """`account = ["a", "b"]` watches exactly those two accounts from the start."""
+    e = engine(quiet(account=["a", "b"]), accounts=("main", "a", "b"))
+    e.start(0.0)
+    assert sorted(a.key for a in e.advance(3600.0)) == ["a", "b"]
+
+
+def test_market_feeds_are_keyed_per_symbol() -> None:
+    """For trades the key is account/symbol; declared for each listed symbol."""
+    e = engine(
+        rule("feed", type="absence", on="trade", symbol=["BTC_USDT", "ETH_USDT"], after=60),
+        accounts=("main",),
+    )
+    e.start(0.0)
+    e.process(trade(symbol="BTC_USDT"), 30.0)
+    assert [a.key for a in e.advance(60.0)] == ["main/ETH_USDT"]
+    assert [a.key for a in e.advance(90.0)] == ["main/BTC_USDT"]
+
+
+def test_repeat_while_silent() -> None:
+    """repeat = 2h re-sends the absence alert every two hours while silent."""
+    e = engine(quiet(repeat=7200), accounts=("main",))
+    e.start(0.0)
+    assert len(e.advance(3600.0)) == 1
+    assert len(e.advance(3600.0 + 7200)) == 1
+    assert e.advance(3600.0 + 7199 * 2) == []

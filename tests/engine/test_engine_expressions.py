@@ -1,0 +1,98 @@
+"""Expressions and template helpers: exact decimals, durations, local times."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from alertd.engine.expressions import (
+    ExpressionError,
+    compile_expression,
+    compile_template,
+    dec,
+    duration,
+    environment,
+)
+
+
+def evaluate(source: str, **fields):
+    env = environment("UTC")
+    expr = compile_expression(env, source, fields)
+    return expr({**env.globals, **fields})
+
+
+def test_float_literals_compare_exactly_with_decimals() -> None:
+    """`price > 4003.9` is false for exactly 4003.9: the literal is Decimal, not a float."""
+    assert evaluate("price > 4003.9", price=Decimal("4003.9")) is False
+    assert evaluate("price > 4003.9", price=Decimal("4003.90001")) is True
+    assert evaluate("price == 0.1 + 0.2", price=Decimal("0.3")) is True
+
+
+def test_arithmetic_with_literals_stays_decimal() -> None:
+    """`notional * 0.001` yields a Decimal with no binary drift."""
+    assert evaluate("notional * 0.001", notional=Decimal("2001.95")) == Decimal("2.00195")
+
+
+def test_explicit_decimal_helper() -> None:
+    """D("1000") builds a Decimal from text."""
+    assert evaluate('amount >= D("1000")', amount=Decimal(1000)) is True
+
+
+@given(
+    st.decimals(
+        allow_nan=False, allow_infinity=False, places=4, min_value=-(10**6), max_value=10**6
+    )
+)
+def test_literal_comparison_matches_python_decimal(value: Decimal) -> None:
+    """Comparing a field with a literal gives what Decimal comparison with that text gives."""
+    assert evaluate("x < 12.5", x=value) == (value < Decimal("12.5"))
+
+
+def test_undefined_names_fail_strictly_at_runtime() -> None:
+    """StrictUndefined: a name missing at render time raises instead of printing nothing."""
+    env = environment("UTC")
+    template = compile_template(env, "{{ a }}", ["a"])
+    with pytest.raises(Exception, match="undefined"):
+        template.render()
+
+
+def test_sandbox_blocks_unsafe_attribute_access() -> None:
+    """Templates cannot reach Python internals through dunder attributes."""
+    env = environment("UTC")
+    template = compile_template(env, "{{ x.__class__.__mro__ }}", ["x"])
+    with pytest.raises(Exception, match=r"unsafe|__class__"):
+        template.render(x=1)
+
+
+def test_trailing_garbage_is_a_compile_error() -> None:
+    """`a b` is not one expression."""
+    with pytest.raises(ExpressionError, match="after the expression"):
+        compile_expression(environment("UTC"), "a b", ["a", "b"])
+
+
+def test_dec_formats_plainly_and_rounds() -> None:
+    """dec drops trailing zeros and exponent form; with places it rounds half-even."""
+    assert dec(Decimal("1.500")) == "1.5"
+    assert dec(Decimal("1E+3")) == "1000"
+    assert dec(Decimal("0.00000012")) == "0.00000012"
+    assert dec(Decimal("2.345"), 2) == "2.34"
+    assert dec(None) == "-"
+
+
+def test_duration_gives_two_largest_units() -> None:
+    """7500 s reads "2h 5m"; small and zero durations read sensibly."""
+    assert duration(7500) == "2h 5m"
+    assert duration(42) == "42s"
+    assert duration(90061) == "1d 1h"
+    assert duration(0) == "0s"
+
+
+def test_localtime_uses_the_configured_timezone() -> None:
+    """localtime shows a UTC datetime in the daemon's timezone."""
+    env = environment("Asia/Tokyo")
+    template = compile_template(env, "{{ t | localtime('%H:%M %Z') }}", ["t"])
+    assert template.render(t=datetime(2026, 1, 1, 0, 0, tzinfo=UTC)) == "09:00 JST"

@@ -1,0 +1,62 @@
+"""Order timeouts: open too long, partial fill stalled, cleared by fill or cancel."""
+
+from __future__ import annotations
+
+from .factories import cancelled, engine, filled, partial, placed, rule
+
+
+def slow(**kw):
+    return rule("slow", type="order_timeout", **kw)
+
+
+def test_order_open_too_long_fires_once_and_fill_resolves() -> None:
+    """An order open for an hour alerts once; its later fill resolves the alert."""
+    e = engine(slow(open_for=3600))
+    e.process(placed("7"), 0.0)
+    assert e.next_deadline() == 3600.0
+    [alert] = e.advance(3600.0)
+    assert alert.key == "main/7" and alert.title == "[main] slow: order 7 BTC_USDT buy open for 1h"
+    assert e.advance(99999.0) == []
+    [done] = e.process(filled("7"), 100000.0)
+    assert done.status == "resolved" and "filled after 1d 3h" in done.title
+
+
+def test_order_closed_in_time_never_alerts() -> None:
+    """A cancel before the deadline clears the timer silently."""
+    e = engine(slow(open_for=3600))
+    e.process(placed("7"), 0.0)
+    assert e.process(cancelled("7"), 100.0) == []
+    assert e.next_deadline() is None
+    assert e.advance(10000.0) == []
+
+
+def test_stalled_partial_fill() -> None:
+    """A partial fill with no progress for 10 minutes alerts; progress re-arms the timer."""
+    e = engine(slow(stalled_for=600))
+    e.process(placed("1", amount="1"), 0.0)
+    assert e.next_deadline() is None  # no partial fill yet: not stalled
+    e.process(partial("1", filled_="0.2"), 100.0)
+    e.process(partial("1", filled_="0.2"), 500.0)  # same fill: no progress
+    e.process(partial("1", filled_="0.5"), 650.0)  # progress
+    assert e.advance(1249.0) == []
+    [alert] = e.advance(1250.0)
+    assert "no progress for 10m" in alert.title
+    assert e.process(filled("1", amount="1"), 1300.0)[0].status == "resolved"
+
+
+def test_where_selects_which_orders_are_timed() -> None:
+    """`where` is checked when an order is first seen: small orders are not timed."""
+    e = engine(slow(open_for=60, where="amount >= 10"))
+    e.process(placed("small", amount="1"), 0.0)
+    e.process(placed("big", amount="20"), 0.0)
+    assert [a.key for a in e.advance(60.0)] == ["main/big"]
+
+
+def test_repeat_reminds_while_open() -> None:
+    """repeat re-sends the open-order alert until the order closes."""
+    e = engine(slow(open_for=60, repeat=600))
+    e.process(placed("1"), 0.0)
+    assert len(e.advance(60.0)) == 1
+    assert len(e.advance(660.0)) == 1
+    e.process(cancelled("1"), 700.0)
+    assert e.advance(5000.0) == []
