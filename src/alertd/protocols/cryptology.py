@@ -279,7 +279,9 @@ class CryptologyDecoder:
             return []
         tracked = self.orders.close(order_id)
         if tracked is None:
-            return [OrderCancelled(**common) if cancelled else OrderFilled(**common)]
+            if cancelled:
+                return [OrderCancelled(**common)]
+            return [OrderFilled(**common, remaining=Decimal(0))]  # closed = fully executed
         known = _known(common, tracked)
         amount, remaining = tracked.amount, tracked.remaining
         if cancelled:
