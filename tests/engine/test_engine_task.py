@@ -1,0 +1,88 @@
+"""run_engine: events in, alerts out, timers driven by the trio clock, state saved."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import trio
+import trio.testing
+
+from alertd.engine import Engine, RuleStateStore, run_engine
+from alertd.events import Alert, Event
+from alertd.store import Database, db_path
+
+from .factories import balance, engine, placed, rule
+
+
+async def start(
+    nursery: trio.Nursery, e: Engine
+) -> tuple[trio.MemorySendChannel[Event], trio.MemoryReceiveChannel[Alert]]:
+    events_in, events_out = trio.open_memory_channel[Event](100)
+    alerts_in, alerts_out = trio.open_memory_channel[Alert](100)
+    await nursery.start(run_engine, e, events_out, alerts_in)
+    return events_in, alerts_out
+
+
+async def test_timers_fire_over_hours_of_virtual_time(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """An order left open is reported after `open_for` of trio time, without real waiting."""
+    e = engine(rule("slow", type="order_timeout", open_for=4 * 3600))
+    async with trio.open_nursery() as nursery:
+        events, alerts = await start(nursery, e)
+        t0 = trio.current_time()
+        await events.send(placed("1"))
+        with trio.fail_after(5 * 3600):
+            alert = await alerts.receive()
+        assert alert.key == "main/1"
+        assert trio.current_time() - t0 == 4 * 3600
+        nursery.cancel_scope.cancel()
+
+
+async def test_event_alerts_and_absence_in_one_run(autojump_clock: trio.testing.MockClock) -> None:
+    """Events produce alerts at once; silence afterwards produces the absence alert on time."""
+    e = engine(
+        rule("any", on="balance.changed"),
+        rule("quiet", type="absence", on="balance.changed", after=600),
+        accounts=(),
+    )
+    async with trio.open_nursery() as nursery:
+        events, alerts = await start(nursery, e)
+        t0 = trio.current_time()
+        await events.send(balance(1))
+        with trio.fail_after(1):
+            assert (await alerts.receive()).rule == "any"
+        with trio.fail_after(3600):
+            quiet = await alerts.receive()
+        assert quiet.rule == "quiet" and trio.current_time() - t0 == 600
+        nursery.cancel_scope.cancel()
+
+
+async def test_closing_input_ends_the_task_and_closes_output() -> None:
+    """When the event channel closes, run_engine returns and the alert channel ends."""
+    e = engine(rule(on="balance.changed"))
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            events, alerts = await start(nursery, e)
+            async with events:
+                await events.send(balance(1))
+            received = [a async for a in alerts]
+    assert [a.rule for a in received] == ["r"]
+
+
+async def test_state_is_saved_and_restored_through_the_task(tmp_path: Path) -> None:
+    """A threshold fired in one run is still firing in the next: no second alert."""
+    low = rule("low", type="threshold", on="balance.changed", value="balance", below=Decimal(10))
+    for expected in (["firing"], []):
+        db = Database(db_path(tmp_path))
+        try:
+            e = engine(low, state=RuleStateStore(db))
+            with trio.fail_after(5):
+                async with trio.open_nursery() as nursery:
+                    events, alerts = await start(nursery, e)
+                    async with events:
+                        await events.send(balance(1))
+                    assert [a.status async for a in alerts] == expected
+        finally:
+            db.close()
