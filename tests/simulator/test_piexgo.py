@@ -9,7 +9,6 @@ from typing import Any
 import trio
 from trio_websocket import open_websocket_url
 
-from .helpers import collect, recv, running, subscribe
 from .doc_examples import (
     PIEXGO_BALANCE,
     PIEXGO_DEALINFO,
@@ -17,13 +16,14 @@ from .doc_examples import (
     PIEXGO_ORDER,
     shape,
 )
+from .helpers import collect, recv, running, subscribe
 
 FAST = 500.0  # actions per second: real time, many frames, short tests
 ALL_TOPICS = ("pinfo", "dealinfo.btc_usdt", "dealinfo.eth_usdt", "depth.btc_usdt", "depth.eth_usdt")
 
 
 async def test_only_subscribed_topics_are_streamed() -> None:
-    """A dealinfo.btc_usdt subscriber is acknowledged and then gets btc_usdt deals and nothing else."""
+    """A dealinfo.btc_usdt subscriber is acknowledged, then gets btc_usdt deals and nothing else."""
     with trio.fail_after(20):
         async with running(seed=3, rate=FAST) as sim, open_websocket_url(sim.url("piexgo")) as ws:
             seen = await subscribe(ws, "dealinfo.btc_usdt")
