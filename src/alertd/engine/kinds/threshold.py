@@ -94,11 +94,10 @@ class ThresholdRule(Behaviour):
             st = self.keys[key] = _Key()
         st.fields = {n: ctx.get(n) for n in self._blank}
         st.value = value
-        cause = self.event_cause(event)
         alerts: list[Alert] = []
         if st.firing is not None:
             if self.recovered(st.firing, value):
-                alerts.append(self._alert(key, st, "resolved", cause, now))
+                alerts.append(self._alert(key, st, "resolved", self.event_cause(event), now))
                 st.firing = None
                 st.since = None
                 self.disarm(key, "repeat")
@@ -111,7 +110,9 @@ class ThresholdRule(Behaviour):
                 self.disarm(key, "pending")
                 self.rt.dirty.add((self, key))
         elif self.for_ is None:
-            alerts += self._fire(key, st, side, cause, now)
+            # the cause (event identity) is computed only when an alert is made: most
+            # events of a threshold rule change nothing
+            alerts += self._fire(key, st, side, self.event_cause(event), now)
         elif st.pending != side:
             st.pending, st.pending_since = side, now
             self.arm(key, "pending", now + self.for_)
