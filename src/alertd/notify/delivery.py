@@ -37,7 +37,7 @@ from alertd.notify.split import split_message
 log = logging.getLogger(__name__)
 
 DUE_BATCH = 1000  # rows read per pass for one URL; a bigger backlog goes out in more digests
-SUPERVISE_INTERVAL = 5.0  # seconds: safety net re-scan for URLs with pending rows
+SUPERVISE_INTERVAL = 30.0  # seconds: safety net re-scan for URLs with pending rows
 PRUNE_INTERVAL = 3600.0  # seconds between deletions of old finished rows
 KEEP_FINISHED = 7 * 86400.0  # seconds finished rows stay for inspection (at least max_age)
 JITTER = 0.2  # retry delays vary by +-20% so many rows do not retry in lockstep
@@ -271,7 +271,14 @@ class Delivery:
         if not result.recoverable:
             await self._expire(channel, rows, f"not recoverable: {result.detail}")
             return
+        last_chance = [r for r in rows if now - r.created >= dispatch.max_age]
+        if last_chance:
+            await self._expire(
+                channel, last_chance, f"undelivered after {dispatch.max_age:g}s: {result.detail}"
+            )
         for row in rows:
+            if row in last_chance:
+                continue
             delay = retry_delay(
                 row.attempts + 1, dispatch.retry_initial, dispatch.retry_max, self._rng
             )

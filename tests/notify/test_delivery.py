@@ -1,0 +1,307 @@
+"""Delivery from the outbox: retries, expiry, rate limits, splitting, per-URL isolation and
+restarts, against the RecordingNotifier on virtual time."""
+
+from __future__ import annotations
+
+import random
+
+import trio
+import trio.testing
+
+from alertd.config.model import Config
+from alertd.notify import clock
+from alertd.notify.delivery import Delivery, retry_delay
+from alertd.notify.notifier import MessageLimits, SendResult
+from alertd.notify.outbox import Notification, Outbox, notification_key
+from alertd.notify.recording import RecordingNotifier
+from alertd.store import Database
+
+from .helpers import channel, make_config, wait_until
+
+
+async def _queue(
+    outbox: Outbox, config: Config, name: str, n: int, *, title: str = "Alert", body: str = "b"
+) -> None:
+    wall = clock.wall()
+    notes = []
+    for url_index in range(len(config.channels[name].urls)):
+        notes.append(
+            Notification(
+                key=notification_key(name, url_index, [f"{title}-{n}"]),
+                channel=name,
+                url_index=url_index,
+                title=f"{title} {n}",
+                body=body,
+                alert_ids=(f"{title}-{n}",),
+                created=wall,
+            )
+        )
+    await outbox.enqueue(notes)
+
+
+def _failing_first(times: int) -> tuple[list[int], RecordingNotifier]:
+    calls = [0]
+
+    def answer(url: str, title: str, body: str) -> SendResult:
+        calls[0] += 1
+        if calls[0] <= times:
+            return SendResult(ok=False, recoverable=True, detail="HTTP 500")
+        return SendResult(ok=True)
+
+    return calls, RecordingNotifier(answer=answer)
+
+
+async def test_recoverable_failure_is_retried_with_backoff(
+    outbox: Outbox, clock: trio.testing.MockClock
+) -> None:
+    """Three failures then success: delivered exactly once, after backoff of about 2, 4, 8 s."""
+    config = make_config({"me": channel("fake://me")}, retry_initial=2, retry_max=300)
+    calls, notifier = _failing_first(3)
+    delivery = Delivery(config, outbox, notifier, rng=random.Random(1))
+    with trio.fail_after(7200):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(delivery.run)
+            await _queue(outbox, config, "me", 1)
+            await wait_until(lambda: len(notifier.sent) == 1)
+            await trio.sleep(600)
+            nursery.cancel_scope.cancel()
+    assert len(notifier.sent) == 1
+    assert calls[0] == 4
+    gaps = [b.at - a.at for a, b in zip(notifier.attempts, notifier.attempts[1:], strict=False)]
+    for gap, base in zip(gaps, [2, 4, 8], strict=True):
+        assert base * 0.8 - 0.1 <= gap <= base * 1.2 + 0.1
+    rows = await outbox.rows()
+    assert [r.status for r in rows] == ["delivered"]
+
+
+def test_backoff_is_capped() -> None:
+    """Retry delays double from retry_initial and never pass retry_max."""
+    rng = random.Random(0)
+    delays = [retry_delay(n, 2.0, 60.0, rng) for n in range(1, 12)]
+    assert delays[0] <= 2.4
+    assert max(delays) <= 60.0
+    assert delays[-1] >= 48.0
+
+
+async def test_unrecoverable_failure_expires_and_tells_the_fallback(
+    outbox: Outbox, clock: trio.testing.MockClock
+) -> None:
+    """A permanent failure is not retried; the fallback channel hears what was lost and why."""
+    config = make_config(
+        {"slack": channel("fake://slack"), "ops": channel("fake://ops")},
+        fallback_channel="ops",
+    )
+
+    def answer(url: str, title: str, body: str) -> SendResult:
+        if url == "fake://slack":
+            return SendResult(ok=False, recoverable=False, detail="HTTP 401 invalid token")
+        return SendResult(ok=True)
+
+    notifier = RecordingNotifier(answer=answer)
+    delivery = Delivery(config, outbox, notifier)
+    with trio.fail_after(7200):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(delivery.run)
+            await _queue(outbox, config, "slack", 1, title="Big fill")
+            await wait_until(lambda: len(notifier.sent) == 1)
+            await trio.sleep(60)
+            nursery.cancel_scope.cancel()
+    assert len([a for a in notifier.attempts if a.url == "fake://slack"]) == 1
+    [report] = notifier.sent
+    assert report.url == "fake://ops"
+    assert "slack" in report.title
+    assert "Big fill 1" in report.body
+    assert "HTTP 401 invalid token" in report.body
+    statuses = {r.channel: r.status for r in await outbox.rows()}
+    assert statuses == {"slack": "expired", "ops": "delivered"}
+
+
+async def test_alert_older_than_max_age_expires(
+    outbox: Outbox, clock: trio.testing.MockClock
+) -> None:
+    """A channel that keeps failing is given up on after max_age, not retried forever."""
+    config = make_config({"me": channel("fake://me")}, retry_initial=10, retry_max=60, max_age=600)
+    notifier = RecordingNotifier(
+        answer=lambda u, t, b: SendResult(ok=False, recoverable=True, detail="timeout")
+    )
+    delivery = Delivery(config, outbox, notifier)
+    with trio.fail_after(7200):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(delivery.run)
+            await _queue(outbox, config, "me", 1)
+            await trio.sleep(900)
+            nursery.cancel_scope.cancel()
+    [row] = await outbox.rows()
+    assert row.status == "expired"
+    assert 8 <= len(notifier.attempts) <= 20
+    assert notifier.attempts[-1].at - notifier.attempts[0].at <= 600 + 1
+
+
+async def test_only_the_failing_url_of_a_channel_is_retried(
+    outbox: Outbox, clock: trio.testing.MockClock
+) -> None:
+    """With two URLs where one fails once, the good URL receives the alert exactly once."""
+    config = make_config({"both": channel("fake://good", "fake://flaky")}, retry_initial=1)
+    flaky = [0]
+
+    def answer(url: str, title: str, body: str) -> SendResult:
+        if url == "fake://flaky":
+            flaky[0] += 1
+            if flaky[0] == 1:
+                return SendResult(ok=False, recoverable=True, detail="HTTP 503")
+        return SendResult(ok=True)
+
+    notifier = RecordingNotifier(answer=answer)
+    delivery = Delivery(config, outbox, notifier)
+    with trio.fail_after(7200):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(delivery.run)
+            await _queue(outbox, config, "both", 1)
+            await wait_until(lambda: len(notifier.sent) == 2)
+            await trio.sleep(30)
+            nursery.cancel_scope.cancel()
+    assert sorted(m.url for m in notifier.sent) == ["fake://flaky", "fake://good"]
+    assert [m.url for m in notifier.attempts].count("fake://good") == 1
+    assert [m.url for m in notifier.attempts].count("fake://flaky") == 2
+
+
+async def test_backlog_over_the_rate_limit_becomes_one_digest(
+    outbox: Outbox, clock: trio.testing.MockClock
+) -> None:
+    """30 notifications for a channel limited to 5/1m arrive as one digest naming all 30."""
+    config = make_config({"me": channel("fake://me", rate_limit="5/1m")})
+    notifier = RecordingNotifier()
+    delivery = Delivery(config, outbox, notifier)
+    with trio.fail_after(7200):
+        for n in range(30):
+            await _queue(outbox, config, "me", n)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(delivery.run)
+            await wait_until(lambda: len(notifier.sent) >= 1)
+            await trio.sleep(120)
+            nursery.cancel_scope.cancel()
+    assert len(notifier.sent) == 1
+    [digest] = notifier.sent
+    assert "30 notifications" in digest.title
+    assert all(f"Alert {n}\n" in digest.body + "\n" for n in range(30))
+    assert await outbox.pending_count() == 0
+
+
+async def test_rate_limit_spaces_out_single_messages(
+    outbox: Outbox, clock: trio.testing.MockClock
+) -> None:
+    """Alerts arriving one by one under a 2/1m limit are never more than 2 in any minute."""
+    config = make_config({"me": channel("fake://me", rate_limit="2/1m")})
+    notifier = RecordingNotifier()
+    delivery = Delivery(config, outbox, notifier)
+    with trio.fail_after(7200):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(delivery.run)
+            for n in range(6):
+                await _queue(outbox, config, "me", n)
+                await trio.sleep(10)
+            await trio.sleep(300)
+            nursery.cancel_scope.cancel()
+    times = [m.at for m in notifier.sent]
+    for i in range(len(times) - 2):
+        assert times[i + 2] - times[i] >= 60 - 1e-6
+    delivered = " ".join(m.title + "\n" + m.body for m in notifier.sent)
+    assert all(f"Alert {n}" in delivered for n in range(6))
+    assert await outbox.pending_count() == 0
+
+
+async def test_hanging_channel_does_not_delay_another(
+    outbox: Outbox, clock: trio.testing.MockClock
+) -> None:
+    """While one channel's service never answers, another channel's alert goes out at once."""
+    config = make_config(
+        {"stuck": channel("fake://stuck", timeout=30.0), "fine": channel("fake://fine")}
+    )
+    notifier = RecordingNotifier(delay={"fake://stuck": 10_000.0})
+    delivery = Delivery(config, outbox, notifier)
+    with trio.fail_after(7200):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(delivery.run)
+            await _queue(outbox, config, "stuck", 1)
+            await wait_until(lambda: len(notifier.attempts) == 1, step=0.01)
+            start = trio.current_time()
+            await _queue(outbox, config, "fine", 2)
+            await wait_until(lambda: len(notifier.sent) == 1, step=0.01)
+            assert trio.current_time() - start < 1.0
+            nursery.cancel_scope.cancel()
+    assert notifier.sent[0].url == "fake://fine"
+
+
+async def test_split_message_resumes_after_the_parts_already_sent(
+    outbox: Outbox, clock: trio.testing.MockClock
+) -> None:
+    """When part 2 of 3 fails, the retry sends parts 2 and 3 only: part 1 is not repeated."""
+    config = make_config({"tg": channel("fake://tg")}, retry_initial=1)
+    calls = [0]
+
+    def answer(url: str, title: str, body: str) -> SendResult:
+        calls[0] += 1
+        if calls[0] == 2:
+            return SendResult(ok=False, recoverable=True, detail="HTTP 502")
+        return SendResult(ok=True)
+
+    notifier = RecordingNotifier(
+        answer=answer, limits_by_url={"fake://tg": MessageLimits(body=1000)}
+    )
+    body = "\n".join("w" * 99 for _ in range(25))  # 2 500 characters: 3 parts
+    delivery = Delivery(config, outbox, notifier)
+    with trio.fail_after(7200):
+        await _queue(outbox, config, "tg", 1, body=body)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(delivery.run)
+            await wait_until(lambda: len(notifier.sent) == 3)
+            await trio.sleep(30)
+            nursery.cancel_scope.cancel()
+    assert [m.title for m in notifier.sent] == ["Alert 1 (1/3)", "Alert 1 (2/3)", "Alert 1 (3/3)"]
+    assert "\n".join(m.body for m in notifier.sent) == body
+
+
+async def test_restart_resumes_pending_and_never_resends_delivered(
+    db: Database, clock: trio.testing.MockClock
+) -> None:
+    """A new Delivery over the same SQLite file sends what was pending and nothing twice."""
+    config = make_config({"me": channel("fake://me")})
+    first_outbox = Outbox(db)
+    first = RecordingNotifier()
+    with trio.fail_after(7200):
+        await _queue(first_outbox, config, "me", 1)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(Delivery(config, first_outbox, first).run)
+            await wait_until(lambda: len(first.sent) == 1)
+            nursery.cancel_scope.cancel()
+        # queued while nothing was delivering, as if the process died right after
+        await _queue(first_outbox, config, "me", 2)
+
+        reopened = Database(db.path)
+        second_outbox = Outbox(reopened)
+        second = RecordingNotifier()
+        async with trio.open_nursery() as nursery:
+            await nursery.start(Delivery(config, second_outbox, second).run)
+            await wait_until(lambda: len(second.sent) == 1)
+            await trio.sleep(30)
+            nursery.cancel_scope.cancel()
+        reopened.close()
+    assert [m.title for m in first.sent] == ["Alert 1"]
+    assert [m.title for m in second.sent] == ["Alert 2"]
+
+
+async def test_drain_delivers_pending_within_the_deadline(
+    outbox: Outbox, clock: trio.testing.MockClock
+) -> None:
+    """drain() sends what is due and returns how much is left when the deadline is reached."""
+    config = make_config({"fast": channel("fake://fast"), "slow": channel("fake://slow")})
+    notifier = RecordingNotifier(delay={"fake://slow": 100.0})
+    delivery = Delivery(config, outbox, notifier)
+    with trio.fail_after(7200):
+        await _queue(outbox, config, "fast", 1)
+        await _queue(outbox, config, "slow", 2)
+        start = trio.current_time()
+        left = await delivery.drain(start + 5.0)
+    assert trio.current_time() - start <= 5.0 + 0.1
+    assert [m.url for m in notifier.sent] == ["fake://fast"]
+    assert left == 1

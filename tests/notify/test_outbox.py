@@ -1,0 +1,58 @@
+"""The outbox remembers alerts and notifications durably and never queues one twice."""
+
+from __future__ import annotations
+
+from alertd.notify.outbox import Notification, Outbox, notification_key
+from alertd.store import Database
+
+from .helpers import make_alert
+
+
+def _note(key: str = "k1", created: float = 1000.0, **kw: object) -> Notification:
+    fields: dict[str, object] = {
+        "key": key,
+        "channel": "me",
+        "url_index": 0,
+        "title": "t",
+        "body": "b",
+        "alert_ids": ("a1",),
+        "created": created,
+    }
+    fields.update(kw)
+    return Notification(**fields)  # type: ignore[arg-type]
+
+
+async def test_same_key_is_queued_once(outbox: Outbox) -> None:
+    """Enqueuing a notification whose key is already in the outbox adds nothing."""
+    assert await outbox.enqueue([_note()]) == 1
+    assert await outbox.enqueue([_note()]) == 0
+    assert await outbox.pending_count() == 1
+
+
+async def test_same_alert_id_is_recorded_once(outbox: Outbox) -> None:
+    """An alert id seen before is reported as a duplicate."""
+    assert await outbox.record_alert(make_alert(1), 1000.0)
+    assert not await outbox.record_alert(make_alert(1, title="other"), 1001.0)
+
+
+async def test_held_alerts_survive_a_new_connection(db: Database, outbox: Outbox) -> None:
+    """An alert held in a group comes back intact from a fresh Outbox over the same file."""
+    alert = make_alert(3, labels={"symbol": "BTC_USDT"}, channels=("me",))
+    await outbox.record_alert(alert, 1000.0)
+    reopened = Outbox(Database(db.path))
+    assert await reopened.held_alerts() == [alert]
+    await reopened.enqueue([_note()], sent_alert_ids=[alert.id])
+    assert await reopened.held_alerts() == []
+
+
+async def test_quiet_hours_hold_a_row_back(outbox: Outbox) -> None:
+    """A notification with not_before is not due before that time."""
+    await outbox.enqueue([_note(not_before=5000.0)])
+    assert await outbox.due("me", 0, 4999.0, 10) == []
+    assert [r.key for r in await outbox.due("me", 0, 5000.0, 10)] == ["k1"]
+
+
+def test_key_depends_on_url_and_alerts_not_order() -> None:
+    """The idempotency key is the same for the same alerts in any order, and differs per URL."""
+    assert notification_key("me", 0, ["a", "b"]) == notification_key("me", 0, ["b", "a"])
+    assert notification_key("me", 0, ["a"]) != notification_key("me", 1, ["a"])
