@@ -9,7 +9,7 @@ from functools import partial
 from typing import Any
 
 import trio
-from trio_websocket import WebSocketConnection
+from trio_websocket import WebSocketConnection, wrap_client_stream
 
 from alertd.simulator.server import Simulator, serve
 
@@ -42,3 +42,29 @@ async def subscribe(ws: WebSocketConnection, *topics: str, op: str = "subscribe"
 
 async def collect(ws: WebSocketConnection, count: int) -> list[str]:
     return [await ws.get_message() for _ in range(count)]
+
+
+@asynccontextmanager
+async def client(url: str, *, max_message_size: int = 2**20) -> AsyncIterator[WebSocketConnection]:
+    """A real trio-websocket client on a TCP stream this helper owns and always closes.
+
+    trio-websocket 0.12.2's own client (``open_websocket_url``) never closes its socket when
+    the server closes first (it waits for the server's TCP close, then ``aclose()`` returns
+    early), which leaks the socket to the garbage collector and fails warnings-as-errors.
+    """
+    host_port, _, path = url.removeprefix("ws://").partition("/")
+    host, _, port = host_port.rpartition(":")
+    stream = await trio.open_tcp_stream(host, int(port))
+    try:
+        async with trio.open_nursery() as nursery:
+            ws = await wrap_client_stream(
+                nursery, stream, host_port, "/" + path, max_message_size=max_message_size
+            )
+            try:
+                yield ws
+            finally:
+                with trio.move_on_after(1):
+                    await ws.aclose()
+                nursery.cancel_scope.cancel()
+    finally:
+        await stream.aclose()

@@ -7,10 +7,9 @@ from decimal import Decimal
 from typing import Any
 
 import trio
-from trio_websocket import open_websocket_url
 
 from .doc_examples import CRYPTOLOGY, shape
-from .helpers import collect, running
+from .helpers import client, collect, running
 
 FAST = 500.0
 
@@ -18,7 +17,7 @@ FAST = 500.0
 async def _frames(seed: int, count: int) -> list[dict[str, Any]]:
     async with (
         running(seed=seed, rate=FAST) as sim,
-        open_websocket_url(sim.url("cryptology")) as ws,
+        client(sim.url("cryptology")) as ws,
     ):
         return [json.loads(f) for f in await collect(ws, count)]
 
@@ -91,7 +90,7 @@ async def test_insufficient_funds_names_an_order_that_was_never_placed() -> None
 async def test_client_frames_other_than_login_are_ignored() -> None:
     """Cryptology has no client messages: a stray frame gets no answer and breaks nothing."""
     with trio.fail_after(20):
-        async with running(rate=FAST) as sim, open_websocket_url(sim.url("cryptology")) as ws:
+        async with running(rate=FAST) as sim, client(sim.url("cryptology")) as ws:
             await ws.send_message('{"op":"subscribe","topic":"orders"}')
             await ws.send_message("garbage")
             frames = [json.loads(f) for f in await collect(ws, 20)]

@@ -7,7 +7,6 @@ from decimal import Decimal
 from typing import Any
 
 import trio
-from trio_websocket import open_websocket_url
 
 from .doc_examples import (
     PIEXGO_BALANCE,
@@ -16,7 +15,7 @@ from .doc_examples import (
     PIEXGO_ORDER,
     shape,
 )
-from .helpers import collect, recv, running, subscribe
+from .helpers import client, collect, recv, running, subscribe
 
 FAST = 500.0  # actions per second: real time, many frames, short tests
 ALL_TOPICS = ("pinfo", "dealinfo.btc_usdt", "dealinfo.eth_usdt", "depth.btc_usdt", "depth.eth_usdt")
@@ -25,7 +24,7 @@ ALL_TOPICS = ("pinfo", "dealinfo.btc_usdt", "dealinfo.eth_usdt", "depth.btc_usdt
 async def test_only_subscribed_topics_are_streamed() -> None:
     """A dealinfo.btc_usdt subscriber is acknowledged, then gets btc_usdt deals and nothing else."""
     with trio.fail_after(20):
-        async with running(seed=3, rate=FAST) as sim, open_websocket_url(sim.url("piexgo")) as ws:
+        async with running(seed=3, rate=FAST) as sim, client(sim.url("piexgo")) as ws:
             seen = await subscribe(ws, "dealinfo.btc_usdt")
             assert seen == [{"op": "subscribe", "topic": "dealinfo.btc_usdt", "status": "ok"}]
             assert sim.subscriptions("piexgo") == {"dealinfo.btc_usdt"}
@@ -36,7 +35,7 @@ async def test_only_subscribed_topics_are_streamed() -> None:
 async def test_unsubscribe_stops_a_topic() -> None:
     """After an acknowledged unsubscribe of depth.btc_usdt only the other topic keeps coming."""
     with trio.fail_after(20):
-        async with running(seed=3, rate=FAST) as sim, open_websocket_url(sim.url("piexgo")) as ws:
+        async with running(seed=3, rate=FAST) as sim, client(sim.url("piexgo")) as ws:
             await subscribe(ws, "depth.btc_usdt", "dealinfo.btc_usdt")
             await subscribe(ws, "depth.btc_usdt", op="unsubscribe")
             assert sim.subscriptions("piexgo") == {"dealinfo.btc_usdt"}
@@ -56,7 +55,7 @@ async def test_bad_frames_are_answered_with_errors_and_the_connection_stays() ->
         ("subscribe pinfo", None, "not JSON"),
     ]
     with trio.fail_after(10):
-        async with running(scenario="quiet") as sim, open_websocket_url(sim.url("piexgo")) as ws:
+        async with running(scenario="quiet") as sim, client(sim.url("piexgo")) as ws:
             for text, topic, why in bad:
                 await ws.send_message(text)
                 answer = await recv(ws)
@@ -77,7 +76,7 @@ async def test_pinfo_subscribe_sends_a_balance_snapshot_showing_what_moved(
     carries the balances that moved while the client was away."""
     with trio.fail_after(300):
         async with running(seed=5) as sim:
-            async with open_websocket_url(sim.url("piexgo")) as ws:
+            async with client(sim.url("piexgo")) as ws:
                 first = await subscribe(ws, "pinfo")
                 snapshot = [await recv(ws) for _ in range(3)]
             assert first == [{"op": "subscribe", "topic": "pinfo", "status": "ok"}]
@@ -85,7 +84,7 @@ async def test_pinfo_subscribe_sends_a_balance_snapshot_showing_what_moved(
             assert set(tokens) == {"BTC", "ETH", "USDT"}
             assert all(f["type"] == "balance" for f in snapshot)
             await trio.sleep(15)  # the account keeps trading while nobody watches
-            async with open_websocket_url(sim.url("piexgo")) as ws:
+            async with client(sim.url("piexgo")) as ws:
                 await subscribe(ws, "pinfo")
                 later = {f["data"]["token"]: f["data"] for f in [await recv(ws) for _ in range(3)]}
             moved = [t for t in tokens if later[t]["id"] != tokens[t]["id"]]
@@ -102,7 +101,7 @@ def _frames_by_kind(frames: list[dict[str, Any]]) -> dict[str, list[dict[str, An
 
 
 async def _gather_everything(seed: int, count: int) -> list[dict[str, Any]]:
-    async with running(seed=seed, rate=FAST) as sim, open_websocket_url(sim.url("piexgo")) as ws:
+    async with running(seed=seed, rate=FAST) as sim, client(sim.url("piexgo")) as ws:
         await subscribe(ws, *ALL_TOPICS)
         return [json.loads(f) for f in await collect(ws, count)]
 
