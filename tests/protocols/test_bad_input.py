@@ -211,6 +211,8 @@ def assert_well_formed(event: Event) -> None:
 
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Each example of the swap test decodes every path of every golden frame (~150 frames).
+FUZZ_WIDE = settings(FUZZ, max_examples=60)
 
 
 @FUZZ
@@ -256,7 +258,7 @@ def test_every_field_dropped_raises_only_protocol_error(
                 check_decode(make, warmup, replaced(text, path, drop=True))
 
 
-@FUZZ
+@FUZZ_WIDE
 @given(value=JSON_VALUES)
 def test_every_field_swapped_for_random_json_raises_only_protocol_error(value: Any) -> None:
     """Any JSON value put in place of any field of any golden frame (so decoding gets as deep

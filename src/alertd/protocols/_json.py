@@ -26,6 +26,9 @@ _DECODER = msgspec.json.Decoder(float_hook=Decimal)
 # that sends any of those is not sending what its document shows, so we refuse them.
 _NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 
+# A plain non-negative decimal within MAX_MAGNITUDE: the common case, read without checks.
+_plain = re.compile(r"[0-9]{1,31}(?:\.[0-9]{1,30})?").fullmatch
+
 # Largest and smallest magnitudes accepted (as powers of ten). Real amounts stay well inside
 # 1e-30..1e30; the bound keeps "1e999999999" from overflowing arithmetic later.
 MAX_MAGNITUDE = 30
@@ -49,6 +52,11 @@ def sub(a: Decimal, b: Decimal) -> Decimal:
 def mul(a: Decimal, b: Decimal) -> Decimal:
     return EXACT.multiply(a, b) or ZERO
 
+
+# Raw symbol -> normalized symbol. An account trades a handful of markets, so this stays tiny;
+# the bound (cleared when reached) only guards against a stream of made-up symbols.
+MAX_CACHED_SYMBOLS = 1024
+_SYMBOLS: dict[str, str] = {}
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_SECONDS = 253_402_300_799  # 9999-12-31T23:59:59Z, the last second datetime can hold
@@ -155,16 +163,32 @@ class Reader:
         raise self.fail(f"{where}{key} must be an id (integer or string), not {value!r}")
 
     def symbol(self, obj: Obj, key: str, where: str = "") -> str:
+        raw = obj.get(key)
+        symbol = _SYMBOLS.get(raw) if type(raw) is str else None
+        if symbol is not None:
+            return symbol
         raw = self.text(obj, key, where)
         symbol = normalize_symbol(raw)
         if not symbol or len(symbol) > 40:
             raise self.fail(f"{where}{key} is not a trading symbol: {raw!r}")
+        if len(_SYMBOLS) >= MAX_CACHED_SYMBOLS:
+            _SYMBOLS.clear()
+        _SYMBOLS[raw] = symbol
         return symbol
 
     def number(self, obj: Obj, key: str, where: str = "", *, signed: bool = False) -> Decimal:
         """A finite decimal sent as a JSON number or numeric string; non-negative unless
         ``signed``. Any zero reads as ``0``."""
-        return self.number_value(self.field(obj, key, where), key, where, signed=signed)
+        value = obj.get(key)
+        # Fast path for what exchanges send nearly always ("7831.16000000"): the pattern
+        # already guarantees finite, non-negative and in range. This keeps an order frame's
+        # five numbers cheap enough for the 100,000 frames/s target (bench/decode.py).
+        if type(value) is str and _plain(value) is not None:
+            number = Decimal(value)
+            return number if number else ZERO
+        if value is None and key not in obj:
+            raise self.fail(f"{where}{key} is missing")
+        return self.number_value(value, key, where, signed=signed)
 
     def number_value(self, value: Any, key: str, where: str, *, signed: bool = False) -> Decimal:
         if isinstance(value, str):
@@ -186,6 +210,9 @@ class Reader:
         return number
 
     def unix_seconds(self, obj: Obj, key: str, where: str = "") -> datetime:
+        seconds = obj.get(key)
+        if type(seconds) is int and 0 <= seconds <= MAX_SECONDS:  # the common case, quickly
+            return EPOCH + timedelta(seconds=seconds)
         seconds = self.integer(obj, key, where)
         if seconds > MAX_SECONDS:
             raise self.fail(f"{where}{key} is not a time in seconds: {seconds!r}")
