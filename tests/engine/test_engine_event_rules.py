@@ -132,3 +132,11 @@ def test_non_matching_rules_cost_no_where_evaluation() -> None:
         accounts=("main", "alt"),
     )
     assert [a.rule for a in e.process(trade(price=D(5)), 1.0)] == ["mine"]
+
+
+def test_cooldown_memory_stays_bounded() -> None:
+    """Cooldown entries that can no longer suppress anything are swept."""
+    e = engine(rule(on="order.filled", cooldown=60))
+    for i in range(10_000):
+        e.process(filled(str(i)), float(i))
+    assert len(e._behaviours[0].last_alert) <= 2048

@@ -118,3 +118,14 @@ def test_hysteresis_never_fires_twice_without_a_resolve(values: list[int]) -> No
     )
     assert all(v < 100 for v, s in seen if s == "firing")
     assert all(v >= 150 for v, s in seen if s == "resolved")
+
+
+def test_band_with_below_and_above() -> None:
+    """With both lines, leaving the band either way fires, and coming back resolves."""
+    e = engine(low(below=Decimal(10), resolve_above=None, above=Decimal(100)))
+    assert statuses(e, [50, 5, 50, 150, 101, 100]) == [
+        (5, "firing"),
+        (50, "resolved"),
+        (150, "firing"),
+        (100, "resolved"),
+    ]

@@ -28,6 +28,7 @@ from alertd.events import Alert, AlertStatus, Event
 
 log = logging.getLogger(__name__)
 
+SWEEP_MIN = 1024  # keys kept before cooldown entries that no longer matter are swept
 MARKET_KINDS = frozenset({"trade", "book"})
 # Fields copied into persisted state so a restored key still renders account, symbol, ...
 PERSISTED_FIELDS = ("exchange", "account", "kind", "symbol", "currency", "side", "order_id")
@@ -67,6 +68,7 @@ class Behaviour:
         self._timers: dict[tuple[str, str], int] = {}
         self._blank = dict.fromkeys(_common_fields(rule.kinds))
         self._where_error_logged = False
+        self._sweep_at = SWEEP_MIN
 
     def rebind(self, rule: CompiledRule) -> None:
         """Take an edited rule with the same fingerprint (message, channels, cooldown or
@@ -235,12 +237,14 @@ class Behaviour:
 
     def forget_stale(self, now: float) -> None:
         """Drop cooldown entries that can no longer suppress anything (bounds memory)."""
-        if self.cooldown is None or len(self.last_alert) < 1024:
+        if self.cooldown is None or len(self.last_alert) < self._sweep_at:
             return
         for key, last in list(self.last_alert.items()):
             if now - last >= self.cooldown:
                 del self.last_alert[key]
                 self.rt.dirty.add((self, key))
+        # Sweep again only once the map has doubled: amortized O(1) per alert.
+        self._sweep_at = max(SWEEP_MIN, 2 * len(self.last_alert))
 
 
 def persisted_fields(ctx: Mapping[str, Any]) -> dict[str, str]:

@@ -11,7 +11,7 @@ from collections import deque
 from typing import Any
 
 from alertd.engine.expressions import duration
-from alertd.engine.kinds.base import Behaviour
+from alertd.engine.kinds.base import SWEEP_MIN, Behaviour
 from alertd.events import Alert, Event
 
 
@@ -23,11 +23,13 @@ class RateRule(Behaviour):
         self.count = count
         self.within = within
         self.windows: dict[str, deque[float]] = {}
+        self._windows_sweep_at = SWEEP_MIN
 
     def on_event(self, event: Event, ctx: dict[str, Any], now: float) -> list[Alert]:
         key = self.key_for(event, ctx)
         window = self.windows.get(key)
         if window is None:
+            self.forget_stale(now)  # a new key: the moment to bound memory
             window = self.windows[key] = deque()
         window.append(now)
         horizon = now - self.within
@@ -39,7 +41,6 @@ class RateRule(Behaviour):
         del self.windows[key]
         if self.cooling(key, now):
             return []
-        self.forget_stale(now)
         head = f"{self.rule.name}: {seen} x {event.kind} within {duration(self.within)} ({key})"
         return [
             self.make_alert(
@@ -54,8 +55,9 @@ class RateRule(Behaviour):
 
     def forget_stale(self, now: float) -> None:
         super().forget_stale(now)
-        if len(self.windows) >= 1024:
+        if len(self.windows) >= self._windows_sweep_at:
             horizon = now - self.within
             for key, window in list(self.windows.items()):
                 if window[-1] <= horizon:
                     del self.windows[key]
+            self._windows_sweep_at = max(SWEEP_MIN, 2 * len(self.windows))
