@@ -26,6 +26,7 @@ Frames are compact JSON (no spaces): the wire form, byte-identical for the same 
 
 from __future__ import annotations
 
+import functools
 import json
 from decimal import Decimal
 from typing import Any
@@ -260,13 +261,21 @@ def garbage_frame(exchange: str, kind: str, sample: str) -> str:
             )
         if kind == "unknown-kind":
             return dumps({"topic": "pinfo", "type": "position", "data": {"token": "BTC"}})
-        levels = _oversize_levels(OVERSIZE_CHARS // 40)
-        frame = _piexgo_depth("btc_usdt", tuple(levels), tuple(levels), 1)
     else:
         if kind == "unknown":
             return dumps({"@type": "MarginCallIssued", "currency": "USD", "time": [0, 0]})
         if kind == "unknown-kind":
             return dumps({"order_id": 1, "amount": "1", "trade_pair": "BTC_USD"})  # no @type
+    return _oversize(exchange)
+
+
+@functools.cache  # building 1.2 MB of JSON takes tens of milliseconds; it never changes
+def _oversize(exchange: str) -> str:
+    """A well-formed book frame too big for a default trio-websocket client."""
+    if exchange == "piexgo":
+        levels = _oversize_levels(OVERSIZE_CHARS // 40)
+        frame = _piexgo_depth("btc_usdt", tuple(levels), tuple(levels), 1)
+    else:
         levels = _oversize_levels(OVERSIZE_CHARS // 20)
         frame = _cryptology_book("BTC_USD", tuple(levels), tuple(levels))
     text = dumps(frame)
