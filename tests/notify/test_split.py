@@ -56,3 +56,12 @@ def test_split_keeps_every_character(body: str, limit: int) -> None:
         return
     assert all(len(p.body) <= limit for p in parts)
     assert "".join(p.body for p in parts).replace("\n", "") == body.replace("\n", "")
+
+
+def test_html_services_count_escaped_characters() -> None:
+    """For HTML services a body full of '&' is split by its escaped length, not its raw one."""
+    body = "\n".join("&" * 50 for _ in range(40))  # 2 000 raw characters, 10 000 escaped
+    parts = split_message("T", body, 4096, title_in_body=True, html=True)
+    assert len(parts) == 3
+    for part in parts:
+        assert len(part.body.replace("&", "&amp;")) + len(part.title) + TITLE_OVERHEAD <= 4096

@@ -122,16 +122,27 @@ class AppriseNotifier:
     def __init__(self, *, workers: int = 4) -> None:
         self._limiter = trio.CapacityLimiter(workers)
         self._per_url: dict[str, trio.CapacityLimiter] = {}
+        # apprise and urllib3 log request URLs, tokens included, at DEBUG: keep them at
+        # WARNING or above whatever the daemon's log level (secrets never reach logs).
+        for name in ("apprise", "urllib3"):
+            chatty = logging.getLogger(name)
+            chatty.setLevel(max(logging.WARNING, chatty.getEffectiveLevel()))
         # In memory only: apprise's persistent store would write files next to the daemon.
         self._asset = apprise.AppriseAsset(storage_mode="memory")
 
     def limits(self, url: Secret) -> MessageLimits:
-        plugin = apprise.Apprise.instantiate(url.reveal(), asset=self._asset)
+        plugin: Any = apprise.Apprise.instantiate(url.reveal(), asset=self._asset)
         if plugin is None:
             return MessageLimits()
         body_max = int(getattr(plugin, "body_maxlen", 0) or 0)
         title_max = int(getattr(plugin, "title_maxlen", 0) or 0)
-        return MessageLimits(body=body_max or None, title_in_body=title_max <= 0)
+        formats = plugin.notify_format
+        primary = formats[0] if isinstance(formats, tuple | list) else formats
+        return MessageLimits(
+            body=body_max or None,
+            title_in_body=title_max <= 0,
+            html=primary == apprise.NotifyFormat.HTML,
+        )
 
     def describe(self, url: Secret) -> str:
         """A form of ``url`` safe to print."""
@@ -167,7 +178,15 @@ class AppriseNotifier:
                 detail=f"not a usable apprise URL: {masked_url(raw)}",
             )
         try:
-            result = ap.notify(body=body, title=title, timeout=timeout, log_level=logging.WARNING)
+            # Alert texts are plain text: apprise escapes them for HTML services and keeps
+            # line breaks in email (without body_format it would guess).
+            result = ap.notify(
+                body=body,
+                title=title,
+                body_format=apprise.NotifyFormat.TEXT,
+                timeout=timeout,
+                log_level=logging.WARNING,
+            )
         except Exception as exc:  # apprise's own errors, e.g. AppriseImproperlyConfigured
             return SendResult(ok=False, recoverable=False, detail=scrub(str(exc), raw))
         with result:

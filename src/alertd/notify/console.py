@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import warnings
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -27,10 +28,16 @@ def format_console(title: str, body: str) -> str:
     return f"{head}\n{body}\n" if body else f"{head}\n"
 
 
-@_register(on=SCHEME, name="alertd console")
 def _print_notification(body: str, title: str, *args: Any, **kwargs: Any) -> bool:
     text = format_console(title, body)
     with _print_lock:
         sys.stdout.write(text)
         sys.stdout.flush()
     return True
+
+
+with warnings.catch_warnings():
+    # Registering makes apprise load all its plugins once; its email plugin imports the stdlib
+    # imghdr module, deprecated since Python 3.11. Not ours to fix, and harmless here.
+    warnings.filterwarnings("ignore", message=".*imghdr", category=DeprecationWarning)
+    _register(on=SCHEME, name="alertd console")(_print_notification)

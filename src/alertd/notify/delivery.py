@@ -209,7 +209,9 @@ class Delivery:
         url = settings.urls[index]
         limits = self._notifier.limits(url)
         limit = settings.max_length or limits.body
-        parts = split_message(title, body, limit, title_in_body=limits.title_in_body)
+        parts = split_message(
+            title, body, limit, title_in_body=limits.title_in_body, html=limits.html
+        )
         result = SendResult(ok=True)
         for number in range(skip, len(parts)):
             part = parts[number]

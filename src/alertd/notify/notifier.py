@@ -24,10 +24,12 @@ class SendResult:
 @attrs.frozen(kw_only=True)
 class MessageLimits:
     """``body``: the most characters one message may carry (None: no known limit).
-    ``title_in_body``: the service has no title field and puts the title into the text."""
+    ``title_in_body``: the service has no title field and puts the title into the text.
+    ``html``: the text is sent as HTML, so ``&``, ``<`` and ``>`` grow when escaped."""
 
     body: int | None = None
     title_in_body: bool = False
+    html: bool = False
 
 
 class Notifier(Protocol):

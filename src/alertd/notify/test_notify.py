@@ -36,7 +36,11 @@ async def send_test(
         limits = notifier.limits(url)
         result = SendResult(ok=True)
         for part in split_message(
-            title, body, settings.max_length or limits.body, title_in_body=limits.title_in_body
+            title,
+            body,
+            settings.max_length or limits.body,
+            title_in_body=limits.title_in_body,
+            html=limits.html,
         ):
             result = await notifier.send(
                 url, part.title, part.body, service_timeout=settings.timeout
