@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import random
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import attrs
@@ -52,6 +53,7 @@ from alertd.sources.auth import Authenticator, AuthError
 from alertd.sources.backoff import Backoff
 from alertd.sources.buffer import OutBuffer
 from alertd.sources.capture import Recorder
+from alertd.sources.transport import describe_close, parse_url, run_connection
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +130,7 @@ class Session:
         try:
             self._auth = Authenticator.build(s.name, s.exchange, s.auth)
             self._streams = {self.decoder.normalize_stream(n): n for n in s.streams}
+            parse_url(s.url)
         except (AuthError, ValueError) as e:
             raise SessionConfigError(f"account {s.name!r}: {e}") from None
         self._budgets = {}
@@ -201,33 +204,24 @@ class Session:
         except AuthError as e:
             self._error(str(e))
             return "auth templates could not be rendered"
+        return await run_connection(
+            s.url,
+            partial(self._serve, login=login),
+            extra_headers=headers,
+            message_queue_size=MESSAGE_QUEUE_SIZE,
+            max_message_size=s.max_message_size,
+            connect_timeout=s.connect_timeout,
+            close_timeout=s.close_timeout,
+        )
+
+    async def _serve(self, ws: WebSocketConnection, *, login: str | None) -> str:
+        """Log in, subscribe, then read until the connection is lost; returns why."""
         try:
-            async with trio_websocket.open_websocket_url(
-                s.url,
-                extra_headers=headers,
-                message_queue_size=MESSAGE_QUEUE_SIZE,
-                max_message_size=s.max_message_size,
-                connect_timeout=s.connect_timeout,
-                disconnect_timeout=s.close_timeout,
-            ) as ws:
-                return await self._serve(ws, login)
-        except trio_websocket.ConnectionRejected as e:
-            return f"handshake rejected with HTTP {e.status_code}"
-        except trio_websocket.ConnectionTimeout:
-            return f"connect timed out after {s.connect_timeout:g}s"
-        except trio_websocket.DisconnectionTimeout:
-            # Raised by the close after our reason was settled: a dead peer did not answer
-            # the close handshake within close_timeout; the socket is closed anyway.
-            return self._lost_reason or "close handshake timed out"
-        except trio_websocket.HandshakeError as e:
-            cause = e.__cause__ or e
-            return f"connect failed: {type(cause).__name__}: {cause}"
+            return await self._serve_connection(ws, login)
         except trio_websocket.ConnectionClosed as e:
             return self._lost_reason or self._closed(e.reason)
-        except OSError as e:
-            return self._lost_reason or f"connection failed: {type(e).__name__}: {e}"
 
-    async def _serve(self, ws: WebSocketConnection, login: str | None) -> str:
+    async def _serve_connection(self, ws: WebSocketConnection, login: str | None) -> str:
         s = self.settings
         if login is not None:
             await ws.send_message(login)
@@ -432,9 +426,7 @@ class Session:
     # -- helpers ----------------------------------------------------------------------------
 
     def _closed(self, reason: CloseReason | None) -> str:
-        if reason is None:
-            return "connection closed"
-        if reason.code == MESSAGE_TOO_BIG:
+        if reason is not None and reason.code == MESSAGE_TOO_BIG:
             self.stats.decode_errors += 1
             message = (
                 f"frame larger than max_message_size ({self.settings.max_message_size} bytes);"
@@ -445,8 +437,7 @@ class Session:
             )
             self._error(message, "")
             return "frame too big (1009)"
-        text = f"closed with {reason.code} {reason.name}"
-        return f"{text}: {reason.reason}" if reason.reason else text
+        return describe_close(reason)
 
     def _error(self, reason: str, excerpt_text: str = "", *, bounded: bool = False) -> None:
         """A ``stream.error``; ``bounded`` for per-frame errors, which a garbage flood could
