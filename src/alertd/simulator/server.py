@@ -118,14 +118,14 @@ class Simulator:
         return self._listener is not None
 
     async def wait_connected(self, exchange: str, n: int = 1) -> None:
-        await self._wait_until(lambda: self.connection_count(exchange) >= n)
+        await self.wait_until(lambda: self.connection_count(exchange) >= n)
 
     async def wait_subscribed(self, exchange: str, topics: Iterable[str]) -> None:
         wanted = set(topics)
-        await self._wait_until(lambda: wanted <= self.subscriptions(exchange))
+        await self.wait_until(lambda: wanted <= self.subscriptions(exchange))
 
     async def wait_accepting(self) -> None:
-        await self._wait_until(lambda: self.accepting)
+        await self.wait_until(lambda: self.accepting)
 
     def drop_connections(
         self,
@@ -511,7 +511,7 @@ class Simulator:
                 c.ready and (c.topics or exchange == "cryptology") for c in self._live(exchange)
             )
 
-        await self._wait_until(someone_listens)
+        await self.wait_until(someone_listens)
         logger.info("simulator.flood exchange=%s rate=%s", exchange, rate)
         await self.flood(exchange, None, rate)
 
@@ -553,7 +553,9 @@ class Simulator:
         self._changed.set()
         self._changed = trio.Event()
 
-    async def _wait_until(self, condition: Callable[[], bool]) -> None:
+    async def wait_until(self, condition: Callable[[], bool]) -> None:
+        """Wait until ``condition()`` holds; it is re-checked whenever connections, logins,
+        subscriptions, half-open state or the listener change."""
         while not condition():
             await self._changed.wait()
 
