@@ -1,0 +1,83 @@
+"""Builders shared by the dispatch tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import trio
+
+from alertd.config.model import (
+    ChannelSettings,
+    Config,
+    DaemonSettings,
+    DispatchSettings,
+    Duration,
+    RuleSettings,
+    Secret,
+)
+from alertd.dispatch.dispatcher import Dispatcher
+from alertd.dispatch.silences import Silences
+from alertd.events import Alert
+from alertd.notify import clock
+from alertd.notify.outbox import Outbox, OutboxRow
+
+
+def make_alert(n: int = 1, **kw: Any) -> Alert:
+    fields: dict[str, Any] = {
+        "id": f"alert-{n}",
+        "rule": "filled",
+        "key": "main/BTC_USDT",
+        "title": f"Order {n} filled",
+        "body": f"buy {n} BTC_USDT filled at 100",
+        "channels": ("me",),
+        "account": "main",
+        "event_kind": "order.filled",
+        "created": datetime(2026, 1, 5, 12, 0, n % 60, tzinfo=UTC),
+    }
+    fields.update(kw)
+    return Alert(**fields)
+
+
+def make_config(
+    *,
+    channels: dict[str, ChannelSettings] | None = None,
+    rules: list[RuleSettings] | None = None,
+    timezone: str = "UTC",
+    **dispatch: Any,
+) -> Config:
+    for name in ("group_wait", "group_interval", "inhibit_max"):
+        if name in dispatch:
+            dispatch[name] = Duration(float(dispatch[name]))
+    return Config(
+        daemon=DaemonSettings(timezone=timezone),
+        channels=channels
+        if channels is not None
+        else {"me": ChannelSettings(urls=[Secret("fake://me")])},
+        rules=rules or [],
+        dispatch=DispatchSettings(**dispatch),
+    )
+
+
+@asynccontextmanager
+async def running(
+    config: Config, outbox: Outbox, silences: Silences, *, wall: clock.Wall = clock.wall
+) -> AsyncIterator[trio.MemorySendChannel[Alert]]:
+    """A Dispatcher running in the background; yields the channel to send it alerts."""
+    send, receive = trio.open_memory_channel[Alert](100)
+    dispatcher = Dispatcher(config, outbox, silences, wall=wall)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(dispatcher.run, receive)
+        yield send
+        nursery.cancel_scope.cancel()
+
+
+async def settle(seconds: float = 1.0) -> None:
+    """Let the dispatcher's database writes and timers run (virtual time)."""
+    await trio.sleep(seconds)
+
+
+async def queued(outbox: Outbox) -> list[OutboxRow]:
+    return await outbox.rows()

@@ -1,0 +1,134 @@
+"""The dispatcher end to end: dedup, routing, restart, shutdown, and delivery of what it
+queues."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+
+from alertd.config.model import ChannelSettings, RuleSettings, Secret
+from alertd.dispatch.dispatcher import Dispatcher
+from alertd.dispatch.router import route
+from alertd.dispatch.silences import Silences
+from alertd.events import Alert
+from alertd.notify.delivery import Delivery
+from alertd.notify.outbox import Outbox
+from alertd.notify.recording import RecordingNotifier
+from alertd.store import Database
+
+from .helpers import make_alert, make_config, queued, running, settle
+
+TWO = {
+    "me": ChannelSettings(urls=[Secret("fake://me")]),
+    "ops": ChannelSettings(urls=[Secret("fake://ops-a"), Secret("fake://ops-b")]),
+}
+
+
+def test_routes_to_named_channels_or_the_default() -> None:
+    """An alert goes to the channels it names, its rule's notify list, or the default."""
+    config = make_config(
+        channels=TWO, default_channel="ops", rules=[RuleSettings(name="r", notify=["me"])]
+    )
+    assert route(make_alert(1, channels=("me", "ops")), config).channels == ("me", "ops")
+    assert route(make_alert(2, rule="r", channels=()), config).channels == ("me",)
+    assert route(make_alert(3, rule="other", channels=()), config).channels == ("ops",)
+    typo = route(make_alert(4, channels=("mee",)), config)
+    assert (typo.channels, typo.unknown) == (("ops",), ("mee",))
+
+
+async def test_same_alert_twice_is_queued_once(
+    outbox: Outbox, silences: Silences, clock: trio.testing.MockClock
+) -> None:
+    """An alert id seen again (a replayed frame after reconnect) is not queued again."""
+    with trio.fail_after(3600):
+        async with running(make_config(), outbox, silences) as send:
+            await send.send(make_alert(1))
+            await settle(100)
+            await send.send(make_alert(1))
+            await settle(100)
+    assert len(await queued(outbox)) == 1
+
+
+async def test_one_row_per_channel_url(
+    outbox: Outbox, silences: Silences, clock: trio.testing.MockClock
+) -> None:
+    """An alert for two channels, one with two URLs, is queued as three rows."""
+    with trio.fail_after(3600):
+        async with running(make_config(channels=TWO), outbox, silences) as send:
+            await send.send(make_alert(1, channels=("me", "ops")))
+            await settle()
+    rows = await queued(outbox)
+    assert sorted((r.channel, r.url_index) for r in rows) == [("me", 0), ("ops", 0), ("ops", 1)]
+
+
+async def test_alert_with_no_channel_is_logged_not_lost_silently(
+    outbox: Outbox,
+    silences: Silences,
+    clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With no channel and no default, the alert is logged as an error naming the fix."""
+    with trio.fail_after(3600):
+        async with running(make_config(), outbox, silences) as send:
+            await send.send(make_alert(1, channels=()))
+            await settle()
+    assert await queued(outbox) == []
+    assert "dispatch.unrouted rule=filled" in caplog.text
+    assert "default_channel" in caplog.text
+
+
+async def test_alerts_held_in_a_group_survive_a_restart(
+    db: Database, clock: trio.testing.MockClock
+) -> None:
+    """Alerts waiting in group wait when the dispatcher stops are sent by the next one."""
+    config = make_config(group_wait=60)
+    with trio.fail_after(3600):
+        async with running(config, Outbox(db), Silences(db)) as send:
+            await send.send(make_alert(1))
+            await send.send(make_alert(2))
+            await settle(5)
+        reopened = Database(db.path)
+        outbox = Outbox(reopened)
+        assert await queued(outbox) == []
+        async with running(config, outbox, Silences(reopened)):
+            await settle(120)
+        rows = await queued(outbox)
+        reopened.close()
+    assert [r.alert_ids for r in rows] == [("alert-1", "alert-2")]
+
+
+async def test_closing_intake_queues_held_groups_at_once(
+    outbox: Outbox, silences: Silences, clock: trio.testing.MockClock
+) -> None:
+    """When the alert channel closes (shutdown), held groups are queued without waiting."""
+    send, receive = trio.open_memory_channel[Alert](10)
+    dispatcher = Dispatcher(make_config(group_wait=600), outbox, silences)
+    with trio.fail_after(3600):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(dispatcher.run, receive)
+            await send.send(make_alert(1))
+            await settle()
+            start = trio.current_time()
+            await send.aclose()
+        assert trio.current_time() - start < 60
+    assert [r.alert_ids for r in await queued(outbox)] == [("alert-1",)]
+
+
+async def test_alert_to_delivered_message(
+    outbox: Outbox, silences: Silences, clock: trio.testing.MockClock
+) -> None:
+    """Dispatcher and Delivery together turn an alert into one sent message."""
+    config = make_config()
+    notifier = RecordingNotifier()
+    with trio.fail_after(3600):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(Delivery(config, outbox, notifier).run)
+            async with running(config, outbox, silences) as send:
+                await send.send(make_alert(1))
+                await settle(5)
+            nursery.cancel_scope.cancel()
+    assert [(m.url, m.title, m.body) for m in notifier.sent] == [
+        ("fake://me", "Order 1 filled", "buy 1 BTC_USDT filled at 100")
+    ]
+    assert await outbox.pending_count() == 0

@@ -1,0 +1,131 @@
+"""Silences: managed with `alertd silence`, kept in the state database, honoured by a running
+dispatcher without a restart."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+
+from alertd.cli import build_parser
+from alertd.dispatch.silence_cli import main as silence_main
+from alertd.dispatch.silences import Silence, Silences
+from alertd.notify.outbox import Outbox
+from alertd.store import Database
+
+from .helpers import make_alert, make_config, queued, running, settle
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    path = tmp_path / "alertd.toml"
+    path.write_text(f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n')
+    return path
+
+
+def silence(config_file: Path, *argv: str) -> int:
+    """Run `alertd silence ARGV -c CONFIG` through the real argument parser."""
+    action, *rest = argv
+    return silence_main(
+        build_parser().parse_args(["silence", action, "-c", str(config_file), *rest])
+    )
+
+
+def test_add_list_remove(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A silence added from the command line is listed with its matchers, then removed."""
+    assert (
+        silence(
+            config_file,
+            "add",
+            "--rule",
+            "price-*",
+            "--match",
+            "account=main",
+            "--for",
+            "2h",
+            "--comment",
+            "maintenance",
+        )
+        == 0
+    )
+    added = capsys.readouterr().out
+    silence_id = added.split()[2].rstrip(":")
+    assert silence(config_file, "list") == 0
+    listed = capsys.readouterr().out
+    assert silence_id in listed
+    assert "rule=price-* account=main" in listed
+    assert "(active)" in listed
+    assert "# maintenance" in listed
+    assert silence(config_file, "remove", silence_id) == 0
+    capsys.readouterr()
+    assert silence(config_file, "list") == 0
+    assert capsys.readouterr().out.strip() == "no active silences"
+    assert silence(config_file, "remove", silence_id) == 1
+    assert "no silence" in capsys.readouterr().err
+
+
+def test_bad_arguments_say_what_to_write(
+    config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A malformed --match or --for is refused with a hint, exit code 2."""
+    assert silence(config_file, "add", "--rule", "x", "--match", "main", "--for", "1h") == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+    assert silence(config_file, "add", "--rule", "x", "--for", "2 hours") == 2
+    assert "2h" in capsys.readouterr().err
+
+
+def test_expired_silences_are_listed_only_with_all(
+    config_file: Path, db: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`list` shows active silences; `list --all` also the ones that ended."""
+    from alertd.dispatch.silences import add_silence
+
+    now = time.time()
+    db.run_sync(
+        lambda c: add_silence(c, rule="old", matchers={}, starts=now - 7200, ends=now - 3600)
+    )
+    silence(config_file, "list")
+    assert "rule=old" not in capsys.readouterr().out
+    silence(config_file, "list", "--all")
+    assert "(expired)" in capsys.readouterr().out
+
+
+def test_matching_uses_rule_glob_and_labels() -> None:
+    """A silence mutes alerts whose rule matches its glob and whose labels match its matchers."""
+    s = Silence(
+        id="x", rule="price-*", matchers={"account": "main", "symbol": "BTC_*"}, starts=0, ends=10
+    )
+    hit = make_alert(1, rule="price-high", labels={"symbol": "BTC_USDT"})
+    assert s.matches(hit)
+    assert not s.matches(make_alert(2, rule="filled", labels={"symbol": "BTC_USDT"}))
+    assert not s.matches(make_alert(3, rule="price-high", labels={"symbol": "ETH_USDT"}))
+    assert not s.matches(make_alert(4, rule="price-high", account="other", labels={}))
+    assert s.active(5) and not s.active(10)
+
+
+async def test_running_dispatcher_honours_a_silence_added_later(
+    config_file: Path,
+    outbox: Outbox,
+    silences: Silences,
+    clock: trio.testing.MockClock,
+) -> None:
+    """A silence added with `alertd silence add` while the dispatcher runs mutes the next
+    matching alert within seconds, without a restart; other rules still go out."""
+    config = make_config()
+    with trio.fail_after(3600):
+        async with running(config, outbox, silences) as send:
+            await send.send(make_alert(1))
+            await settle()
+            code = await trio.to_thread.run_sync(
+                silence, config_file, "add", "--rule", "filled", "--for", "2h"
+            )
+            assert code == 0
+            await settle(2)
+            await send.send(make_alert(2))
+            await send.send(make_alert(3, rule="cancelled", key="main/ETH_USDT"))
+            await settle()
+            rows = await queued(outbox)
+    assert [r.alert_ids for r in rows] == [("alert-1",), ("alert-3",)]
