@@ -42,8 +42,7 @@ from alertd.events import (
 )
 from alertd.protocols import Decoder, ProtocolError, decoder_for
 from alertd.sources.capture import CaptureError, CaptureRecord, read_capture
-
-CONNECTION = "*"  # the stream name sources gives facts about the whole connection
+from alertd.sources.session import CONNECTION  # the stream of whole-connection facts
 
 
 class ReplayError(Exception):

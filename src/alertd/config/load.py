@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import os
 import zoneinfo
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
@@ -35,7 +34,6 @@ from alertd.config.structure import problems as cattrs_problems
 from alertd.config.structure import structure, toml_key
 
 Found = list[tuple[TomlPath, str]]
-RulesChecker = Callable[..., list[tuple[tuple[str | int, ...], str]]]
 
 
 def load_config(
@@ -275,28 +273,19 @@ def _raw_names(items: object) -> list[str]:
 
 def _auth_checks(accounts: list[tuple[int, AccountSettings]], found: Found) -> None:
     """The sources stage compiles and test-renders each account's login templates."""
-    try:
-        from alertd.sources.auth import check_auth
-    except ImportError:
-        return
+    from alertd.sources.auth import check_auth  # lazily: jinja2 only when there are accounts
+
     for i, account in accounts:
         for message in check_auth(account.name, account.exchange, account.auth):
             found.append((("accounts", i, "auth"), message))
 
 
-def _rules_checker() -> RulesChecker | None:
-    try:
-        from alertd.engine.compile import check_rules
-    except ImportError:
-        return None
-    return check_rules
-
-
 def _engine_checks(rules: list[tuple[int, RuleSettings]], timezone: str, found: Found) -> None:
     """The engine compiles every expression and template and checks the names they use."""
-    checker = _rules_checker()
-    if checker is None or not rules:
+    if not rules:
         return
+    from alertd.engine.compile import check_rules  # lazily: the engine only when there are rules
+
     try:
         zoneinfo.ZoneInfo(timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
@@ -305,7 +294,7 @@ def _engine_checks(rules: list[tuple[int, RuleSettings]], timezone: str, found: 
     already = {path for path, _ in found}
     # a rule whose kinds are wrong sees the wrong fields: its template problems would mislead
     skip = {("rules", i) for i, _ in rules if ("rules", i, "on") in already}
-    for engine_path, message in checker([r for _, r in rules], timezone=timezone):
+    for engine_path, message in check_rules([r for _, r in rules], timezone=timezone):
         path = tuple(toml_key(p) if isinstance(p, str) else p for p in engine_path)
         if len(path) >= 2 and path[0] == "rules" and isinstance(path[1], int):
             path = ("rules", indices[path[1]], *path[2:])

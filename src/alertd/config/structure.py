@@ -9,7 +9,7 @@ and would turn ``enabled = "no"`` into ``True``) and turns cattrs' exception tre
 from __future__ import annotations
 
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from typing import Any, Literal, Union, get_args, get_origin
@@ -150,22 +150,26 @@ class _Hooks:
     def __init__(self, converter: cattrs.Converter) -> None:
         self.c = converter
 
+    def _items(self, items: Iterable[tuple[Any, object]], elem: Any, t: Any) -> list[Any]:
+        """``(key, structured)`` for each item; every failure kept, with its index or key."""
+        out, errors = [], []
+        for key, item in items:
+            try:
+                out.append((key, self.c.structure(item, elem)))
+            except Exception as exc:
+                exc.add_note(IterableValidationNote(f"@ {key!r}", key, elem))
+                errors.append(exc)
+        if errors:
+            raise IterableValidationError(f"While structuring {t!r}", errors, t)
+        return out
+
     def list_hook(self, t: Any) -> Hook:
         (elem,) = get_args(t)
 
         def hook(value: object, _: object) -> list[Any]:
             if not isinstance(value, list):
                 raise ValueProblem(f"expected an array, got {describe(value)}")
-            out, errors = [], []
-            for i, item in enumerate(value):
-                try:
-                    out.append(self.c.structure(item, elem))
-                except Exception as exc:
-                    exc.add_note(IterableValidationNote(f"@ index {i}", i, elem))
-                    errors.append(exc)
-            if errors:
-                raise IterableValidationError(f"While structuring {t!r}", errors, t)
-            return out
+            return [v for _, v in self._items(enumerate(value), elem, t)]
 
         return hook
 
@@ -175,16 +179,7 @@ class _Hooks:
         def hook(value: object, _: object) -> dict[str, Any]:
             if not isinstance(value, dict):
                 raise ValueProblem(f"expected a table, got {describe(value)}")
-            out, errors = {}, []
-            for key, item in value.items():
-                try:
-                    out[key] = self.c.structure(item, elem)
-                except Exception as exc:
-                    exc.add_note(IterableValidationNote(f"@ key {key}", key, elem))
-                    errors.append(exc)
-            if errors:
-                raise IterableValidationError(f"While structuring {t!r}", errors, t)
-            return out
+            return dict(self._items(value.items(), elem, t))
 
         return hook
 
