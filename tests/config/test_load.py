@@ -168,6 +168,14 @@ def test_unknown_keys_say_did_you_mean(problems_of: ProblemsOf) -> None:
     ]
 
 
+def test_key_above_its_table_header(problems_of: ProblemsOf) -> None:
+    """A [daemon] key written at the top level says which table it belongs in."""
+    problems = problems_of('timezone = "UTC"\n' + MINIMAL)
+    assert lines(problems) == [
+        'config.toml:1 timezone: "timezone" belongs in [daemon]: move it below that header'
+    ]
+
+
 def test_wrong_types_are_not_coerced(problems_of: ProblemsOf) -> None:
     """A string where a boolean goes (or a string where an array goes) is an error, not a
     silent conversion."""

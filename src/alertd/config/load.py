@@ -188,13 +188,22 @@ def _piece(value: object, t: Any, path: TomlPath, found: Found) -> Any:
         return None
 
 
+_SECTIONS: dict[str, type] = {"daemon": DaemonSettings, "dispatch": DispatchSettings}
+
+
 def _build(raw: dict[str, Any], where: SecretEnvironment, found: Found) -> Config | None:
     raw = copy.deepcopy(raw)
     _resolve_secrets(raw, where, found)
     secret_problems = len(found)
     fields = {a.name: a for a in attrs.fields(attrs.resolve_types(Config))}
-    for key in raw:
-        if key not in fields:
+    for key, value in raw.items():
+        if key in fields:
+            continue
+        home = [n for n in ("daemon", "dispatch") if key in attrs.fields_dict(_SECTIONS[n])]
+        if home and not isinstance(value, dict | list):
+            # a key written above the first [table] header lands at the top level
+            found.append(((key,), f'"{key}" belongs in [{home[0]}]: move it below that header'))
+        else:
             found.append(((key,), f'unknown section "{key}"{did_you_mean(key, fields)}'))
 
     sections: dict[str, Any] = {}
