@@ -43,10 +43,10 @@ class MetricsError(Exception):
 class MetricsSink(Protocol):
     """What the stages call; implemented by ``Metrics`` and ``NullMetrics``."""
 
-    def frame(self, account: str) -> None: ...
-    def decode_error(self, account: str) -> None: ...
+    def frame(self, account: str, n: int = 1) -> None: ...
+    def decode_error(self, account: str, n: int = 1) -> None: ...
     def stream_up(self, account: str, up: bool) -> None: ...
-    def reconnect(self, account: str) -> None: ...
+    def reconnect(self, account: str, n: int = 1) -> None: ...
     def alert_fired(self, rule: str) -> None: ...
     def delivered(self, channel: str, latency: float) -> None: ...
     def failed(self, channel: str) -> None: ...
@@ -56,16 +56,16 @@ class MetricsSink(Protocol):
 class NullMetrics:
     """Metrics switched off: every call is a no-op."""
 
-    def frame(self, account: str) -> None:
+    def frame(self, account: str, n: int = 1) -> None:
         pass
 
-    def decode_error(self, account: str) -> None:
+    def decode_error(self, account: str, n: int = 1) -> None:
         pass
 
     def stream_up(self, account: str, up: bool) -> None:
         pass
 
-    def reconnect(self, account: str) -> None:
+    def reconnect(self, account: str, n: int = 1) -> None:
         pass
 
     def alert_fired(self, rule: str) -> None:
@@ -133,17 +133,17 @@ class Metrics:
 
     # -- called by the stages --------------------------------------------------------------
 
-    def frame(self, account: str) -> None:
-        self._frames.labels(account).inc()
+    def frame(self, account: str, n: int = 1) -> None:
+        self._frames.labels(account).inc(n)
 
-    def decode_error(self, account: str) -> None:
-        self._decode_errors.labels(account).inc()
+    def decode_error(self, account: str, n: int = 1) -> None:
+        self._decode_errors.labels(account).inc(n)
 
     def stream_up(self, account: str, up: bool) -> None:
         self._up.labels(account).set(1 if up else 0)
 
-    def reconnect(self, account: str) -> None:
-        self._reconnects.labels(account).inc()
+    def reconnect(self, account: str, n: int = 1) -> None:
+        self._reconnects.labels(account).inc(n)
 
     def alert_fired(self, rule: str) -> None:
         self._fired.labels(rule).inc()
