@@ -56,9 +56,12 @@ def with_timeouts(url: str, timeout: float) -> str:
 
 
 def secret_fragments(url: str) -> list[str]:
-    """The parts of ``url`` that may be secret: user, password, path segments, query values."""
+    """The parts of ``url`` that may be secret: user, password, host parts that are not DNS
+    names or addresses (Telegram's bot token sits there), path segments, query values."""
     parts = urlsplit(url)
-    pieces = [parts.username or "", parts.password or "", parts.hostname or ""]
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    pieces = [unquote(p) for p in userinfo.split(":")]
+    pieces += [p for p in hostport.split(":") if "." not in p and not p.isdigit()]
     pieces += [unquote(seg) for seg in parts.path.split("/")]
     pieces += [v for _, v in parse_qsl(parts.query)]
     found = {p for p in pieces if len(p) >= _SECRET_MIN}
@@ -73,11 +76,13 @@ def scrub(text: str, url: str) -> str:
 
 
 def masked_url(url: str) -> str:
-    """apprise's privacy form of ``url`` (tokens shortened), or just its scheme."""
+    """A form of ``url`` safe to print: apprise's privacy form (tokens shortened) without its
+    default arguments, and every possibly secret fragment of ``url`` masked as well."""
     plugin: Any = apprise.Apprise.instantiate(url)
     if plugin is None:
         return f"{urlsplit(url).scheme}://***"
-    return str(plugin.url(privacy=True))
+    private = str(plugin.url(privacy=True)).split("?", 1)[0]
+    return scrub(private, url)
 
 
 @attrs.define
