@@ -14,6 +14,7 @@ a slow channel cannot back up event intake.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -108,7 +109,7 @@ class Dispatcher:
                 await self._flush(due)
                 continue
             deadline = self._grouper.next_deadline()
-            with trio.move_on_at(trio.current_time() + 3600.0 if deadline is None else deadline):
+            with trio.move_on_at(math.inf if deadline is None else deadline):
                 await self._wake.wait()
 
     async def _flush(self, groups: Sequence[Group]) -> None:
