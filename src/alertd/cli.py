@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--duration", type=float, metavar="SECONDS", help="stop by itself after this long"
     )
-    p.add_argument("--seed", type=int, default=1, help="simulator seed (default 1)")
+    p.add_argument("--seed", type=int, help="simulator seed (default: one that shows every rule)")
     p.add_argument(
         "--config", "-c", metavar="CONFIG", help="use this config instead of the built-in demo"
     )

@@ -89,6 +89,9 @@ def test_duration_gives_two_largest_units() -> None:
     assert duration(42) == "42s"
     assert duration(90061) == "1d 1h"
     assert duration(0) == "0s"
+    assert duration(0.42) == "0.4s"
+    assert duration(9.96) == "10.0s"
+    assert duration(12.7) == "12s"
 
 
 def test_localtime_uses_the_configured_timezone() -> None:

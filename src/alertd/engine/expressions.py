@@ -71,12 +71,17 @@ def dec(value: Any, places: int | None = None) -> str:
 
 
 def duration(seconds: Any) -> str:
-    """Human duration, the two largest units: ``7500`` -> ``2h 5m``, ``42`` -> ``42s``."""
+    """Human duration, the two largest units: ``7500`` -> ``2h 5m``, ``42`` -> ``42s``;
+    under ten seconds with a tenth: ``0.42`` -> ``0.4s``."""
     if seconds is None:
         return "-"
-    total = math.floor(float(seconds))
-    if total < 0:
-        return "-" + duration(-total)
+    value = float(seconds)
+    if value < 0:
+        return "-" + duration(-value)
+    if value < 10 and value != math.floor(value):
+        # a reconnect or a fill latency is often under a second: "0s" would hide it
+        return f"{value:.1f}s"
+    total = math.floor(value)
     parts: list[str] = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         n, total = divmod(total, size)
