@@ -31,10 +31,13 @@ from alertd.config.model import AuthSettings
 
 LoginReply = Literal["accepted", "rejected"]
 
-# Login replies the exchanges' servers are agreed to send when the config names none; the
-# Piexgo document is silent on login, these are what the simulator answers.
+# Login replies recognised when the config names none (accept_when/reject_when unset). Neither
+# exchange document covers login; these are what the simulator answers on both exchanges.
+_LOGIN_OK = {"op": "login", "status": "ok"}
+_LOGIN_ERROR = {"op": "login", "status": "error"}
 DEFAULT_REPLIES: Mapping[str, tuple[dict[str, str], dict[str, str]]] = {
-    "piexgo": ({"op": "login", "status": "ok"}, {"op": "login", "status": "error"}),
+    "piexgo": (_LOGIN_OK, _LOGIN_ERROR),
+    "cryptology": (_LOGIN_OK, _LOGIN_ERROR),
 }
 
 

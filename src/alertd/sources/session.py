@@ -39,7 +39,6 @@ from trio_websocket import CloseReason, WebSocketConnection
 
 from alertd.config.model import AccountSettings
 from alertd.events import (
-    BalanceChanged,
     BalanceEvidence,
     Event,
     StreamConnected,
@@ -53,6 +52,7 @@ from alertd.sources.auth import Authenticator, AuthError
 from alertd.sources.backoff import Backoff
 from alertd.sources.buffer import OutBuffer
 from alertd.sources.capture import Recorder
+from alertd.sources.snapshot import SnapshotReader
 from alertd.sources.transport import describe_close, parse_url, run_connection
 
 log = logging.getLogger(__name__)
@@ -122,8 +122,7 @@ class Session:
     _last_seen: dict[str, float] = attrs.field(factory=dict)
     _armed: set[str] = attrs.field(factory=set)
     _rearmed: trio.Event = attrs.field(factory=trio.Event)
-    _snapshot_seen: set[str] = attrs.field(factory=set)
-    _snapshot_progress: trio.Event = attrs.field(factory=trio.Event)
+    _snapshot: SnapshotReader | None = None  # reading Piexgo's balances after a reconnect
 
     def __attrs_post_init__(self) -> None:
         s = self.settings
@@ -267,7 +266,8 @@ class Session:
         downtime = None if self._lost_at is None else now - self._lost_at
         self._last_seen = dict.fromkeys(self._budgets, now)
         self._armed = set(self._budgets)
-        self._snapshot_seen = set()
+        wants_snapshot = self.settings.exchange == "piexgo" and "pinfo" in self._streams
+        self._snapshot = SnapshotReader() if self._gap is not None and wants_snapshot else None
         if self.recorder is not None:
             self.recorder.record_fact(self.name, "connected")
         log.info(
@@ -340,17 +340,17 @@ class Session:
     async def _report_gap(self, gap: _Gap) -> None:
         """Emit the offline gap once the balance snapshot is in (or ``snapshot_wait`` is up)."""
         until = now_utc()
-        if self.settings.exchange == "piexgo" and "pinfo" in self._streams:
+        evidence: tuple[BalanceEvidence, ...] = ()
+        snapshot = self._snapshot
+        if snapshot is not None:
             with trio.move_on_after(self.settings.snapshot_wait):
-                while not set(gap.before) <= self._snapshot_seen:
-                    self._snapshot_progress = trio.Event()
-                    await self._snapshot_progress.wait()
-        balances = self.decoder.balances
-        evidence = tuple(
-            BalanceEvidence(currency=c, before=gap.before.get(c), after=balances[c])
-            for c in sorted(balances)
-            if gap.before.get(c) != balances[c]
-        )
+                await snapshot.done.wait()
+            self._snapshot = None
+            evidence = tuple(
+                BalanceEvidence(currency=c, before=gap.before.get(c), after=after)
+                for c, after in sorted(snapshot.balances.items())
+                if gap.before.get(c) != after
+            )
         self._gap = None
         log.warning(
             "stream.gap account=%s why=offline since=%s until=%s evidence=%d",
@@ -390,6 +390,8 @@ class Session:
             if reply == "accepted":
                 self._login_until = 0.0
                 return reply
+        if self._snapshot is not None:
+            self._snapshot.feed(frame)
         try:
             events = self.decoder.decode(frame, received)
         except ProtocolError as e:
@@ -405,12 +407,11 @@ class Session:
         for event in events:
             stream = self.decoder.stream_for(event)
             if stream is not None:
-                if stream not in self._streams:
-                    continue  # Cryptology pushes everything; the configured streams filter
+                if stream not in self._streams and self._streams:
+                    # Cryptology pushes everything unasked: its configured streams (if any)
+                    # choose what is watched.
+                    continue
                 self._seen(stream, now)
-            if isinstance(event, BalanceChanged) and self._gap is not None:
-                self._snapshot_seen.add(event.currency)
-                self._snapshot_progress.set()
             self._buffer.put(event, stream=stream or CONNECTION)
         self.stats.overflow_dropped = self._buffer.dropped
         self.stats.conflated = self._buffer.conflated
