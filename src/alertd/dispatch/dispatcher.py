@@ -33,6 +33,8 @@ from alertd.notify.outbox import Notification, Outbox, notification_key
 
 log = logging.getLogger(__name__)
 
+ACCEPT_BATCH = 500  # alerts recorded per transaction when a burst is already queued
+
 
 def _zone(name: str) -> tzinfo:
     try:
@@ -87,19 +89,38 @@ class Dispatcher:
             task_status.started()
             async with receive:
                 async for alert in receive:
-                    await self.accept(alert)
+                    # Take whatever else is already waiting too: one transaction for a burst.
+                    batch = [alert]
+                    while len(batch) < ACCEPT_BATCH:
+                        try:
+                            batch.append(receive.receive_nowait())
+                        except (trio.WouldBlock, trio.EndOfChannel):
+                            break
+                    await self.accept_many(batch)
             nursery.cancel_scope.cancel()
         with trio.CancelScope(shield=True):
             await self._flush(self._grouper.pop_all(trio.current_time()))
 
     async def accept(self, alert: Alert) -> None:
         """Take one alert (what ``run`` does for each one received)."""
-        if not await self._outbox.record_alert(alert, self._wall()):
-            log.info("dispatch.duplicate rule=%s key=%s id=%s", alert.rule, alert.key, alert.id)
-            return
-        self._inhibitor.observe(alert, trio.current_time())
-        self._grouper.add(alert, trio.current_time())
-        self._wake.set()
+        await self.accept_many([alert])
+
+    async def accept_many(self, alerts: Sequence[Alert]) -> None:
+        """Take alerts in order; ids seen before are logged and dropped."""
+        fresh = await self._outbox.record_alerts(alerts, self._wall())
+        if len(fresh) < len(alerts):
+            new = {a.id for a in fresh}
+            for alert in alerts:
+                if alert.id not in new:
+                    log.info(
+                        "dispatch.duplicate rule=%s key=%s id=%s", alert.rule, alert.key, alert.id
+                    )
+        now = trio.current_time()
+        for alert in fresh:
+            self._inhibitor.observe(alert, now)
+            self._grouper.add(alert, now)
+        if fresh:
+            self._wake.set()
 
     async def _flush_loop(self) -> None:
         while True:

@@ -215,6 +215,25 @@ class Outbox:
 
         return await self.db.run(go)
 
+    async def record_alerts(self, alerts: Sequence[Alert], now: float) -> list[Alert]:
+        """Remember a batch of alerts in one transaction; returns the ones not seen before."""
+        payloads = [(a.id, now, alert_to_json(a)) for a in alerts]
+
+        def go(conn: sqlite3.Connection) -> list[bool]:
+            with _Transaction(conn):
+                return [
+                    conn.execute(
+                        "INSERT OR IGNORE INTO dispatch_alerts (id, state, received, alert) "
+                        "VALUES (?, 'held', ?, ?)",
+                        p,
+                    ).rowcount
+                    == 1
+                    for p in payloads
+                ]
+
+        fresh = await self.db.run(go)
+        return [a for a, new in zip(alerts, fresh, strict=True) if new]
+
     async def set_alert_state(self, alert_ids: Iterable[str], state: AlertState) -> None:
         ids = [(state, i) for i in alert_ids]
         await self.db.run(
