@@ -23,6 +23,8 @@ class FakePiexgo:
 
     balances: dict[str, str] = attrs.field(factory=lambda: {"BTC": "1.5", "USDT": "1000"})
     reject_login: bool = False
+    answer_login: bool = True
+    send_snapshot: bool = True
     subscriptions: list[list[str]] = attrs.field(factory=list)  # per connection, in order
     logins: list[dict[str, Any]] = attrs.field(factory=list)
     headers: list[dict[str, str]] = attrs.field(factory=list)
@@ -59,6 +61,8 @@ class FakePiexgo:
                 if obj.get("op") == "login":
                     self.logins.append(obj)
                     self._notify()
+                    if not self.answer_login:
+                        continue
                     if self.reject_login:
                         await ws.send_message('{"op":"login","status":"error","msg":"bad key"}')
                         await ws.aclose(1008)
@@ -69,7 +73,7 @@ class FakePiexgo:
                 await ws.send_message(
                     json.dumps({"op": "subscribe", "topic": topic, "status": "ok"})
                 )
-                if topic == "pinfo":
+                if topic == "pinfo" and self.send_snapshot:
                     for token, value in self.balances.items():
                         await ws.send_message(balance_frame(token, value))
                 topics.append(topic)

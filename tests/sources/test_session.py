@@ -288,3 +288,47 @@ def test_bad_stream_name_is_a_config_error() -> None:
     settings = attrs.evolve(account("ws://127.0.0.1:1/"), streams=["pinfo", "klines.x"])
     with pytest.raises(SessionConfigError, match=r"account 'main'.*klines\.x"):
         session(settings, send)
+
+
+async def test_unanswered_login_times_out(
+    nursery: trio.Nursery, fake_piexgo: FakePiexgo, event_channel: tuple
+) -> None:
+    """A login the server never answers is a stream.error after login_timeout and a retry."""
+    fake_piexgo.answer_login = False
+    send, log = event_channel
+    auth = AuthSettings(login_frame='{"op":"login"}', login_timeout=Duration(0.2))
+    s = session(account(fake_piexgo.url, auth=auth), send)
+    with trio.fail_after(5):
+        await nursery.start(s.run)
+        [error] = await log.wait_for("stream.error")
+        await fake_piexgo.wait(lambda: len(fake_piexgo.logins) >= 2)
+    assert error.reason == "login not answered within 0.2s"
+    assert log.of("stream.disconnected")[0].reason == "login timed out"
+    assert log.of("stream.connected") == []
+
+
+async def test_unreported_gap_widens_into_the_next(
+    nursery: trio.Nursery, fake_piexgo: FakePiexgo, event_channel: tuple
+) -> None:
+    """When the connection falls again before the gap could be reported (the snapshot was
+    still awaited), one gap later spans both outages, with evidence against the balances
+    seen before the first."""
+    send, log = event_channel
+    s = session(account(fake_piexgo.url, streams=["pinfo"]), send)
+    with trio.fail_after(5):
+        await nursery.start(s.run)
+        await log.wait_for("balance.changed", 2)
+        fake_piexgo.send_snapshot = False
+        await fake_piexgo.drop()
+        await log.wait_for("stream.connected", 2)
+        await fake_piexgo.wait(lambda: fake_piexgo.subscribed(["pinfo"]))
+        assert log.of("stream.gap") == []  # waiting for a snapshot that does not come
+        fake_piexgo.send_snapshot = True
+        fake_piexgo.balances = {"BTC": "2", "USDT": "1000"}
+        await fake_piexgo.drop()
+        [gap] = await log.wait_for("stream.gap")
+    first_down, second_down = log.of("stream.disconnected")
+    assert gap.since <= first_down.time < second_down.time <= gap.until
+    assert gap.evidence == (
+        BalanceEvidence(currency="BTC", before=Decimal("1.5"), after=Decimal(2)),
+    )

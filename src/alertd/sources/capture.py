@@ -72,7 +72,7 @@ class Recorder:
     the file. ``record_*`` may be called before ``run`` has started; lines wait in memory.
     """
 
-    directory: Path
+    directory: Path = attrs.field(converter=Path)
     flush_interval: float = FLUSH_INTERVAL
     path: Path | None = None  # set by run()
     written: int = 0  # lines written to disk

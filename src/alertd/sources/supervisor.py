@@ -134,8 +134,10 @@ class Sources:
                         await session.run()
                     except Exception as e:
                         log.exception("sources.crash account=%s", name)
+                        leaf = _leaf(e)
                         await self._report(
-                            settings, f"internal error in the session: {type(e).__name__}: {e}"
+                            settings,
+                            f"internal error in the session: {type(leaf).__name__}: {leaf}",
                         )
                     else:
                         return  # the shared channel's consumer is gone
@@ -160,3 +162,11 @@ class Sources:
         )
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             await self.send.send(event)
+
+
+def _leaf(error: BaseException) -> BaseException:
+    """The one exception inside nested single-member exception groups (trio wraps a task's
+    error in one group per nursery it crosses)."""
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error
