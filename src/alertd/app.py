@@ -104,6 +104,7 @@ class Daemon:
     problem: str | None = None  # shown in STATUS=, e.g. a failed reload
     last_alert: float | None = None  # trio clock
     alerts_fired: int = 0
+    metrics_address: tuple[str, int] | None = None  # where /metrics is served, once bound
     _stop: trio.Event = attrs.field(factory=trio.Event)
     _stop_requests: int = 0
     _root: trio.CancelScope | None = None
@@ -135,7 +136,9 @@ class Daemon:
         engine = self._engine = Engine.from_config(config, state=RuleStateStore(db))
         dispatcher = self._dispatcher = Dispatcher(config, outbox, Silences(db))
         notifier = self.notifier or AppriseNotifier(workers=config.dispatch.workers)
-        delivery = self._delivery = Delivery(config, outbox, notifier)
+        if config.daemon.metrics_listen:
+            self._metrics = Metrics()
+        delivery = self._delivery = Delivery(config, outbox, notifier, metrics=self._metrics)
         recorder = Recorder(self.record_dir) if self.record_dir else None
         events_send, events_recv = trio.open_memory_channel[Event](EVENT_QUEUE)
         alerts_send, alerts_recv = trio.open_memory_channel[Alert](ALERT_QUEUE)
@@ -147,8 +150,8 @@ class Daemon:
             if recorder is not None:
                 await tail.start(recorder.run)
             listen = config.daemon.metrics_listen
-            if listen:
-                metrics = Metrics()
+            if listen and isinstance(self._metrics, Metrics):
+                metrics = self._metrics
                 metrics.declare(
                     accounts=[a.name for a in config.accounts if a.enabled],
                     rules=[r.name for r in config.rules],
@@ -158,8 +161,7 @@ class Daemon:
                     host, port = await tail.start(metrics.serve, listen)
                 except MetricsError as e:
                     raise StartupError(str(e)) from e
-                log.info("metrics.listening address=%s:%d", host, port)
-                self._metrics = metrics
+                self.metrics_address = (host, port)
             await tail.start(run_watchdog, self.sd)
             async with trio.open_nursery() as pipeline:
                 await pipeline.start(dispatcher.run, tapped_recv)

@@ -103,8 +103,11 @@ def _quiet_hours(hours: Sequence[QuietHours], path: TomlPath, out: Found) -> Non
 def check_daemon(daemon: DaemonSettings, out: Found) -> None:
     check_timezone(daemon.timezone, ("daemon", "timezone"), out)
     if daemon.metrics_listen is not None:
-        host, _, port = daemon.metrics_listen.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        from alertd.daemon.metrics import MetricsError, parse_listen  # the one parser of it
+
+        try:
+            parse_listen(daemon.metrics_listen)
+        except MetricsError:
             out.append(
                 (
                     ("daemon", "metrics_listen"),

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 import trio
 
 from alertd.config.model import ChannelSettings, Config
+from alertd.daemon.metrics import MetricsSink, NullMetrics
 from alertd.notify import clock
 from alertd.notify.notifier import Notifier, SendResult
 from alertd.notify.outbox import Notification, Outbox, OutboxRow, notification_key
@@ -75,8 +76,10 @@ class Delivery:
         *,
         wall: clock.Wall = clock.wall,
         rng: random.Random | None = None,
+        metrics: MetricsSink | None = None,
     ) -> None:
         self._config = config
+        self._metrics: MetricsSink = metrics or NullMetrics()
         self._outbox = outbox
         self._notifier = notifier
         self._wall = wall
@@ -238,7 +241,9 @@ class Delivery:
             settings, index, row.title, row.body, rate, skip=row.parts_done, row_key=row.key
         )
         if result.ok:
-            await self._outbox.mark_delivered([row.key], self._wall())
+            now = self._wall()
+            await self._outbox.mark_delivered([row.key], now)
+            self._metrics.delivered(channel, max(0.0, now - row.created))
             log.info(
                 "delivery.sent channel=%s url=%d key=%s attempts=%d",
                 channel,
@@ -260,7 +265,10 @@ class Delivery:
         title, body = digest_text(channel, rows, self._config.dispatch.group_max_items)
         result = await self._send_parts(settings, index, title, body, rate)
         if result.ok:
-            await self._outbox.mark_delivered([r.key for r in rows], self._wall())
+            now = self._wall()
+            await self._outbox.mark_delivered([r.key for r in rows], now)
+            for row in rows:
+                self._metrics.delivered(channel, max(0.0, now - row.created))
             log.info("delivery.digest channel=%s url=%d rows=%d", channel, index, len(rows))
         else:
             await self._failed(channel, index, rows, result)
@@ -270,6 +278,7 @@ class Delivery:
     ) -> None:
         now = self._wall()
         dispatch = self._config.dispatch
+        self._metrics.failed(channel)
         if not result.recoverable:
             await self._expire(channel, rows, f"not recoverable: {result.detail}")
             return
