@@ -24,7 +24,7 @@ import sqlite3
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import attrs
 import trio
@@ -105,6 +105,7 @@ class Daemon:
     last_alert: float | None = None  # trio clock
     alerts_fired: int = 0
     metrics_address: tuple[str, int] | None = None  # where /metrics is served, once bound
+    stopped_pending: int | None = None  # alerts a graceful stop left in the outbox
     _stop: trio.Event = attrs.field(factory=trio.Event)
     _stop_requests: int = 0
     _root: trio.CancelScope | None = None
@@ -196,7 +197,15 @@ class Daemon:
             self.sd.extend_timeout(drain + PIPELINE_STOP_TIMEOUT)
             left = await delivery.drain(trio.current_time() + drain)
             log.info("daemon.stopped pending=%d", left)
+            self.stopped_pending = left
             tail.cancel_scope.cancel()
+
+    @property
+    def delivery_unfinished(self) -> bool:
+        """Whether a delivery may still be running in a worker thread after ``run`` returned:
+        delivery started, and no graceful stop emptied the outbox (a service that hangs, a
+        second stop signal, a failed start)."""
+        return self._delivery is not None and self.stopped_pending != 0
 
     def _open_database(self) -> Database:
         try:
@@ -332,10 +341,27 @@ def main(args: argparse.Namespace) -> int:
         masker=masker,
         log_level_override=args.log_level,
     )
+    code = 0
     try:
         trio.run(daemon.run)
     except StartupError as e:
         log.error("daemon.startup_failed %s", e)
         print(f"alertd: {e}", file=sys.stderr)
-        return 1
-    return 0
+        code = 1
+    if daemon.delivery_unfinished:
+        exit_now(code)
+    return code
+
+
+def exit_now(code: int) -> NoReturn:
+    """Exit without the interpreter's exit-time thread joins. apprise makes its service calls
+    in ``concurrent.futures`` pools, which Python joins at exit even after trio abandoned the
+    call: a service that never answers would hold the process until its own timeout (30 s by
+    default), far past ``drain_timeout`` and the stop timeout systemd was promised. Nothing is
+    lost: the outbox (SQLite) and the capture are closed, and the pending alert is sent on the
+    next start."""
+    log.warning("daemon.exit_now code=%d (a delivery still in flight is abandoned)", code)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -334,9 +334,9 @@ def receiver() -> Iterator[Receiver]:
             with state.lock:
                 status, delay, hang = state.status, state.delay, state.hang
             if hang:
-                state.release.wait(60)
                 with state.lock:
                     state.posts.append(Post(at, self.path, body, kind, 0))
+                state.release.wait(60)
                 return
             if delay:
                 time.sleep(delay)

@@ -178,3 +178,36 @@ def test_sigterm_drains_pending_alerts_and_exits_0(
     assert any(p.at + receiver.delay > term for p in delivered)
     assert daemon.matches(r"daemon\.stopped pending=0")
     assert took < 10, took
+
+
+@pytest.mark.slow
+def test_sigterm_with_a_hanging_webhook_exits_after_the_drain_timeout(
+    procs: Procs, sim: Sim, receiver: Receiver, notify: NotifySocket, tmp_path: Path
+) -> None:
+    """A webhook that never answers holds SIGTERM up only for drain_timeout (not for the
+    channel's 30 s timeout): the daemon exits 0, and the alert goes out on the next start."""
+    receiver.hang = True
+    state = tmp_path / "state"
+    config = tmp_path / "alertd.toml"
+    config.write_text(config_text(sim_port=sim.port, hook=receiver.url(), drain_timeout="2s"))
+    daemon = procs.daemon(config, state_dir=state, notify=notify)
+    notify.wait_for("READY", "1", timeout=START_TIMEOUT, dump=daemon.tail)
+    [hung, *_] = wait_until(
+        receiver.snapshot, FIRST_ALERT_TIMEOUT, "a POST that hangs", dump=daemon.tail
+    )
+    term = time.monotonic()
+    daemon.send_signal(signal.SIGTERM)
+    assert daemon.wait(40) == 0, daemon.tail()
+    took = time.monotonic() - term
+    assert took < 2 + 4, took  # drain_timeout plus process teardown, on a slow CI machine
+    assert daemon.matches(r"daemon\.stopped pending=[1-9]")
+
+    receiver.hang = False
+    quiet = procs.simulator("quiet")
+    config.write_text(config_text(sim_port=quiet.port, hook=receiver.url()))
+    procs.daemon(config, state_dir=state, name="alertd-run-2")
+    wait_until(
+        lambda: [p for p in receiver.delivered() if p.title == hung.title],
+        15,
+        f"{hung.title!r} delivered after the restart",
+    )
