@@ -344,13 +344,25 @@ def main(args: argparse.Namespace) -> int:
     code = 0
     try:
         trio.run(daemon.run)
-    except StartupError as e:
-        log.error("daemon.startup_failed %s", e)
-        print(f"alertd: {e}", file=sys.stderr)
+    except* StartupError as group:
+        # except*: a stage that fails to start inside a nursery (metrics on a port in use)
+        # arrives wrapped in an ExceptionGroup, and would otherwise print a traceback.
+        for failure in leaf_exceptions(group):
+            log.error("daemon.startup_failed %s", failure)
+            print(f"alertd: {failure}", file=sys.stderr)
         code = 1
     if daemon.delivery_unfinished:
         exit_now(code)
     return code
+
+
+def leaf_exceptions(error: BaseException) -> Iterator[BaseException]:
+    """The exceptions in a (nested) exception group, or the exception itself."""
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            yield from leaf_exceptions(inner)
+    else:
+        yield error
 
 
 def exit_now(code: int) -> NoReturn:
@@ -360,7 +372,11 @@ def exit_now(code: int) -> NoReturn:
     default), far past ``drain_timeout`` and the stop timeout systemd was promised. Nothing is
     lost: the outbox (SQLite) and the capture are closed, and the pending alert is sent on the
     next start."""
-    log.warning("daemon.exit_now code=%d (a delivery still in flight is abandoned)", code)
+    log.warning(
+        "daemon.exit_now code=%d (not waiting for delivery threads; unsent alerts stay in the "
+        "outbox for the next start)",
+        code,
+    )
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,28 @@ def test_run_refuses_a_toml_syntax_error_with_its_line(procs: Procs, tmp_path: P
     assert run.returncode != 0 and check.returncode != 0
     assert re.search(rf"^{re.escape(str(config))}:3:\d+: ", run.stderr, re.M), run.stderr
     assert problem_lines(run.stderr, config) == problem_lines(check.stderr + check.stdout, config)
+
+
+def test_run_with_its_metrics_port_taken_exits_1_with_a_message(
+    procs: Procs, receiver: Receiver, tmp_path: Path
+) -> None:
+    """A metrics port already in use stops ``alertd run`` with exit 1 and one line saying what
+    to change, not a traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "alertd.toml"
+        config.write_text(
+            config_text(
+                sim_port=1, hook=receiver.url(), daemon=f'metrics_listen = "127.0.0.1:{port}"'
+            )
+        )
+        run = procs.run("run", "-c", str(config), "--state-dir", str(tmp_path / "state"))
+    assert run.returncode == 1, run.stderr
+    assert f"alertd: metrics: cannot listen on '127.0.0.1:{port}'" in run.stderr
+    assert "metrics_listen" in run.stderr
+    assert "Traceback" not in run.stderr, run.stderr
 
 
 @pytest.mark.slow
