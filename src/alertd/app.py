@@ -108,6 +108,7 @@ class Daemon:
     stopped_pending: int | None = None  # alerts a graceful stop left in the outbox
     _stop: trio.Event = attrs.field(factory=trio.Event)
     _stop_requests: int = 0
+    _reloadable: bool = False  # between ready and the start of a stop
     _root: trio.CancelScope | None = None
     _sources: Sources | None = None
     _engine: Engine | None = None
@@ -164,14 +165,17 @@ class Daemon:
                     raise StartupError(str(e)) from e
                 self.metrics_address = (host, port)
             await tail.start(run_watchdog, self.sd)
+            if self.handle_signals:
+                # In the tail, which outlives intake: a second stop signal during the drain
+                # must reach request_stop (and cut the drain short), not find the default
+                # action restored and kill the process.
+                await tail.start(watch_signals, self.reload, self.request_stop)
             async with trio.open_nursery() as pipeline:
                 await pipeline.start(dispatcher.run, tapped_recv)
                 pipeline.start_soon(self._tap, alerts_recv, tapped_send)
                 await pipeline.start(run_engine, engine, events_recv, alerts_send)
                 async with trio.open_nursery() as intake:
                     await intake.start(sources.run)
-                    if self.handle_signals:
-                        await intake.start(watch_signals, self.reload, self.request_stop)
                     intake.start_soon(self._observe)
                     log.info(
                         "daemon.ready accounts=%d rules=%d channels=%d state_dir=%s",
@@ -180,9 +184,11 @@ class Daemon:
                         len(config.channels),
                         self.state_dir,
                     )
+                    self._reloadable = True
                     self.sd.ready(await self.status_line())
                     task_status.started(self)
                     await self._stop.wait()
+                    self._reloadable = False
                     log.info("daemon.stopping phase=intake")
                     self.sd.stopping()
                     intake.cancel_scope.cancel()
@@ -281,6 +287,9 @@ class Daemon:
         if self.config_path is None:
             log.warning("reload.unsupported (no config file)")
             return False
+        if not self._reloadable:
+            log.warning("reload.skipped (the daemon is starting or stopping)")
+            return False
         self.sd.reloading()
         try:
             config, problems = await trio.to_thread.run_sync(read_config, self.config_path)
@@ -293,6 +302,9 @@ class Daemon:
             self.problem = f"reload failed, previous config kept: {first}"
             log.error("reload.failed (previous config kept)\n%s", text)
             self.sd.ready(await self.status_line())
+            return False
+        if self._stop.is_set():  # a stop began while the file was read
+            log.warning("reload.skipped (the daemon is stopping)")
             return False
         if self.masker is not None:
             self.masker.add(*iter_secrets(config))

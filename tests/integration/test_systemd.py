@@ -211,3 +211,25 @@ def test_sigterm_with_a_hanging_webhook_exits_after_the_drain_timeout(
         15,
         f"{hung.title!r} delivered after the restart",
     )
+
+
+@pytest.mark.slow
+def test_a_second_stop_signal_cuts_the_drain_short(
+    procs: Procs, sim: Sim, receiver: Receiver, notify: NotifySocket, tmp_path: Path
+) -> None:
+    """Ctrl-C starts a drain that a hanging webhook would keep going for drain_timeout; a second
+    signal ends it at once with exit 0."""
+    receiver.hang = True
+    config = tmp_path / "alertd.toml"
+    config.write_text(config_text(sim_port=sim.port, hook=receiver.url(), drain_timeout="60s"))
+    daemon = procs.daemon(config, state_dir=tmp_path / "state", notify=notify)
+    notify.wait_for("READY", "1", timeout=START_TIMEOUT, dump=daemon.tail)
+    wait_until(receiver.snapshot, FIRST_ALERT_TIMEOUT, "a POST that hangs", dump=daemon.tail)
+    daemon.send_signal(signal.SIGINT)
+    daemon.wait_for_line(r"daemon\.stopping phase=drain", 10)
+    notify.wait_for("STOPPING", "1", timeout=5, dump=daemon.tail)
+    again = time.monotonic()
+    daemon.send_signal(signal.SIGTERM)
+    assert daemon.wait(10) == 0, daemon.tail()
+    assert time.monotonic() - again < 4
+    assert daemon.matches(r"daemon\.stop_now signal=SIGTERM")
