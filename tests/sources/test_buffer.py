@@ -122,6 +122,30 @@ def test_gap_goes_ahead_of_the_next_accepted_event() -> None:
     assert isinstance(gap, StreamGap) and gap.stream == "dealinfo.btc_usdt"
 
 
+def test_sustained_overload_gives_one_gap_per_episode() -> None:
+    """A consumer that stays behind gets one gap for the whole episode, not one per drop:
+    after an overflow the buffer keeps dropping until it has drained to half."""
+
+    async def main() -> list[Event]:
+        buf = OutBuffer(exchange="piexgo", account="main", capacity=10)
+        out: list[Event] = []
+        for i in range(300):  # the reader puts two events for each one the consumer takes
+            buf.put(balance(i, i), stream="pinfo")
+            buf.put(balance(i, i + 0.5), stream="pinfo")
+            out.append(await buf.get())
+        while len(buf) or buf._overflow:
+            out.append(await buf.get())
+        return out
+
+    out = trio.run(main)
+    gaps = [e for e in out if isinstance(e, StreamGap)]
+    delivered = len(out) - len(gaps)
+    assert sum(g.raw["dropped"] for g in gaps) + delivered == 600  # every loss is reported
+    # each gap stands for at least half a buffer of drops (a gap per drop would be ~150)
+    assert all(g.raw["dropped"] >= 5 for g in gaps[:-1])  # the last one ends with the loop
+    assert len(gaps) <= delivered // 5
+
+
 def test_connection_facts_are_never_dropped() -> None:
     """Unbounded puts (connection facts) are taken even when the buffer is full."""
     buf = OutBuffer(exchange="piexgo", account="main", capacity=1)

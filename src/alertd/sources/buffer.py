@@ -9,10 +9,11 @@ What happens when the consumer falls behind:
 - ``book`` events are conflated per symbol: a newer book replaces the one still waiting, in
   its original place in the queue. Only the latest book matters, and the number of symbols
   bounds the space they take, so books never count against ``capacity``.
-- every other event counts against ``capacity``. When full, a new event is dropped, never
-  silently: the drops are remembered per stream and become one ``stream.gap`` (why
-  ``overflow``, with the window of the dropped events' receive times) as soon as there is room
-  again, ahead of the next accepted event.
+- every other event counts against ``capacity``. When full, new events are dropped, never
+  silently, until the queue has drained to half its capacity: the drops are remembered per
+  stream and become one ``stream.gap`` per stream (why ``overflow``, with the window of the
+  dropped events' receive times, ``raw`` = ``{"dropped": N}``) ahead of the next accepted
+  event, or as soon as the queue is empty.
 - connection facts (``put(..., bounded=False)``) are always taken: there are few of them and
   losing a ``stream.disconnected`` would make alertd blind without saying so.
 """
@@ -82,15 +83,18 @@ class OutBuffer:
             self._queue.append(_BookSlot(event.symbol))
             self._wakeup.set()
             return True
-        if bounded and self._counted >= self.capacity:
-            self._drop(event, stream)
-            return False
-        self._flush_overflow()
-        if bounded:
+        if not bounded:
+            self._queue.append(_Free(event))
+        else:
+            # Once full, keep dropping until the queue is down to half: under a sustained
+            # overload this gives one gap per episode instead of a gap every other event.
+            draining = bool(self._overflow) and self._counted > self.capacity // 2
+            if draining or self._counted >= self.capacity:
+                self._drop(event, stream)
+                return False
+            self._flush_overflow()
             self._queue.append(event)
             self._counted += 1
-        else:
-            self._queue.append(_Free(event))
         self._wakeup.set()
         return True
 
