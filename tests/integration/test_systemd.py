@@ -108,8 +108,9 @@ def test_broken_reload_keeps_the_daemon_running_and_alerting(
 def test_good_reload_applies_without_reconnecting_unchanged_accounts(
     procs: Procs, sim: Sim, receiver: Receiver, notify: NotifySocket, tmp_path: Path
 ) -> None:
-    """SIGHUP with a good config changes delivered messages without a restart; the account
-    whose settings did not change stays connected, the changed one reconnects."""
+    """SIGHUP with a good config changes delivered messages and the channel's URL without a
+    restart; the account whose settings did not change stays connected, the changed one
+    reconnects."""
     config = tmp_path / "alertd.toml"
     config.write_text(config_text(sim_port=sim.port, hook=receiver.url()))
     daemon = procs.daemon(config, state_dir=tmp_path / "state", notify=notify)
@@ -127,7 +128,7 @@ message = "v2: {{ side }} {{ amount }} {{ symbol }} filled at {{ price }}"
     config.write_text(
         config_text(
             sim_port=sim.port,
-            hook=receiver.url(),
+            hook=receiver.url("v2"),
             rules=new_rules,
             cryptology_streams='["account", "trades.BTC_USD"]',
         )
@@ -141,7 +142,9 @@ message = "v2: {{ side }} {{ amount }} {{ symbol }} filled at {{ price }}"
         return [p.title for p in receiver.delivered() if p.at > hup and p.title.startswith("v2 ")]
 
     titles = wait_until(new_text, FIRST_ALERT_TIMEOUT, "an alert with the new text")
-    assert all(p.message.startswith("v2: ") for p in receiver.delivered() if p.title in titles)
+    for post in receiver.delivered():
+        if post.title in titles:
+            assert post.message.startswith("v2: ") and post.path == "/v2", post
     assert daemon.returncode is None
     # The changed account (cryptology: one more stream) reconnected once; Piexgo never did.
     wait_until(lambda: sim.connects("cryptology") == 2, 10, "cryptology reconnected")
@@ -217,8 +220,8 @@ def test_sigterm_with_a_hanging_webhook_exits_after_the_drain_timeout(
 def test_a_second_stop_signal_cuts_the_drain_short(
     procs: Procs, sim: Sim, receiver: Receiver, notify: NotifySocket, tmp_path: Path
 ) -> None:
-    """Ctrl-C starts a drain that a hanging webhook would keep going for drain_timeout; a second
-    signal ends it at once with exit 0."""
+    """Ctrl-C starts a drain that a hanging webhook would keep going for drain_timeout; a
+    SIGHUP meanwhile is declined, and a second stop signal ends the drain at once with exit 0."""
     receiver.hang = True
     config = tmp_path / "alertd.toml"
     config.write_text(config_text(sim_port=sim.port, hook=receiver.url(), drain_timeout="60s"))
@@ -228,6 +231,10 @@ def test_a_second_stop_signal_cuts_the_drain_short(
     daemon.send_signal(signal.SIGINT)
     daemon.wait_for_line(r"daemon\.stopping phase=drain", 10)
     notify.wait_for("STOPPING", "1", timeout=5, dump=daemon.tail)
+    # A reload request while draining is declined, not fatal (SIGHUP's default action).
+    daemon.send_signal(signal.SIGHUP)
+    daemon.wait_for_line(r"reload\.skipped", 5)
+    assert daemon.returncode is None
     again = time.monotonic()
     daemon.send_signal(signal.SIGTERM)
     assert daemon.wait(10) == 0, daemon.tail()
