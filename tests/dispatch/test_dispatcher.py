@@ -132,3 +132,21 @@ async def test_alert_to_delivered_message(
         ("fake://me", "Order 1 filled", "buy 1 BTC_USDT filled at 100")
     ]
     assert await outbox.pending_count() == 0
+
+
+async def test_a_grouped_message_carries_its_most_severe_alert(
+    outbox: Outbox, silences: Silences, clock: trio.testing.MockClock
+) -> None:
+    """A group of a warning and a critical alert is sent as critical, so the service shows it
+    as the louder of the two."""
+    config = make_config(group_wait=10)
+    notifier = RecordingNotifier()
+    with trio.fail_after(3600):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(Delivery(config, outbox, notifier).run)
+            async with running(config, outbox, silences) as send:
+                await send.send(make_alert(1, severity="warning"))
+                await send.send(make_alert(2, severity="critical"))
+                await settle(30)
+            nursery.cancel_scope.cancel()
+    assert [m.severity for m in notifier.sent] == ["critical"]

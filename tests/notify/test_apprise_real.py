@@ -189,13 +189,15 @@ def transport(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 
 
 async def test_slack_request_is_exact(transport: list[dict[str, Any]]) -> None:
-    """A slack:// webhook URL becomes one POST to hooks.slack.com with the alert as JSON."""
+    """A slack:// webhook URL becomes one POST to hooks.slack.com with the alert as JSON,
+    coloured by its severity (critical: apprise's failure red)."""
     with trio.fail_after(10):
         result = await AppriseNotifier().send(
             Secret(f"slack://{SLACK_TOKENS}/#alerts"),
             "Order filled",
             "buy 2 BTC_USDT\nat 43 000",
             service_timeout=7.0,
+            severity="critical",
         )
     assert result.ok, result.detail
     [call] = transport
@@ -207,7 +209,7 @@ async def test_slack_request_is_exact(transport: list[dict[str, Any]]) -> None:
     assert isinstance(attachment.pop("ts"), float)
     icon = (
         "https://github.com/caronc/apprise/raw/master/apprise/assets/themes/default/"
-        "apprise-info-72x72.png"
+        "apprise-failure-72x72.png"
     )
     assert body == {
         "mrkdwn": False,
@@ -215,7 +217,7 @@ async def test_slack_request_is_exact(transport: list[dict[str, Any]]) -> None:
             {
                 "title": "Order filled",
                 "text": "buy 2 BTC_USDT\nat 43 000",
-                "color": "#3AA3E3",
+                "color": "#A32037",
                 "footer_icon": icon,
                 "footer": "Apprise",
             }
@@ -267,3 +269,19 @@ async def test_long_telegram_message_is_split_into_parts(
     received = "\n".join(t.split("\r\n", 1)[1] for t in texts)
     unescaped = received.replace("\r\n", "\n").replace("&lt;", "<").replace("&gt;", ">")
     assert unescaped == body
+
+
+@pytest.mark.parametrize(
+    ("severity", "apprise_type"),
+    [("info", "info"), ("warning", "warning"), ("critical", "failure")],
+)
+async def test_severity_reaches_the_service_as_the_message_type(
+    severity: str, apprise_type: str
+) -> None:
+    """A rule's severity is what the service shows (apprise's type: colour, icon)."""
+    with http_receiver([200]) as hook, trio.fail_after(20):
+        result = await AppriseNotifier().send(
+            Secret(f"json://{hook.url}/x"), "t", "b", severity=severity
+        )
+    assert result.ok
+    assert json.loads(hook.requests[0].body)["type"] == apprise_type

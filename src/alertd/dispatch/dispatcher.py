@@ -29,6 +29,7 @@ from alertd.dispatch.router import route
 from alertd.dispatch.silences import Silences
 from alertd.events import Alert
 from alertd.notify import clock
+from alertd.notify.notifier import highest_severity
 from alertd.notify.outbox import Notification, Outbox, notification_key
 
 log = logging.getLogger(__name__)
@@ -230,6 +231,7 @@ class Dispatcher:
                     alert_ids=ids,
                     created=wall,
                     not_before=None if until is None else until.timestamp(),
+                    severity=highest_severity(a.severity for a in alerts),
                 )
                 for index in range(len(settings.urls))
             ]

@@ -40,6 +40,14 @@ _HTTP_STATUS = re.compile(r"error=(\d{3})")
 _SECRET_MIN = 4  # URL parts at least this long are masked in details
 
 
+# alertd severity -> apprise's message type, which services show as colour or icon
+NOTIFY_TYPES = {
+    "info": apprise.NotifyType.INFO,
+    "warning": apprise.NotifyType.WARNING,
+    "critical": apprise.NotifyType.FAILURE,
+}
+
+
 def with_timeouts(url: str, timeout: float) -> str:
     """``url`` with apprise's connect/read timeouts (``cto``/``rto``) unless it sets them.
     Appended as text rather than re-encoded, so the user's own arguments stay byte for byte."""
@@ -154,7 +162,13 @@ class AppriseNotifier:
         return masked_url(url.reveal())
 
     async def send(
-        self, url: Secret, title: str, body: str, *, service_timeout: float = DEFAULT_TIMEOUT
+        self,
+        url: Secret,
+        title: str,
+        body: str,
+        *,
+        service_timeout: float = DEFAULT_TIMEOUT,
+        severity: str = "warning",
     ) -> SendResult:
         raw = url.reveal()
         per_url = self._per_url.setdefault(raw, trio.CapacityLimiter(1))
@@ -166,6 +180,7 @@ class AppriseNotifier:
                 title,
                 body,
                 service_timeout,
+                severity,
                 limiter=limiter,
                 abandon_on_cancel=True,
             )
@@ -173,7 +188,9 @@ class AppriseNotifier:
             ok=False, recoverable=True, detail=f"no answer within {service_timeout:g}s"
         )
 
-    def _send_sync(self, raw: str, title: str, body: str, timeout: float) -> SendResult:
+    def _send_sync(
+        self, raw: str, title: str, body: str, timeout: float, severity: str = "warning"
+    ) -> SendResult:
         target = with_timeouts(raw, timeout)
         ap = apprise.Apprise(asset=self._asset)
         if not ap.add(target):
@@ -189,6 +206,7 @@ class AppriseNotifier:
                 body=body,
                 title=title,
                 body_format=apprise.NotifyFormat.TEXT,
+                notify_type=NOTIFY_TYPES.get(severity, apprise.NotifyType.WARNING),
                 timeout=timeout,
                 log_level=logging.WARNING,
             )

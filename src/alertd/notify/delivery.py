@@ -30,7 +30,7 @@ import trio
 from alertd.config.model import ChannelSettings, Config
 from alertd.daemon.metrics import MetricsSink, NullMetrics
 from alertd.notify import clock
-from alertd.notify.notifier import Notifier, SendResult
+from alertd.notify.notifier import Notifier, SendResult, highest_severity
 from alertd.notify.outbox import Notification, Outbox, OutboxRow, notification_key
 from alertd.notify.ratelimit import RateLimiter
 from alertd.notify.split import split_message
@@ -207,6 +207,7 @@ class Delivery:
         *,
         skip: int = 0,
         row_key: str | None = None,
+        severity: str = "warning",
     ) -> SendResult:
         """Send a message, split as the service needs; stops at the first failed part."""
         url = settings.urls[index]
@@ -219,7 +220,7 @@ class Delivery:
         for number in range(skip, len(parts)):
             part = parts[number]
             result = await self._notifier.send(
-                url, part.title, part.body, service_timeout=settings.timeout
+                url, part.title, part.body, service_timeout=settings.timeout, severity=severity
             )
             if rate is not None:
                 rate.record(trio.current_time())
@@ -238,7 +239,14 @@ class Delivery:
         rate: RateLimiter | None,
     ) -> None:
         result = await self._send_parts(
-            settings, index, row.title, row.body, rate, skip=row.parts_done, row_key=row.key
+            settings,
+            index,
+            row.title,
+            row.body,
+            rate,
+            skip=row.parts_done,
+            row_key=row.key,
+            severity=row.severity,
         )
         if result.ok:
             now = self._wall()
@@ -263,7 +271,8 @@ class Delivery:
         rate: RateLimiter,
     ) -> None:
         title, body = digest_text(channel, rows, self._config.dispatch.group_max_items)
-        result = await self._send_parts(settings, index, title, body, rate)
+        severity = highest_severity(r.severity for r in rows)
+        result = await self._send_parts(settings, index, title, body, rate, severity=severity)
         if result.ok:
             now = self._wall()
             await self._outbox.mark_delivered([r.key for r in rows], now)
@@ -343,6 +352,7 @@ class Delivery:
                     body=body,
                     alert_ids=tuple(ids),
                     created=now,
+                    severity="critical",  # an alert was lost: the loudest there is
                 )
                 for i in range(len(settings.urls))
             ]

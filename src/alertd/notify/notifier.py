@@ -3,6 +3,7 @@ whether a failure is worth retrying (Alertmanager's ``recoverable``)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Protocol
 
 import attrs
@@ -34,11 +35,26 @@ class MessageLimits:
 
 class Notifier(Protocol):
     async def send(
-        self, url: Secret, title: str, body: str, *, service_timeout: float = DEFAULT_TIMEOUT
+        self,
+        url: Secret,
+        title: str,
+        body: str,
+        *,
+        service_timeout: float = DEFAULT_TIMEOUT,
+        severity: str = "warning",
     ) -> SendResult:
-        """Deliver one message to one URL. Never raises for a delivery failure."""
+        """Deliver one message to one URL. Never raises for a delivery failure. ``severity``
+        ("info", "warning", "critical") sets how the service shows it (colour, icon)."""
         ...
 
     def limits(self, url: Secret) -> MessageLimits:
         """What one message to ``url`` may hold. Cheap and without I/O."""
         ...
+
+
+SEVERITY_ORDER = {"info": 0, "warning": 1, "critical": 2}
+
+
+def highest_severity(severities: Iterable[str]) -> str:
+    """The most severe of ``severities`` (what a grouped message or digest is shown as)."""
+    return max(severities, key=lambda s: SEVERITY_ORDER.get(s, 1), default="warning")

@@ -56,7 +56,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     next_attempt REAL NOT NULL,
     created REAL NOT NULL,
     updated REAL NOT NULL,
-    last_error TEXT NOT NULL DEFAULT ''
+    last_error TEXT NOT NULL DEFAULT '',
+    severity TEXT NOT NULL DEFAULT 'warning'
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, channel, url_index, next_attempt);
 """
@@ -75,6 +76,7 @@ class Notification:
     alert_ids: tuple[str, ...] = ()
     created: float
     not_before: float | None = None
+    severity: str = "warning"  # the highest severity among the alerts it carries
 
 
 @attrs.frozen(kw_only=True)
@@ -91,6 +93,7 @@ class OutboxRow:
     next_attempt: float
     created: float
     last_error: str
+    severity: str = "warning"
 
 
 def notification_key(channel: str, url_index: int, alert_ids: Iterable[str]) -> str:
@@ -138,12 +141,14 @@ def alert_from_json(text: str) -> Alert:
 
 _DUE_SQL = (
     "SELECT key, channel, url_index, title, body, alert_ids, status, attempts, parts_done, "
-    "next_attempt, created, last_error FROM outbox WHERE status='pending' AND channel=? "
+    "next_attempt, created, last_error, severity FROM outbox WHERE status='pending' "
+    "AND channel=? "
     "AND url_index=? AND next_attempt<=? ORDER BY created, key LIMIT ?"
 )
 _ROWS_SQL = (
     "SELECT key, channel, url_index, title, body, alert_ids, status, attempts, parts_done, "
-    "next_attempt, created, last_error FROM outbox WHERE status=? OR ? ORDER BY created, key"
+    "next_attempt, created, last_error, severity FROM outbox WHERE status=? OR ? "
+    "ORDER BY created, key"
 )
 
 
@@ -161,6 +166,7 @@ def _row(r: Sequence[Any]) -> OutboxRow:
         next_attempt=r[9],
         created=r[10],
         last_error=r[11],
+        severity=r[12],
     )
 
 
@@ -265,8 +271,8 @@ class Outbox:
                     due = max(n.created, n.not_before or 0.0)
                     cur = conn.execute(
                         "INSERT OR IGNORE INTO outbox (key, channel, url_index, title, body, "
-                        "alert_ids, next_attempt, created, updated) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "alert_ids, next_attempt, created, updated, severity) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
                             n.key,
                             n.channel,
@@ -277,6 +283,7 @@ class Outbox:
                             due,
                             n.created,
                             n.created,
+                            n.severity,
                         ),
                     )
                     added += cur.rowcount

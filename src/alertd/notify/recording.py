@@ -17,6 +17,7 @@ class SentMessage:
     title: str
     body: str
     at: float  # trio.current_time()
+    severity: str = "warning"
 
 
 @attrs.define
@@ -35,10 +36,18 @@ class RecordingNotifier:
     attempts: list[SentMessage] = attrs.field(factory=list)
 
     async def send(
-        self, url: Secret, title: str, body: str, *, service_timeout: float = DEFAULT_TIMEOUT
+        self,
+        url: Secret,
+        title: str,
+        body: str,
+        *,
+        service_timeout: float = DEFAULT_TIMEOUT,
+        severity: str = "warning",
     ) -> SendResult:
         raw = url.reveal()
-        message = SentMessage(url=raw, title=title, body=body, at=trio.current_time())
+        message = SentMessage(
+            url=raw, title=title, body=body, at=trio.current_time(), severity=severity
+        )
         self.attempts.append(message)
         with trio.move_on_after(service_timeout):
             await trio.sleep(self.delay.get(raw, 0.0))
