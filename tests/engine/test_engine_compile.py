@@ -197,3 +197,17 @@ def test_fingerprint_ignores_message_but_not_matching() -> None:
         compile_rules([rule("a", below=Decimal(2), **base)], timezone="UTC"),
     )
     assert a[0].fingerprint == b[0].fingerprint != c[0].fingerprint
+
+
+def test_unknown_filter_is_one_clean_line() -> None:
+    """A template naming a filter that does not exist is reported on one line naming the
+    filter, with no Python source excerpt."""
+    problems = check_rules(
+        [rule(name="r", on="order.filled", message="{{ side | nosuchfilter }}")],
+        timezone="UTC",
+    )
+    [(path, message)] = problems
+    assert path == ("rules", 0, "message")
+    assert "nosuchfilter" in message
+    assert "\n" not in message
+    assert "<introspection>" not in message

@@ -147,8 +147,10 @@ def helper_names(env: jinja2.Environment) -> frozenset[str]:
     return frozenset(env.globals)
 
 
-def _describe(exc: jinja2.TemplateSyntaxError) -> str:
-    return f"does not compile: {exc.message}"
+def _describe(exc: jinja2.TemplateError) -> str:
+    # exc.message, not str(exc): a TemplateSyntaxError's str() adds a source excerpt line
+    # ('File "<introspection>", line 1') that means nothing to someone editing TOML.
+    return f"does not compile: {exc.message or type(exc).__name__}"
 
 
 def _check_names(
@@ -157,7 +159,7 @@ def _check_names(
     try:
         used = meta.find_undeclared_variables(ast)
     except jinja2.TemplateError as exc:
-        raise ExpressionError(f"does not compile: {exc}") from None
+        raise ExpressionError(_describe(exc)) from None
     unknown = sorted(used - set(allowed) - set(env.globals))
     if unknown:
         names = ", ".join(repr(u) for u in unknown)
@@ -169,7 +171,7 @@ class Expression:
     """A compiled jinja2 expression; calling it with a context mapping returns its value.
     Errors (a ``None`` compared with a number, a missing name) propagate to the caller."""
 
-    __slots__ = ("_render", "_template", "source")
+    __slots__ = ("_env", "_render", "_template", "source")
 
     def __init__(self, env: jinja2.Environment, source: str, expr: nodes.Expr) -> None:
         self.source = source
@@ -177,13 +179,18 @@ class Expression:
         # parsed node for the name check and call the render function without the wrapper's
         # per-call dict copy (this runs once per candidate rule per event).
         body = [nodes.Assign(nodes.Name("result", "store"), expr, lineno=1)]
+        self._env = env
         self._template = env.from_string(nodes.Template(body, lineno=1))
         self._render = self._template.root_render_func
 
     def __call__(self, ctx: dict[str, Any]) -> Any:
         """Evaluate over ``ctx``, which must already hold the environment's helpers (the
         engine builds one such mapping per event and shares it, read-only, between rules)."""
-        context = self._template.new_context(ctx, shared=True)
+        # The context is built directly rather than by Template.new_context, which passes
+        # the template's globals (a ChainMap) only for Context to copy their names into a
+        # set, used by make_module and never by an expression: that copy was ~6 us, a third
+        # of an evaluation. Names resolve from ``ctx``, which already holds the helpers.
+        context = self._env.context_class(self._env, ctx, None, {})
         for _ in self._render(context):
             pass
         return context.vars["result"]
@@ -212,7 +219,7 @@ def compile_expression(
     try:
         return Expression(env, source, expr)
     except jinja2.TemplateError as exc:
-        raise ExpressionError(f"does not compile: {exc}") from None
+        raise ExpressionError(_describe(exc)) from None
 
 
 def compile_template(
@@ -227,4 +234,4 @@ def compile_template(
     try:
         return env.from_string(source)
     except jinja2.TemplateError as exc:
-        raise ExpressionError(f"does not compile: {exc}") from None
+        raise ExpressionError(_describe(exc)) from None
