@@ -1,0 +1,452 @@
+"""Shared pieces of the end-to-end benchmarks (e2e, latency, memory, start-up).
+
+- ``machine()``: the facts a number needs next to it (nproc, CPU, Python, date, load).
+- ``Result``: one row of ``bench/run.py``'s table.
+- ``SimulatorProcess``: the exchange simulator in its own process (so the client side keeps
+  its own core), driven over stdin/stdout: "flood N frames at R/s once these topics are
+  subscribed", then an end marker frame. A fresh process with the same seed and epoch floods
+  byte-identical frames, which is how the ceiling client and alertd see *the same* flood.
+  ``python bench/common.py simulator`` is that process's entry point.
+- ``bench_config()``: a TOML config for one Piexgo account on the simulator, with the 100
+  benchmark rules (``bench_rules``), a latency probe rule, and a channel that goes to a
+  ``CountingNotifier`` (the ``Notifier`` protocol: counts, timestamps, never sends).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import attrs
+import trio
+
+from alertd.config.model import Secret
+from alertd.notify.notifier import DEFAULT_TIMEOUT, MessageLimits, SendResult
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+SEED = 7
+EPOCH = 1_767_225_600.0  # 2026-01-01 UTC: pinned, so that every simulator run floods the same
+PIEXGO_TOPICS = ("pinfo", "dealinfo.btc_usdt", "dealinfo.eth_usdt")  # all the flood sends
+MARKER = "bench-end"  # the close reason after a flood; alertd reports it as stream.disconnected
+SETTLE = 0.2  # seconds between a subscription and the flood, for the acks and snapshot
+PROBE_RULE = "latency-probe"
+
+
+# -- facts ------------------------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine() -> dict[str, str]:
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return {
+        "nproc": str(os.cpu_count()),
+        "cpu": cpu_model(),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "os": f"{platform.system()} {platform.release()}",
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "load": f"{load:.2f}",
+    }
+
+
+def machine_line() -> str:
+    m = machine()
+    return (
+        f"nproc={m['nproc']} cpu={m['cpu']!r} python={m['python']} date={m['date']} "
+        f"load1={m['load']}"
+    )
+
+
+@attrs.frozen(kw_only=True)
+class Result:
+    """One row of the summary table. ``ok`` None: informational, no target."""
+
+    name: str
+    measured: str
+    target: str = "-"
+    ok: bool | None = None
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """The ``p``-th percentile (0..100), nearest-rank: a value that was actually measured."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(p / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def read_rss_kib(pid: int | str = "self") -> int | None:
+    """VmRSS of a process in KiB (None when it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+# -- the notifier at the end of the pipeline --------------------------------------------------
+
+
+@attrs.define
+class CountingNotifier:
+    """A ``Notifier`` that sends nothing: counts messages, notices the end marker, and for the
+    latency probe rule (whose message is ``probe <event received time>``) records how long
+    after the frame's arrival the notifier was called (wall clock, microseconds resolution).
+    """
+
+    sent: int = 0
+    gaps: int = 0  # stream.gap notifications (an overflow would be one)
+    latencies: list[float] = attrs.field(factory=list)  # seconds
+    marker_at: float | None = None  # trio clock when the end marker's alert arrived
+    _marker: trio.Event = attrs.field(factory=trio.Event)
+
+    async def send(
+        self,
+        url: Secret,
+        title: str,
+        body: str,
+        *,
+        service_timeout: float = DEFAULT_TIMEOUT,
+        severity: str = "warning",
+    ) -> SendResult:
+        now = time.time()
+        self.sent += 1
+        if body.startswith("probe "):
+            received = datetime.fromisoformat(body[6:].strip())
+            self.latencies.append(now - received.timestamp())
+        elif body.startswith("gap "):
+            self.gaps += 1
+        elif MARKER in body or MARKER in title:
+            self.marker_at = trio.current_time()
+            self._marker.set()
+        await trio.lowlevel.checkpoint()
+        return SendResult(ok=True)
+
+    def limits(self, url: Secret) -> MessageLimits:
+        return MessageLimits()
+
+    async def wait_marker(self) -> float:
+        await self._marker.wait()
+        assert self.marker_at is not None
+        return self.marker_at
+
+    def reset(self) -> None:
+        self.sent = 0
+        self.gaps = 0
+        self.latencies = []
+        self.marker_at = None
+        self._marker = trio.Event()
+
+
+# -- config -----------------------------------------------------------------------------------
+
+
+def account_names(accounts: int) -> list[str]:
+    """``bench`` (the flooded account) and ``accounts - 1`` others."""
+    return ["bench"] + [f"other{i:02d}" for i in range(1, accounts)]
+
+
+def bench_rules(accounts: int = 1) -> list[str]:
+    """100 rules as TOML tables, with ``where`` filters so that few events alert. They come
+    in tens (one of each type and kind) and ten ``k`` is about account ``k % accounts``:
+    with ``accounts=10`` ten rules are about the flooded account and 90 about nine others,
+    as in a config that watches ten accounts; with ``accounts=1`` all 100 are about the
+    flooded account, the worst case (every event meets dozens of candidate rules)."""
+    names = account_names(accounts)
+    out = []
+    symbols = ("BTC_USDT", "ETH_USDT")
+    for i in range(100):
+        sym = symbols[i % 2]
+        big = 40_000 + 1_000 * i  # notional in USDT: a fill this big is rare in the flood
+        choice = i % 10
+        if choice in (0, 1):
+            body = (
+                f'on = "order.filled"\nsymbol = "{sym}"\n'
+                f'where = "notional is not none and notional > {big}"\n'
+                'message = "{{ side }} {{ amount }} {{ symbol }} at {{ fill_price }}"'
+            )
+        elif choice == 2:
+            body = (
+                f'on = "trade"\nsymbol = "{sym}"\nwhere = "amount * price > {big * 4}"\n'
+                'key = "{{ symbol }}"\ncooldown = "10s"'
+            )
+        elif choice == 3:
+            body = (
+                'type = "threshold"\non = "balance.changed"\ncurrency = "USDT"\n'
+                f'value = "balance"\nbelow = {1_000 + i}\nresolve_above = {5_000 + i}'
+            )
+        elif choice == 4:
+            body = (
+                'type = "threshold"\non = "balance.changed"\n'
+                f'currency = "{"BTC" if i % 20 < 10 else "ETH"}"\n'
+                f'value = "balance"\nabove = {1_000_000 + i}'
+            )
+        elif choice == 5:
+            body = (
+                'type = "rate"\non = "order.cancelled"\ncount = 500\nwithin = "1m"\ncooldown = "5m"'
+            )
+        elif choice == 6:
+            body = f'type = "absence"\non = "trade"\nsymbol = "{sym}"\nafter = "5m"'
+        elif choice == 7:
+            body = (
+                f'type = "order_timeout"\non = "order.*"\nopen_for = "{2 + i}h"\nstalled_for = "1h"'
+            )
+        elif choice == 8:
+            body = (
+                f'on = "order.partially_filled"\nside = "{"buy" if i % 20 < 10 else "sell"}"\n'
+                f'where = "filled is not none and filled * price > {big * 2}"'
+            )
+        else:
+            body = (
+                f'on = "order.placed"\nsymbol = "{sym}"\n'
+                f'where = "price is not none and amount * price > {big * 3}"'
+            )
+        account = names[(i // 10) % len(names)]
+        out.append(f'[[rules]]\nname = "r{i:03d}"\naccount = "{account}"\n{body}\n')
+    return out
+
+
+PROBE = f"""[[rules]]
+name = "{PROBE_RULE}"
+on = "order.filled"
+account = "bench"
+# one group per alert: grouping must not hold a probe back behind another
+key = "{{{{ order_id }}}}/{{{{ kind }}}}"
+message = "probe {{{{ received }}}}"
+"""
+
+MARKER_RULE = """[[rules]]
+name = "bench-end"
+on = "stream.disconnected"
+message = "end {{ reason }}"
+
+[[rules]]
+name = "bench-gap"
+on = "stream.gap"
+key = "{{ stream }} {{ since }} {{ until }}"
+message = "gap {{ why }} {{ raw }}"
+"""
+
+
+def bench_config_text(
+    url: str,
+    *,
+    rules: int = 100,
+    accounts: int = 1,
+    probe: bool = False,
+    state_dir: str = "/nonexistent",
+    log_level: str = "info",
+) -> str:
+    """A config for one Piexgo account ("bench") on the simulator at ``url``; with
+    ``accounts`` > 1 the others are configured but disabled (their rules are loaded)."""
+    chosen = bench_rules(accounts)[:rules]
+    streams = ", ".join(f'"{t}"' for t in PIEXGO_TOPICS)
+    parts = [
+        f'[daemon]\nstate_dir = "{state_dir}"\nlog_level = "{log_level}"\ntimezone = "UTC"\n',
+        *(
+            f'[[accounts]]\nname = "{name}"\nexchange = "piexgo"\nurl = "{url}"\n'
+            f"streams = [{streams}]\nqueue_size = 1000\nenabled = {str(i == 0).lower()}\n"
+            for i, name in enumerate(account_names(accounts))
+        ),
+        '[channels]\nbench = "json://127.0.0.1:9/bench"\n',
+        # group_wait 0s: grouping adds no deliberate delay (the latency benchmark relies on it)
+        '[dispatch]\ndefault_channel = "bench"\ngroup_wait = "0s"\n',
+        *chosen,
+        MARKER_RULE,
+    ]
+    if probe:
+        parts.append(PROBE)
+    return "\n".join(parts)
+
+
+def parse(text: str):  # type: ignore[no-untyped-def]
+    from alertd.config.load import parse_config
+
+    config, problems = parse_config(text, file="bench.toml")
+    if config is None or problems:
+        raise SystemExit("bench config is invalid:\n" + "\n".join(str(p) for p in problems))
+    return config
+
+
+# -- the simulator in its own process ---------------------------------------------------------
+
+
+@attrs.define(eq=False)
+class SimulatorProcess:
+    """Client side of ``python bench/common.py simulator`` (see ``open_simulator``)."""
+
+    process: trio.Process
+    port: int
+    _lines: list[str]
+    _buffer: bytearray = attrs.field(factory=bytearray)
+
+    def url(self, exchange: str = "piexgo") -> str:
+        return f"ws://127.0.0.1:{self.port}/{exchange}/ws"
+
+    async def _readline(self) -> str:
+        assert self.process.stdout is not None
+        while b"\n" not in self._buffer:
+            chunk = await self.process.stdout.receive_some(4096)
+            if not chunk:
+                raise RuntimeError("the simulator process ended early")
+            self._buffer += chunk
+        line, _, rest = bytes(self._buffer).partition(b"\n")
+        self._buffer = bytearray(rest)
+        return line.decode()
+
+    async def expect(self, word: str) -> list[str]:
+        while True:
+            parts = (await self._readline()).split()
+            if parts and parts[0] == word:
+                return parts[1:]
+
+    async def flood(self, count: int, rate: float, topics: Sequence[str] = PIEXGO_TOPICS) -> float:
+        """Ask for ``count`` frames at ``rate``/s once ``topics`` are subscribed; returns the
+        trio time at which the simulator said it started (the client's t0)."""
+        assert self.process.stdin is not None
+        command = f"flood {count} {rate} {','.join(topics)}\n"
+        await self.process.stdin.send_all(command.encode())
+        await self.expect("flooding")
+        return trio.current_time()
+
+    async def done(self) -> tuple[int, float]:
+        """(frames made, seconds the simulator spent making them)."""
+        made, seconds = await self.expect("done")
+        return int(made), float(seconds)
+
+
+def simulator_command(seed: int = SEED, epoch: float = EPOCH) -> list[str]:
+    return [PYTHON, str(Path(__file__).resolve()), "simulator", "--seed", str(seed),
+            "--epoch", str(epoch)]  # fmt: skip
+
+
+class open_simulator:  # noqa: N801 (used like a function: async with open_simulator() as sim)
+    """Start the simulator process; stop it (and wait for it) at the end."""
+
+    def __init__(self, seed: int = SEED, epoch: float = EPOCH) -> None:
+        self._cmd = simulator_command(seed, epoch)
+        self._proc: trio.Process | None = None
+
+    async def __aenter__(self) -> SimulatorProcess:
+        import subprocess
+
+        self._proc = await trio.lowlevel.open_process(
+            self._cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT
+        )
+        sim = SimulatorProcess(process=self._proc, port=0, lines=[])
+        with trio.fail_after(30):
+            (port,) = await sim.expect("port")
+        sim.port = int(port)
+        return sim
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._proc is not None
+        proc = self._proc
+        if proc.returncode is None:
+            proc.terminate()
+        with trio.move_on_after(5) as scope:
+            scope.shield = True
+            await proc.wait()
+        if proc.returncode is None:
+            proc.kill()
+            with trio.CancelScope(shield=True):
+                await proc.wait()
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                with trio.CancelScope(shield=True):
+                    await stream.aclose()
+
+
+async def _simulator_main(seed: int, epoch: float) -> None:
+    import signal
+
+    from alertd.simulator.server import Simulator, serve
+
+    stdout = sys.stdout
+
+    def say(*words: object) -> None:
+        stdout.write(" ".join(map(str, words)) + "\n")
+        stdout.flush()
+
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def stop_on_signal() -> None:
+                async for _ in signals:
+                    nursery.cancel_scope.cancel()
+
+            nursery.start_soon(stop_on_signal)
+            sim: Simulator = await nursery.start(
+                lambda task_status: serve(
+                    scenario="quiet", seed=seed, epoch=epoch, task_status=task_status
+                )
+            )
+            say("port", sim.port)
+            stdin = trio.lowlevel.FdStream(os.dup(0))
+            buffer = b""
+            while True:
+                while b"\n" not in buffer:
+                    chunk = await stdin.receive_some(4096)
+                    if not chunk:
+                        nursery.cancel_scope.cancel()
+                        return
+                    buffer += chunk
+                line, _, buffer = buffer.partition(b"\n")
+                verb, *args = line.decode().split()
+                if verb != "flood":
+                    continue
+                count, rate, topics = int(args[0]), float(args[1]), args[2].split(",")
+                await sim.wait_subscribed("piexgo", topics)
+                await trio.sleep(SETTLE)  # acks and the balance snapshot go out first
+                sent_before = sim.frames_sent["piexgo"]
+                say("flooding")
+                start = trio.current_time()
+                made = await sim.flood("piexgo", count, rate)
+                # Everything is written, then the connection is closed (1000): the close is
+                # the end marker, and a close cannot be dropped by a full queue on the
+                # client side, where a frame could.
+                while sim.frames_sent["piexgo"] < sent_before + made:
+                    await trio.sleep(0.0005)
+                seconds = trio.current_time() - start
+                sim.drop_connections("piexgo", code=1000, reason=MARKER)
+                say("done", made, f"{seconds:.6f}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="benchmark helpers")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("simulator", help="the flood simulator process, driven over stdin")
+    p.add_argument("--seed", type=int, default=SEED)
+    p.add_argument("--epoch", type=float, default=EPOCH)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)  # outbox-full retries are expected, not news
+    trio.run(_simulator_main, args.seed, args.epoch)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
