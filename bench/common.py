@@ -24,6 +24,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import attrs
 import trio
@@ -344,7 +345,7 @@ def simulator_command(seed: int = SEED, epoch: float = EPOCH) -> list[str]:
             "--epoch", str(epoch)]  # fmt: skip
 
 
-class open_simulator:  # noqa: N801 (used like a function: async with open_simulator() as sim)
+class open_simulator:
     """Start the simulator process; stop it (and wait for it) at the end."""
 
     def __init__(self, seed: int = SEED, epoch: float = EPOCH) -> None:
@@ -379,6 +380,13 @@ class open_simulator:  # noqa: N801 (used like a function: async with open_simul
             if stream is not None:
                 with trio.CancelScope(shield=True):
                     await stream.aclose()
+
+
+async def _written(sim: Any, frames: int) -> None:
+    """Until the simulator has written ``frames`` Piexgo frames in all (a counter it keeps
+    without an event to wait on, hence the short polling)."""
+    while sim.frames_sent["piexgo"] < frames:  # noqa: ASYNC110
+        await trio.sleep(0.0005)
 
 
 async def _simulator_main(seed: int, epoch: float) -> None:
@@ -429,8 +437,7 @@ async def _simulator_main(seed: int, epoch: float) -> None:
                 # Everything is written, then the connection is closed (1000): the close is
                 # the end marker, and a close cannot be dropped by a full queue on the
                 # client side, where a frame could.
-                while sim.frames_sent["piexgo"] < sent_before + made:
-                    await trio.sleep(0.0005)
+                await _written(sim, sent_before + made)
                 seconds = trio.current_time() - start
                 sim.drop_connections("piexgo", code=1000, reason=MARKER)
                 say("done", made, f"{seconds:.6f}")

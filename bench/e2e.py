@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import attrs
 import trio
@@ -35,7 +36,11 @@ import trio_websocket
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (  # noqa: E402
+from alertd.app import Daemon
+from alertd.daemon.logs import configure_logging
+from alertd.protocols import decoder_for
+from alertd.sources.session import MESSAGE_QUEUE_SIZE
+from common import (
     PIEXGO_TOPICS,
     CountingNotifier,
     Result,
@@ -44,11 +49,6 @@ from common import (  # noqa: E402
     open_simulator,
     parse,
 )
-
-from alertd.app import Daemon  # noqa: E402
-from alertd.daemon.logs import configure_logging  # noqa: E402
-from alertd.protocols import decoder_for  # noqa: E402
-from alertd.sources.session import MESSAGE_QUEUE_SIZE  # noqa: E402
 
 TARGET_RATIO = 0.8
 AS_FAST_AS_POSSIBLE = 1e9  # frames/s asked of the simulator: never pace, only backpressure
@@ -110,7 +110,7 @@ async def alertd(
     """The daemon, in this process, with ``rules`` rules, on the same flood."""
     os.environ.pop("NOTIFY_SOCKET", None)
     with tempfile.TemporaryDirectory(prefix="alertd-bench-") as tmp:
-        log_file = open(Path(tmp) / "alertd.log", "w")  # noqa: SIM115 (closed below)
+        log_file = (Path(tmp) / "alertd.log").open("w")
         configure_logging("info", stream=log_file)
         try:
             async with open_simulator() as sim:
@@ -148,7 +148,7 @@ async def alertd(
             log_file.close()
 
 
-def _start_profiler():  # type: ignore[no-untyped-def]
+def _start_profiler() -> Any:
     from pyinstrument import Profiler
 
     profiler = Profiler(async_mode="disabled")

@@ -1,0 +1,239 @@
+"""Resident memory of ``alertd run`` with 50 accounts of 3 streams each, over a sustained run.
+
+    .venv/bin/python bench/memory.py [--quick] [--minutes M] [--rate R]
+
+Real processes: ``alertd simulate --scenario normal --rate R`` (ordinary activity, R actions
+a second, every frame to each of the 50 connections), and ``python -m alertd run -c CONFIG
+--state-dir DIR`` with 50 Piexgo accounts (``pinfo``, ``dealinfo.btc_usdt``,
+``depth.btc_usdt``), the 100 benchmark rules and one channel, a ``json://`` webhook served by
+a small HTTP receiver in this process (so apprise really delivers, on loopback only).
+
+VmRSS (``/proc/PID/status``) of the alertd process is sampled every few seconds. The start
+value is taken once every account is connected and a warm-up has passed; growth is the last
+minute's median (the last samples' in --quick) over that. Target: growth under 5 %.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import trio
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import PYTHON, ROOT, Result, bench_rules, machine_line, median, read_rss_kib
+
+ACCOUNTS = 50
+STREAMS = ("pinfo", "dealinfo.btc_usdt", "depth.btc_usdt")
+TARGET_GROWTH = 0.05
+
+
+def config_text(sim_port: int, hook_port: int, state_dir: str) -> str:
+    names = ["bench"] + [f"other{i:02d}" for i in range(1, ACCOUNTS)]
+    streams = ", ".join(f'"{s}"' for s in STREAMS)
+    parts = [
+        f'[daemon]\nstate_dir = "{state_dir}"\nlog_level = "info"\ntimezone = "UTC"\n',
+        *(
+            f'[[accounts]]\nname = "{name}"\nexchange = "piexgo"\n'
+            f'url = "ws://127.0.0.1:{sim_port}/piexgo/ws"\nstreams = [{streams}]\n'
+            for name in names
+        ),
+        f'[channels]\nhook = "json://127.0.0.1:{hook_port}/alerts"\n',
+        '[dispatch]\ndefault_channel = "hook"\n',
+        *bench_rules(ACCOUNTS),
+    ]
+    return "\n".join(parts)
+
+
+async def serve_webhook(task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+    """Answer every HTTP request with 200 (and count nothing: only the sender's memory
+    matters here). Hand-written: a dozen lines, and no HTTP server is a dependency."""
+
+    async def handle(stream: trio.SocketStream) -> None:
+        data = b""
+        try:
+            while b"\r\n\r\n" not in data:
+                chunk = await stream.receive_some(65536)
+                if not chunk:
+                    return
+                data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            while len(body) < length:
+                chunk = await stream.receive_some(65536)
+                if not chunk:
+                    return
+                body += chunk
+            await stream.send_all(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        finally:
+            await stream.aclose()
+
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.serve_listeners, handle, listeners)
+        task_status.started(port)
+
+
+async def _first_line(stream: trio.abc.ReceiveStream, prefix: str) -> str:
+    data = b""
+    while True:
+        chunk = await stream.receive_some(4096)
+        if not chunk:
+            raise RuntimeError("the simulator ended before saying where it listens")
+        data += chunk
+        for line in data.decode(errors="replace").splitlines():
+            if line.startswith(prefix):
+                return line
+
+
+def _connected(log: Path) -> int:
+    try:
+        return log.read_text(errors="replace").count("stream.connected account=")
+    except OSError:
+        return 0
+
+
+async def measure(
+    minutes: float, warmup: float, interval: float, rate: float
+) -> tuple[list[tuple[float, int]], float]:
+    """RSS samples (seconds since the start value, KiB) and the seconds taken to connect."""
+    with tempfile.TemporaryDirectory(prefix="alertd-memory-") as tmp:
+        state = Path(tmp)
+        log = state / "alertd.log"
+        async with trio.open_nursery() as nursery:
+            hook_port = await nursery.start(serve_webhook)
+            sim = await trio.lowlevel.open_process(
+                [
+                    PYTHON,
+                    "-m",
+                    "alertd",
+                    "--log-level",
+                    "warning",
+                    "simulate",
+                    "--port",
+                    "0",
+                    "--scenario",
+                    "normal",
+                    "--rate",
+                    str(rate),
+                ],
+                stdout=subprocess.PIPE,
+                cwd=ROOT,
+            )
+            daemon: trio.Process | None = None
+            try:
+                assert sim.stdout is not None
+                with trio.fail_after(30):
+                    line = await _first_line(sim.stdout, "simulator listening on")
+                sim_port = int(line.split("ws://127.0.0.1:")[1].split()[0])
+                config = state / "alertd.toml"
+                config.write_text(config_text(sim_port, hook_port, tmp))
+                env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
+                with log.open("w") as log_file:
+                    daemon = await trio.lowlevel.open_process(
+                        [PYTHON, "-m", "alertd", "run", "-c", str(config), "--state-dir", tmp],
+                        stdout=log_file,
+                        stderr=log_file,
+                        cwd=ROOT,
+                        env=env,
+                    )
+                t0 = trio.current_time()
+                with trio.fail_after(120):
+                    while _connected(log) < ACCOUNTS:  # noqa: ASYNC110 (a file, no event)
+                        await trio.sleep(0.5)
+                connect_seconds = trio.current_time() - t0
+                print(
+                    f"  {ACCOUNTS} accounts connected after {connect_seconds:.1f} s; "
+                    f"warm-up {warmup:g} s",
+                    flush=True,
+                )
+                await trio.sleep(warmup)
+                samples: list[tuple[float, int]] = []
+                start = trio.current_time()
+                end = start + minutes * 60
+                next_print = start
+                while True:
+                    now = trio.current_time()
+                    rss = read_rss_kib(daemon.pid)
+                    if rss is None or daemon.returncode is not None:
+                        raise RuntimeError(f"alertd exited early; see its log:\n{log.read_text()}")
+                    samples.append((now - start, rss))
+                    if now >= next_print:
+                        print(f"  t={now - start:>5.0f} s  rss {rss / 1024:7.1f} MiB", flush=True)
+                        next_print = now + max(60.0, interval)
+                    if now >= end:
+                        break
+                    await trio.sleep(interval)
+                return samples, connect_seconds
+            finally:
+                for proc in (daemon, sim):
+                    if proc is not None and proc.returncode is None:
+                        proc.send_signal(signal.SIGTERM)
+                        with trio.move_on_after(20) as scope:
+                            scope.shield = True
+                            await proc.wait()
+                        if proc.returncode is None:
+                            proc.kill()
+                nursery.cancel_scope.cancel()
+
+
+def run(quick: bool, minutes: float | None = None, rate: float | None = None) -> list[Result]:
+    length = minutes if minutes is not None else (1.0 if quick else 10.0)
+    warmup = 15.0 if quick else 60.0
+    interval = 2.0 if quick else 5.0
+    pace = rate or 10.0
+    print(
+        f"memory: alertd run, {ACCOUNTS} accounts x {len(STREAMS)} streams, 100 rules, "
+        f"simulator 'normal' at {pace:g} actions/s, {length:g} min after warm-up"
+    )
+    samples, _ = trio.run(measure, length, warmup, interval, pace)
+    values = [kib for _, kib in samples]
+    first = values[0]
+    tail_window = 60.0 if length >= 3 else 10.0
+    last_t = samples[-1][0]
+    tail = [kib for t, kib in samples if t >= last_t - tail_window]
+    last = median(tail)
+    growth = (last - first) / first
+    print(
+        f"memory: start {first / 1024:.1f} MiB, end (median of the last {tail_window:g} s) "
+        f"{last / 1024:.1f} MiB, min {min(values) / 1024:.1f}, max {max(values) / 1024:.1f} MiB, "
+        f"{len(values)} samples over {last_t:.0f} s: growth {growth * 100:+.2f}%"
+    )
+    return [
+        Result(name="memory at start (after warm-up)", measured=f"{first / 1024:.1f} MiB"),
+        Result(
+            name=f"memory growth over {last_t / 60:.1f} min",
+            measured=f"{growth * 100:+.2f}% ({last / 1024:.1f} MiB)",
+            target=f"< {TARGET_GROWTH * 100:.0f}%",
+            ok=growth < TARGET_GROWTH,
+        ),
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1 minute after 15 s warm-up")
+    parser.add_argument("--minutes", type=float, help="minutes sampled after warm-up (10)")
+    parser.add_argument("--rate", type=float, help="simulator actions a second (default 10)")
+    args = parser.parse_args()
+    print(machine_line())
+    results = run(args.quick, args.minutes, args.rate)
+    return 0 if all(r.ok is not False for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
