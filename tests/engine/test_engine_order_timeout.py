@@ -60,3 +60,31 @@ def test_repeat_reminds_while_open() -> None:
     assert len(e.advance(660.0)) == 1
     e.process(cancelled("1"), 700.0)
     assert e.advance(5000.0) == []
+
+
+def test_progress_after_a_stall_resolves_it_once() -> None:
+    """A fired stall is resolved (resolved_message) by the next progress, and the later fill
+    sends nothing more."""
+    e = engine(slow(stalled_for=600, resolved_message="moving: {{ reason }}"))
+    e.process(placed("1"), 0.0)
+    e.process(partial("1", filled_="0.2"), 60.0)
+    [stalled] = e.advance(700.0)
+    assert stalled.status == "firing"
+    [back] = e.process(partial("1", filled_="0.5"), 800.0)
+    assert back.status == "resolved" and back.key == stalled.key
+    assert back.body == "moving: progress"
+    assert back.title == (
+        "[main] RESOLVED slow: order 1 BTC_USDT buy filling again after 12m 20s without progress"
+    )
+    assert e.process(filled("1", amount="1"), 900.0) == []
+
+
+def test_progress_keeps_the_key_firing_while_the_order_is_still_overdue() -> None:
+    """With the open-too-long alert also standing, progress resolves nothing; the fill
+    resolves the key once."""
+    e = engine(slow(open_for=300, stalled_for=600))
+    e.process(placed("1"), 0.0)
+    e.process(partial("1", filled_="0.2"), 60.0)
+    assert [a.status for a in e.advance(700.0)] == ["firing", "firing"]  # open, stalled
+    assert e.process(partial("1", filled_="0.5"), 800.0) == []
+    assert [a.status for a in e.process(filled("1", amount="1"), 900.0)] == ["resolved"]

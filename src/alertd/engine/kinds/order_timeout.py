@@ -4,7 +4,9 @@ further fill for ``stalled_for``.
 Tracks orders from their first matching order event (``where`` is checked then: it picks
 which orders to time) until ``order.filled``/``order.cancelled``, which stop the timers and,
 if an alert had fired for the order, send its resolution. The age counts from when alertd
-first saw the order. Open orders survive a restart with their real deadlines.
+first saw the order. A stalled alert is resolved by the next progress (reason
+``progress``) unless the order's open alert still stands. Open orders survive a restart with
+their real deadlines.
 """
 
 from __future__ import annotations
@@ -69,17 +71,32 @@ class OrderTimeoutRule(Behaviour):
                 self.arm(key, "open", now + self.open_for)
         order.fields = {n: ctx.get(n) for n in self._blank}
         filled = ctx.get("filled")
+        alerts: list[Alert] = []
         if event.kind == "order.partially_filled" and (
             order.last_progress is None or filled is None or order.filled is None
             or filled > order.filled
         ):  # fmt: skip
+            if "stalled" in order.fired:
+                order.fired.discard("stalled")
+                # The stall is over. Resolve the key only when nothing else about the order
+                # is firing: an "open" alert still stands, and its fill or cancel resolves.
+                if not order.fired:
+                    alerts.append(
+                        self._alert(
+                            key,
+                            order,
+                            "resolved",
+                            reason="progress",
+                            cause=self.event_cause(event),
+                            now=now,
+                        )
+                    )
             order.last_progress = now
             order.filled = filled
-            order.fired.discard("stalled")
             if self.stalled_for is not None:
                 self.arm(key, "stalled", now + self.stalled_for)
         self.rt.dirty.add((self, key))
-        return []
+        return alerts
 
     def on_timer(self, key: str, tag: str, deadline: float, now: float) -> list[Alert]:
         order = self.orders.get(key)
@@ -106,7 +123,12 @@ class OrderTimeoutRule(Behaviour):
         what = " ".join(
             str(v) for v in (f.get("order_id"), f.get("symbol"), f.get("side")) if v is not None
         )
-        if status == "resolved":
+        if status == "resolved" and reason == "progress":
+            head = (
+                f"{self.rule.name}: order {what} filling again after "
+                f"{duration(since_progress)} without progress"
+            )
+        elif status == "resolved":
             head = f"{self.rule.name}: order {what} {reason} after {duration(age)}"
         elif reason == "stalled":
             head = (
