@@ -313,7 +313,7 @@ class Daemon:
         if config.daemon.state_dir != self.config.daemon.state_dir:
             log.warning("reload.ignored key=daemon.state_dir (takes effect on restart)")
         if self._engine is not None:
-            self._engine.reload(rules)
+            self._engine.reload(rules, accounts=[a.name for a in config.accounts if a.enabled])
         if self._dispatcher is not None:
             self._dispatcher.update_config(config)
         if self._delivery is not None:

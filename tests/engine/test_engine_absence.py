@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from alertd.engine import compile_rules
+
 from .factories import balance, engine, rule, trade
 
 
@@ -59,3 +61,40 @@ def test_repeat_while_silent() -> None:
     assert len(e.advance(3600.0)) == 1
     assert len(e.advance(3600.0 + 7200)) == 1
     assert e.advance(3600.0 + 7199 * 2) == []
+
+
+def test_reload_forgets_removed_accounts_and_watches_added_ones() -> None:
+    """After a reload that removes account "old" and adds "new", silence alerts come for
+    "new" (a full `after` from the reload) and never for "old"."""
+    r = quiet()
+    e = engine(r, accounts=("main", "old"))
+    e.start(0.0)
+    e.process(balance(1), 1000.0)
+    e.reload(compile_rules([r], timezone="UTC"), accounts=["main", "new"])
+    e.process(balance(2), 2000.0)  # the engine's next look at the clock, after the reload
+    assert e.advance(5599.0) == []  # "old" would have fired at 3600: it is not watched now
+    assert sorted(a.key for a in e.advance(5600.0)) == ["main", "new"]
+    gone = [row for row in e.take_state_changes().rows if row.key == "old"]
+    assert [row.data for row in gone] == [None]  # its persisted state is deleted too
+
+
+def test_reload_drops_a_firing_key_of_a_disabled_account() -> None:
+    """A key already firing for an account the reload disables sends no repeat and no
+    resolution afterwards."""
+    r = quiet(repeat=600)
+    e = engine(r, accounts=("main", "old"))
+    e.start(0.0)
+    assert sorted(a.key for a in e.advance(3600.0)) == ["main", "old"]
+    e.reload(compile_rules([r], timezone="UTC"), accounts=["main"])
+    assert [a.key for a in e.advance(4200.0)] == ["main"]  # main's repeat only
+    assert e.process(balance(1, account="old"), 4300.0) == []  # nothing left to resolve
+
+
+def test_reload_after_a_quiet_hour_gives_new_watches_a_full_after() -> None:
+    """An absence rule added by a reload, long after the engine last saw an event, waits a
+    full `after` from the engine's next clock reading rather than firing at once."""
+    e = engine(rule("other", on="order.filled"), accounts=("main",))
+    e.process(balance(1), 0.0)
+    e.reload(compile_rules([quiet()], timezone="UTC"), accounts=["main"])
+    assert e.advance(7200.0) == []  # the first clock reading since the reload
+    assert e.next_deadline() == 7200.0 + 3600

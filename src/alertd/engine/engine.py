@@ -8,6 +8,7 @@ raises is logged and skipped for that event; it never takes the engine down.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -52,6 +53,9 @@ class Engine:
         self._globals: dict[str, Any] = dict(rules[0].globals) if rules else {}
         self._started = False
         self._now = 0.0
+        # Work a reload left for the next clock reading (process/advance): the engine only
+        # learns the time from its caller, and the last reading may be hours old.
+        self._pending: list[tuple[Behaviour, Callable[[float], None]]] = []
         self._prune = True  # the next state changes say which (rule, fingerprint) to keep
 
     @classmethod
@@ -102,6 +106,8 @@ class Engine:
         if not self._started:
             self.start(now)
         self._now = now
+        if self._pending:
+            self._apply_pending(now)
         alerts = self._fire_timers(now, strict=True)
         candidates = self._index.candidates(event)
         if not candidates:
@@ -128,6 +134,8 @@ class Engine:
         if not self._started:
             self.start(now)
         self._now = now
+        if self._pending:
+            self._apply_pending(now)
         return self._fire_timers(now, strict=False)
 
     def next_deadline(self) -> float | None:
@@ -147,9 +155,25 @@ class Engine:
                 log.exception("engine.rule_error rule=%s timer=%s", owner.rule.name, tag)
         return alerts
 
-    def reload(self, rules: Sequence[CompiledRule]) -> None:
+    def reload(
+        self, rules: Sequence[CompiledRule], *, accounts: Iterable[str] | None = None
+    ) -> None:
         """Switch to ``rules``, keeping the state and timers of each rule whose name and
-        fingerprint (its matching and behaviour settings) are unchanged."""
+        fingerprint (its matching and behaviour settings) are unchanged.
+
+        ``accounts``, when given, are the enabled account names of the new config: rules
+        that watch every account start watching the added ones, and drop the keys of the
+        removed ones (no "no events" alert for an account that is gone). None keeps the
+        current accounts.
+
+        New rules' timers and added accounts' watches start at the next ``process`` or
+        ``advance`` (the next time the engine is told the time), not at the last one, which
+        may be long past: a full ``after`` from then, not an alert at once."""
+        removed: frozenset[str] = frozenset()
+        if accounts is not None:
+            new_accounts = tuple(accounts)
+            removed = frozenset(self._accounts) - frozenset(new_accounts)
+            self._accounts = new_accounts
         old = {(b.rule.name, b.rule.fingerprint): b for b in self._behaviours}
         behaviours: list[Behaviour] = []
         for rule in rules:
@@ -157,9 +181,14 @@ class Engine:
             if b is None:
                 b = behaviour_for(rule, self._rt)
                 if self._started:
-                    b.start(self._now, self._accounts)
+                    self._pending.append((b, functools.partial(b.start, accounts=self._accounts)))
             else:
                 b.rebind(rule)
+                if self._started and accounts is not None:
+                    change = functools.partial(
+                        b.accounts_changed, accounts=self._accounts, removed=removed
+                    )
+                    self._pending.append((b, change))
             behaviours.append(b)
         for gone in old.values():
             gone.disarm_all()
@@ -168,7 +197,20 @@ class Engine:
         if rules:
             self._globals = dict(rules[0].globals)
         self._prune = True
-        log.info("engine.reload rules=%d dropped=%d", len(behaviours), len(old))
+        log.info(
+            "engine.reload rules=%d dropped=%d accounts=%d removed_accounts=%d",
+            len(behaviours),
+            len(old),
+            len(self._accounts),
+            len(removed),
+        )
+
+    def _apply_pending(self, now: float) -> None:
+        current = set(self._behaviours)  # a later reload may have dropped a rule since
+        pending, self._pending = self._pending, []
+        for b, work in pending:
+            if b in current:
+                work(now)
 
     # -- state -----------------------------------------------------------------------------
 

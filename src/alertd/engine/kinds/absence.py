@@ -3,9 +3,11 @@
 A key is watched once seen, or from start when declared: a rule with the default key watches
 each account it names (``account = [...]``), or every enabled account of the config when it
 names none; for market kinds (trade, book) the default key is account/symbol and is declared
-for each account x ``symbol`` listed. Fires once, ``repeat`` re-sends, and the next matching
-event resolves it. After a restart every remembered key gets a full ``after`` again, so
-alertd's own downtime (reported as ``stream.gap``) does not read as the account's silence.
+for each account x ``symbol`` listed. A reload that adds accounts declares their keys (a full
+``after`` from then); one that removes or disables accounts drops their keys, whatever the
+key. Fires once, ``repeat`` re-sends, and the next matching event resolves it. After a
+restart every remembered key gets a full ``after`` again, so alertd's own downtime (reported
+as ``stream.gap``) does not read as the account's silence.
 """
 
 from __future__ import annotations
@@ -60,6 +62,23 @@ class AbsenceRule(Behaviour):
                 if self.repeat is not None:
                     self.arm(key, "repeat", now + self.repeat)
             else:
+                self.arm(key, "silent", now + self.after)
+
+    def accounts_changed(
+        self, now: float, accounts: Iterable[str], removed: frozenset[str]
+    ) -> None:
+        # A removed or disabled account sends nothing more: its silence is not news.
+        for key, st in list(self.keys.items()):
+            if st.fields.get("account") in removed:
+                del self.keys[key]
+                self.last_alert.pop(key, None)
+                self.disarm(key, "silent")
+                self.disarm(key, "repeat")
+                self.rt.dirty.add((self, key))
+        # An added account is watched from now, as every account is from start.
+        for key, fields in self.declared(accounts):
+            if key not in self.keys:
+                self.keys[key] = _Key(fields=fields)
                 self.arm(key, "silent", now + self.after)
 
     def on_event(self, event: Event, ctx: dict[str, Any], now: float) -> list[Alert]:

@@ -220,6 +220,12 @@ class Behaviour:
     def start(self, now: float, accounts: Iterable[str]) -> None:
         """Called once the clock is known (and after restore): arm initial timers."""
 
+    def accounts_changed(
+        self, now: float, accounts: Iterable[str], removed: frozenset[str]
+    ) -> None:
+        """Called on a reload that kept this rule: ``accounts`` are now the enabled ones and
+        ``removed`` those no longer configured or enabled."""
+
     # -- persistence -----------------------------------------------------------------------
 
     def state_keys(self) -> Iterable[str]:
