@@ -78,6 +78,10 @@ async def test_round_trip_through_read_capture(tmp_path: Path) -> None:
         ('{"ts": 1, "account": "a"}', 'exactly one of "frame" and "stream_event"'),
         ('{"ts": 1, "account": "a", "frame": {"op": 1}}', '"frame" must be the raw frame text'),
         ('{"ts": 1, "account": "a", "stream_event": "up"}', '"stream_event" must be'),
+        ('{"ts": NaN, "account": "a", "frame": "x"}', '"ts" must be unix seconds'),
+        ('{"ts": Infinity, "account": "a", "frame": "x"}', '"ts" must be unix seconds'),
+        ('{"ts": -1, "account": "a", "frame": "x"}', '"ts" must be unix seconds'),
+        ('{"ts": 1e20, "account": "a", "frame": "x"}', '"ts" must be unix seconds'),
     ],
 )
 def test_bad_line_names_file_and_line(tmp_path: Path, line: str, message: str) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -32,6 +33,7 @@ FLUSH_INTERVAL = 1.0  # seconds: a crash loses at most this much capture
 FLUSH_LINES = 5_000  # write sooner when this many lines wait, to keep memory flat in a flood
 MAX_PENDING_LINES = 500_000  # beyond this the disk is not keeping up: drop and say so
 CLOSE_TIMEOUT = 5.0  # seconds the final flush may take on shutdown
+MAX_TS = 1e11  # unix seconds, year 5138: beyond any real capture, within what datetime takes
 
 
 class CaptureError(ValueError):
@@ -159,8 +161,16 @@ def parse_line(text: str, *, where: str, line: int = 0) -> CaptureRecord:
     if not isinstance(obj, dict):
         raise CaptureError(f"{where}: expected a JSON object, got {type(obj).__name__}")
     ts = obj.get("ts")
-    if isinstance(ts, bool) or not isinstance(ts, int | float):
-        raise CaptureError(f'{where}: "ts" must be unix seconds (a number), got {ts!r}')
+    # json accepts NaN, Infinity and huge numbers; none of them is a time replay can use
+    # (datetime.fromtimestamp raises on them), so they are refused here, with the line.
+    if (
+        isinstance(ts, bool)
+        or not isinstance(ts, int | float)
+        or not (math.isfinite(ts) and 0 <= ts < MAX_TS)
+    ):
+        raise CaptureError(
+            f'{where}: "ts" must be unix seconds (a number from 0 to {MAX_TS:.0e}), got {ts!r}'
+        )
     account = obj.get("account")
     if not isinstance(account, str) or not account:
         raise CaptureError(f'{where}: "account" must be a non-empty string, got {account!r}')
