@@ -134,6 +134,28 @@ async def test_market_stream_goes_stale_once_per_silence(
     assert all(e.silent_for >= 0.2 for e in log.of("stream.stale"))
 
 
+async def test_rearmed_stream_goes_stale_again_on_its_own_budget(
+    nursery: trio.Nursery, fake_piexgo: FakePiexgo, event_channel: tuple
+) -> None:
+    """A stream that went stale and got a frame is reported stale again after its own budget,
+    not when a longer-budget stream's deadline comes round."""
+    send, log = event_channel
+    budgets = {"depth.btc_usdt": Duration(0.2), "pinfo": Duration(30.0)}
+    settings = account(
+        fake_piexgo.url, streams=["pinfo", "depth.btc_usdt"], stale_after=budgets, ping_interval=0
+    )
+    s = session(settings, send)
+    with trio.fail_after(5):
+        await nursery.start(s.run)
+        await log.wait_for("stream.stale", stream="depth.btc_usdt")
+        await fake_piexgo.send(depth_frame(100.0, 1))
+        await log.wait_for("book")
+        rearmed = trio.current_time()
+        await log.wait_for("stream.stale", 2, stream="depth.btc_usdt")
+    assert trio.current_time() - rearmed < 1.0
+    assert [e.stream for e in log.of("stream.stale")] == ["depth.btc_usdt"] * 2
+
+
 async def test_rejected_login_is_an_error_and_backs_off(
     nursery: trio.Nursery, fake_piexgo: FakePiexgo, event_channel: tuple
 ) -> None:

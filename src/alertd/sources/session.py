@@ -27,6 +27,7 @@ trio-websocket's exceptions end at this module: they become a reason string.
 from __future__ import annotations
 
 import logging
+import math
 import random
 from datetime import UTC, datetime
 from functools import partial
@@ -317,6 +318,9 @@ class Session:
 
     async def _watch_staleness(self) -> None:
         while True:
+            # A fresh event before looking, so that a stream re-armed after this look (it was
+            # left out of the deadline below) wakes the watcher to recompute the deadline.
+            self._rearmed = trio.Event()
             now = trio.current_time()
             for stream in sorted(self._armed):
                 silent = now - self._last_seen[stream]
@@ -329,12 +333,10 @@ class Session:
                         silent,
                     )
                     self._emit_fact(StreamStale, stream=stream, silent_for=silent)
-            if self._armed:
-                await trio.sleep_until(
-                    min(self._last_seen[s] + self._budgets[s] for s in self._armed)
-                )
-            else:
-                self._rearmed = trio.Event()
+            deadline = min(
+                (self._last_seen[s] + self._budgets[s] for s in self._armed), default=math.inf
+            )
+            with trio.move_on_at(deadline):
                 await self._rearmed.wait()
 
     async def _report_gap(self, gap: _Gap) -> None:
