@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -47,3 +48,17 @@ def test_run_requires_a_config() -> None:
     with pytest.raises(SystemExit) as exc:
         build_parser().parse_args(["run"])
     assert exc.value.code == 2
+
+
+def test_output_cut_short_by_a_closed_pipe_is_not_a_traceback(tmp_path: Path) -> None:
+    """`alertd ... | head` ends quietly when the reader leaves early, with no traceback."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "alertd", "simulate", "--list-scenarios"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    proc.stdout.close()  # the reader is gone before alertd writes
+    _, err = proc.communicate(timeout=60)
+    assert b"Traceback" not in err
+    assert proc.returncode in (0, 141)
