@@ -99,3 +99,38 @@ def test_localtime_uses_the_configured_timezone() -> None:
     env = environment("Asia/Tokyo")
     template = compile_template(env, "{{ t | localtime('%H:%M %Z') }}", ["t"])
     assert template.render(t=datetime(2026, 1, 1, 0, 0, tzinfo=UTC)) == "09:00 JST"
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("{% if big %}{{ price | moneyy }}{% endif %}", "unknown filter 'moneyy'"),
+        ("{% if price is biggerthan 5 %}x{% endif %}", "unknown test 'biggerthan'"),
+        ("{{ price if big else price | moneyy }}", "unknown filter 'moneyy'"),
+        ("{{ price | moneyy }}", "unknown filter 'moneyy'"),
+    ],
+)
+def test_unknown_filter_or_test_in_a_branch_fails_at_load(source: str, message: str) -> None:
+    """A typo'd filter or test is rejected when the template loads, even inside a branch
+    that would only run for some events, and the message lists the available ones."""
+    with pytest.raises(ExpressionError, match=message) as caught:
+        compile_template(environment("UTC"), source, ["big", "price"])
+    listed = str(caught.value).partition("(available: ")[2]
+    assert ("dec," if "filter" in message else "number,") in listed
+
+
+@pytest.mark.parametrize(
+    "source", ["price if big else (price | moneyy)", "big and price is biggerthan 5"]
+)
+def test_unknown_filter_or_test_in_an_expression_branch_fails_at_load(source: str) -> None:
+    """`where`/`value` expressions get the same load-time check as templates."""
+    with pytest.raises(ExpressionError, match=r"unknown (filter 'moneyy'|test 'biggerthan')"):
+        compile_expression(environment("UTC"), source, ["big", "price"])
+
+
+def test_known_filters_and_tests_in_branches_still_compile() -> None:
+    """Helpers and jinja's own filters and tests inside branches are accepted and run."""
+    env = environment("UTC")
+    source = "{% if price is number and big %}{{ price | dec(2) | upper }}{% endif %}"
+    template = compile_template(env, source, ["big", "price"])
+    assert template.render(big=True, price=Decimal("1.5")) == "1.50"

@@ -156,6 +156,7 @@ def _describe(exc: jinja2.TemplateError) -> str:
 def _check_names(
     ast: nodes.Template, allowed: Iterable[str], kinds_hint: str, env: jinja2.Environment
 ) -> None:
+    _check_filters_and_tests(ast, env)  # first: jinja's own check stops at the first use
     try:
         used = meta.find_undeclared_variables(ast)
     except jinja2.TemplateError as exc:
@@ -165,6 +166,20 @@ def _check_names(
         names = ", ".join(repr(u) for u in unknown)
         choices = ", ".join(sorted(set(allowed)))
         raise ExpressionError(f"unknown name {names}{kinds_hint} (available: {choices})")
+
+
+def _check_filters_and_tests(ast: nodes.Template, env: jinja2.Environment) -> None:
+    # Since jinja2 3.0 an unknown filter or test inside {% if %} or ``a if c else b`` is not
+    # a compile error: it raises only when that branch runs. Every use is checked here so a
+    # typo fails `alertd check`, not the first big fill.
+    for node in ast.find_all((nodes.Filter, nodes.Test)):
+        if isinstance(node, nodes.Filter):
+            what, known = "filter", env.filters
+        else:
+            what, known = "test", env.tests
+        if node.name not in known:
+            choices = ", ".join(sorted(known))
+            raise ExpressionError(f"unknown {what} {node.name!r} (available: {choices})")
 
 
 class Expression:
