@@ -124,6 +124,18 @@ async def test_half_open_is_detected_by_the_heartbeat() -> None:
     assert gap.why == "offline"
 
 
+async def test_half_open_gap_starts_at_the_last_frame_received() -> None:
+    """After a half-open connection the gap starts when the last frame arrived, not when the
+    heartbeat noticed (up to ping_interval + ping_timeout later)."""
+    with trio.fail_after(10):
+        async with running(scenario("half-open", half_open_after=0.4)) as (_, _, log):
+            [gap] = await log.wait_for("stream.gap")
+    down = log.kinds().index("stream.disconnected")
+    before = [e for e in log.events[:down] if not e.kind.startswith("stream.")]
+    assert before, "no frame arrived before the connection froze"
+    assert gap.since == max(e.received for e in before)
+
+
 async def test_garbage_is_reported_and_the_stream_goes_on() -> None:
     """Malformed, unknown and not-an-object frames are stream.errors on a live stream; an
     oversize frame is a stream.error and a reconnect (trio-websocket closes with 1009)."""

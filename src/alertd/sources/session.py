@@ -10,7 +10,8 @@ Connection facts become events on the same path (stream name ``"*"``, the whole 
   when the very first attempt fails; failed retries after that stay quiet in the event stream
   (they are logged) until the connection is back.
 - ``stream.connected`` (with ``downtime``) when up again: handshake, login and subscribe done.
-- ``stream.gap`` (why ``offline``, since = lost, until = back) after a reconnect. On Piexgo
+- ``stream.gap`` (why ``offline``, since = the last frame received before the loss, or the
+  connect when there was none; until = back) after a reconnect. On Piexgo
   the balance snapshot that follows a ``pinfo`` subscribe is awaited first (up to
   ``snapshot_wait``) and the balances that differ from the last ones seen before the loss go
   in ``evidence``. A gap that could not be reported (the connection fell again first) widens
@@ -119,6 +120,10 @@ class Session:
     _lost_at: float | None = None  # trio clock, for downtime
     _gap: _Gap | None = None
     _lost_reason: str | None = None
+    # Wall time of the last frame received on this connection (of the connect before any):
+    # a lost connection may have delivered nothing since, e.g. half-open for up to
+    # ping_interval + ping_timeout before the heartbeat notices, so the gap starts here.
+    _last_heard: datetime | None = None
     _login_until: float = 0.0  # trio clock: frames before this may be a login reply
     _last_seen: dict[str, float] = attrs.field(factory=dict)
     _armed: set[str] = attrs.field(factory=set)
@@ -174,7 +179,8 @@ class Session:
                 self._lost_at = now
                 self._backoff.disconnected(now)
                 if self._gap is None:
-                    self._gap = _Gap(since=now_utc(), before=dict(self.decoder.balances))
+                    since = self._last_heard or now_utc()
+                    self._gap = _Gap(since=since, before=dict(self.decoder.balances))
                 if self.recorder is not None:
                     self.recorder.record_fact(self.name, "disconnected")
                 log.warning("stream.disconnected account=%s reason=%s", self.name, reason)
@@ -263,6 +269,7 @@ class Session:
         now = trio.current_time()
         self._up = self.stats.connected = True
         self._announced_down = False
+        self._last_heard = now_utc()
         self._backoff.connected(now)
         downtime = None if self._lost_at is None else now - self._lost_at
         self._last_seen = dict.fromkeys(self._budgets, now)
@@ -381,6 +388,7 @@ class Session:
         received = now_utc()
         self.stats.frames += 1
         self.stats.last_frame = now
+        self._last_heard = received
         if self.recorder is not None:
             self.recorder.record_frame(self.name, frame)
         if now < self._login_until:
