@@ -13,7 +13,7 @@ import zoneinfo
 from collections.abc import Callable, Iterable, Sequence
 from functools import cache
 
-from alertd.config.durations import DurationError, parse_duration
+from alertd.config.durations import format_duration
 from alertd.config.errors import TomlPath, did_you_mean
 from alertd.config.model import (
     AccountSettings,
@@ -28,13 +28,73 @@ from alertd.events import EVENT_KINDS
 Found = list[tuple[TomlPath, str]]
 
 _CLOCK = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
-_RATE_LIMIT = re.compile(r"\s*(\d+)\s*/\s*(\S+)\s*")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 @cache
 def _zones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
+
+
+# -- ranges -----------------------------------------------------------------------------------
+# The smallest value of each setting that still lets alertd do its job. Values below these
+# type-check but leave the daemon silent or frantic at run time (workers = 0: nothing is ever
+# sent; max_age = "0s": every alert expires unsent), so check refuses them with the reason.
+# Each entry: field -> (least allowed value, why smaller does not work); a float is a duration
+# in seconds, an int a count.
+Minimums = dict[str, tuple[float | int, str]]
+
+ACCOUNT_MINIMUMS: Minimums = {
+    "connect_timeout": (1.0, "a connection attempt needs time to open a socket and TLS"),
+    "ping_interval": (1.0, "the heartbeat is how a half-open connection is noticed"),
+    "ping_timeout": (1.0, "a pong needs time to come back over the network"),
+    "backoff_initial": (0.1, "reconnecting without a pause hammers the exchange"),
+    # order updates and balance snapshots are JSON frames of a few hundred bytes up to many
+    # kilobytes; below 1 KiB nearly every frame would be refused as a stream.error
+    "max_message_size": (1024, "a larger frame is refused, and exchange frames often are"),
+    "queue_size": (10, "smaller drops events in every burst of frames"),
+}
+AUTH_MINIMUMS: Minimums = {
+    "login_timeout": (1.0, "the login reply needs time to come back"),
+}
+# max_length: the splitter never cuts parts below 64 characters (split.MIN_BUDGET), and each
+# part also carries the title and a " (3/10)" marker; below 100 the limit cannot be kept and
+# a message is mostly overhead.
+CHANNEL_MINIMUMS: Minimums = {
+    "max_length": (100, "a message part must hold a title, a part marker and some text"),
+    "timeout": (1.0, "a delivery needs time to reach the service"),
+}
+DISPATCH_MINIMUMS: Minimums = {
+    "workers": (1, "with no worker thread nothing is ever sent"),
+    "retry_initial": (0.1, "retrying without a pause hammers a failing service"),
+    "max_age": (60.0, "an alert must outlive a few retries, or it expires unsent"),
+    "group_max_items": (1, "a grouped message must list at least one alert"),
+}
+
+
+def _minimums(settings: object, minimums: Minimums, path: TomlPath, out: Found) -> None:
+    for field, (least, why) in minimums.items():
+        value = getattr(settings, field)
+        if value is None or value >= least:
+            continue
+        if isinstance(least, float):
+            shown, allowed = f'"{format_duration(value)}"', f'"{format_duration(least)}" or longer'
+        else:
+            shown, allowed = str(value), f"{least:g} or more"
+        out.append(((*path, field), f"{shown} is too small: allowed is {allowed} ({why})"))
+
+
+def _not_below(settings: object, field: str, floor: str, path: TomlPath, out: Found) -> None:
+    """``field`` (a duration) is at least ``floor`` (another duration of the same table)."""
+    value, least = getattr(settings, field), getattr(settings, floor)
+    if value < least:
+        out.append(
+            (
+                (*path, field),
+                f'"{format_duration(value)}" is less than {floor} "{format_duration(least)}": '
+                f'allowed is "{format_duration(least)}" or longer',
+            )
+        )
 
 
 def check_timezone(name: str, path: TomlPath, out: Found) -> None:
@@ -162,6 +222,9 @@ def check_accounts(accounts: Sequence[tuple[int, AccountSettings]], out: Found) 
                 )
         if account.auth.api_secret is not None and account.auth.api_key is None:
             out.append(((*path, "auth", "api_key"), "api_secret is set but api_key is not"))
+        _minimums(account, ACCOUNT_MINIMUMS, path, out)
+        _minimums(account.auth, AUTH_MINIMUMS, (*path, "auth"), out)
+        _not_below(account, "backoff_max", "backoff_initial", path, out)
 
 
 def check_channels(channels: dict[str, ChannelSettings], out: Found) -> None:
@@ -170,18 +233,19 @@ def check_channels(channels: dict[str, ChannelSettings], out: Found) -> None:
         if not channel.urls:
             out.append(((*path, "urls"), "a channel needs at least one URL"))
         if channel.rate_limit is not None:
-            m = _RATE_LIMIT.fullmatch(channel.rate_limit)
+            from alertd.notify.ratelimit import parse_rate  # the one parser of it
+
             try:
-                ok = m is not None and int(m.group(1)) > 0 and parse_duration(m.group(2)) > 0
-            except DurationError:
-                ok = False
-            if not ok:
+                parse_rate(channel.rate_limit)
+            except ValueError:
                 out.append(
                     (
                         (*path, "rate_limit"),
-                        f'"{channel.rate_limit}" is not a rate (use e.g. "20/1m")',
+                        f'"{channel.rate_limit}" is not a rate: allowed is COUNT/PERIOD with '
+                        'COUNT at least 1 and PERIOD in s, m, h or d (e.g. "20/1m", "5/30s")',
                     )
                 )
+        _minimums(channel, CHANNEL_MINIMUMS, path, out)
         _quiet_hours(channel.quiet_hours, (*path, "quiet_hours"), out)
 
 
@@ -202,6 +266,8 @@ def check_dispatch(
         for kind in inhibit.target_kinds:
             check_kind_pattern(kind, (*path, "target_kinds"), out)
     _quiet_hours(dispatch.quiet_hours, ("dispatch", "quiet_hours"), out)
+    _minimums(dispatch, DISPATCH_MINIMUMS, ("dispatch",), out)
+    _not_below(dispatch, "retry_max", "retry_initial", ("dispatch",), out)
 
 
 def check_rules(
