@@ -134,3 +134,28 @@ def test_known_filters_and_tests_in_branches_still_compile() -> None:
     source = "{% if price is number and big %}{{ price | dec(2) | upper }}{% endif %}"
     template = compile_template(env, source, ["big", "price"])
     assert template.render(big=True, price=Decimal("1.5")) == "1.50"
+
+
+@given(
+    mantissa=st.integers(min_value=0, max_value=10**18 - 1),
+    exponent=st.integers(min_value=-18, max_value=0),
+    negative=st.booleans(),
+)
+def test_a_literal_keeps_every_digit_it_was_written_with(
+    mantissa: int, exponent: int, negative: bool
+) -> None:
+    """For any decimal of up to 18 significant digits, `x == <literal>` holds when x is that
+    decimal, whether the literal is written plainly or with an exponent."""
+    x = Decimal(-mantissa if negative else mantissa).scaleb(exponent)
+    sign = "-" if negative else ""
+    for literal in (f"{x:f}", f"{sign}{mantissa}e{exponent}"):
+        assert evaluate(f"x == {literal}", x=x) is True, literal
+
+
+def test_literal_rewrite_leaves_strings_integers_and_item_access_alone() -> None:
+    """Only number literals become Decimals: quoted numbers stay text, integer arguments stay
+    ints, and `xs.0` still indexes."""
+    assert evaluate('s == "1.50"', s="1.50") is True
+    assert evaluate("dec(x, 2)", x=Decimal("2.345")) == "2.34"
+    assert evaluate("xs.0", xs=[Decimal("7.5")]) == Decimal("7.5")
+    assert evaluate("x == 1_000.5", x=Decimal("1000.5")) is True

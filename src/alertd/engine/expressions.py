@@ -2,8 +2,9 @@
 once when rules load, with unknown names rejected then rather than at 3 a.m.
 
 Numbers: event amounts are ``Decimal``. A float literal in an expression (``0.5``) is turned
-into ``D("0.5")`` by the lexer filter below, so ``price > 4003.9`` compares exactly and
-``notional * 0.001`` stays a Decimal; integer literals already compare exactly with Decimals.
+into ``D("0.5")``, from the literal's own text, by the lexer below, so ``price > 4003.9``
+compares exactly and ``notional * 0.001`` stays a Decimal; integer literals already compare
+exactly with Decimals.
 ``D(x)`` makes a Decimal from a string or number explicitly.
 
 Helpers (functions, also usable as filters ``{{ x | dec(2) }}``):
@@ -26,8 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jinja2
 from jinja2 import meta, nodes
-from jinja2.ext import Extension
-from jinja2.lexer import Token, TokenStream
+from jinja2.lexer import TOKEN_FLOAT, TOKEN_NAME, TOKEN_OPERATOR, TOKEN_STRING, Lexer, Token
 from jinja2.parser import Parser
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -99,21 +99,48 @@ def load_timezone(name: str) -> ZoneInfo:
         ) from None
 
 
-class _DecimalLiterals(Extension):
-    """Rewrites each float literal ``1.5`` into ``D("1.5")`` before parsing, so expressions
-    never mix binary floats into Decimal arithmetic (jinja2 has no literal hook; the token
-    filter is its documented extension point)."""
+class _DecimalLexer(Lexer):
+    """jinja2's lexer, except that each float literal ``1.5`` becomes ``D("1.5")`` from its
+    source text, so expressions never mix binary floats into Decimal arithmetic and a literal
+    keeps every digit written (``123456789.123456789``).
 
-    def filter_stream(self, stream: TokenStream) -> Iterator[Token]:
-        for token in stream:
-            if token.type == "float":
-                n = token.lineno
-                yield Token(n, "name", "D")
-                yield Token(n, "lparen", "(")
-                yield Token(n, "string", repr(token.value))
-                yield Token(n, "rparen", ")")
-            else:
-                yield token
+    The rewrite sits between ``tokeniter`` (which still has the literal's text) and ``wrap``
+    (which turns it into a float): by the time an extension's ``filter_stream`` sees the
+    token, digits past a float's precision are gone. Using jinja's own tokenizer, not a regex
+    over the source, keeps strings, ``foo.0.1`` item access and integers (``dec(x, 2)``)
+    exactly as jinja reads them."""
+
+    def wrap(
+        self,
+        stream: Iterable[tuple[int, str, str]],
+        name: str | None = None,
+        filename: str | None = None,
+    ) -> Iterator[Token]:
+        return super().wrap(_decimal_literals(stream), name, filename)
+
+
+def _decimal_literals(stream: Iterable[tuple[int, str, str]]) -> Iterator[tuple[int, str, str]]:
+    for lineno, token, text in stream:
+        if token == TOKEN_FLOAT:
+            digits = text.replace("_", "")  # only digits, ".", "e" and a sign: safe to quote
+            yield lineno, TOKEN_NAME, "D"
+            yield lineno, TOKEN_OPERATOR, "("
+            yield lineno, TOKEN_STRING, f'"{digits}"'
+            yield lineno, TOKEN_OPERATOR, ")"
+        else:
+            yield lineno, token, text
+
+
+class _Environment(SandboxedEnvironment):
+    """The sandbox with the Decimal-literal lexer (jinja2 caches one lexer per syntax
+    setting, shared by every environment, so ours is kept on the instance)."""
+
+    @property
+    def lexer(self) -> Lexer:
+        lexer: Lexer | None = self.__dict__.get("_decimal_lexer")
+        if lexer is None:
+            lexer = self.__dict__["_decimal_lexer"] = _DecimalLexer(self)
+        return lexer
 
 
 @functools.lru_cache(maxsize=8)
@@ -126,11 +153,10 @@ def environment(timezone: str) -> SandboxedEnvironment:
             return "-"
         return dt.astimezone(tz).strftime(fmt)
 
-    env = SandboxedEnvironment(
+    env = _Environment(
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=False,
-        extensions=[_DecimalLiterals],
     )
     helpers: dict[str, Callable[..., Any]] = {
         "D": to_decimal,
