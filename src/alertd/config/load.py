@@ -192,9 +192,15 @@ _SECTIONS: dict[str, type] = {"daemon": DaemonSettings, "dispatch": DispatchSett
 
 
 def _build(raw: dict[str, Any], where: SecretEnvironment, found: Found) -> Config | None:
+    channels_raw = raw.get("channels")
+    # channels written as NAME = "url": their URL problems go on that key
+    short = (
+        {k for k, v in channels_raw.items() if isinstance(v, str)}
+        if isinstance(channels_raw, dict)
+        else set()
+    )
     raw = copy.deepcopy(raw)
     _resolve_secrets(raw, where, found)
-    secret_problems = len(found)
     fields = {a.name: a for a in attrs.fields(attrs.resolve_types(Config))}
     for key, value in raw.items():
         if key in fields:
@@ -241,9 +247,10 @@ def _build(raw: dict[str, Any], where: SecretEnvironment, found: Found) -> Confi
     rule_names = _raw_names(raw.get("rules"))
     channel_names = list(raw["channels"]) if isinstance(raw.get("channels"), dict) else []
 
-    # Checks below see pieces with their bad keys dropped; what they would say about those
-    # keys ("needs below") repeats a problem already reported, so it is left out.
-    structural = {path for path, _ in found[secret_problems:]}
+    # Checks below see pieces with their bad keys dropped (and unresolved secrets as empty
+    # placeholders); what they would say about those keys ("needs below", "not a URL")
+    # repeats a problem already reported, so it is left out.
+    structural = {path for path, _ in found}
     checked: Found = []
     if isinstance(daemon, DaemonSettings):
         validate.check_daemon(daemon, checked)
@@ -251,7 +258,7 @@ def _build(raw: dict[str, Any], where: SecretEnvironment, found: Found) -> Confi
     validate.check_names("rules", raw.get("rules"), checked)
     validate.check_accounts(accounts, checked)
     _auth_checks(accounts, checked)
-    validate.check_channels(channels, checked)
+    validate.check_channels(channels, checked, short=short)
     if isinstance(dispatch, DispatchSettings):
         validate.check_dispatch(dispatch, channel_names, rule_names, checked)
     validate.check_rules(

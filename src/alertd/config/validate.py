@@ -10,9 +10,10 @@ from __future__ import annotations
 import fnmatch
 import re
 import zoneinfo
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from functools import cache
 
+from alertd.config.channel_urls import apprise_problem
 from alertd.config.durations import format_duration
 from alertd.config.errors import TomlPath, did_you_mean
 from alertd.config.model import (
@@ -227,11 +228,18 @@ def check_accounts(accounts: Sequence[tuple[int, AccountSettings]], out: Found) 
         _not_below(account, "backoff_max", "backoff_initial", path, out)
 
 
-def check_channels(channels: dict[str, ChannelSettings], out: Found) -> None:
+def check_channels(
+    channels: dict[str, ChannelSettings], out: Found, *, short: Collection[str] = ()
+) -> None:
+    """``short``: channels written as ``NAME = "url"``, whose URL problems go on that key."""
     for name, channel in channels.items():
         path: TomlPath = ("channels", name)
         if not channel.urls:
             out.append(((*path, "urls"), "a channel needs at least one URL"))
+        for i, url in enumerate(channel.urls):
+            problem = apprise_problem(url.reveal())
+            if problem is not None:
+                out.append((path if name in short else (*path, "urls", i), problem))
         if channel.rate_limit is not None:
             from alertd.notify.ratelimit import parse_rate  # the one parser of it
 
