@@ -368,3 +368,41 @@ def test_missing_file_is_a_problem(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as exc:
         load_config(tmp_path / "nope.toml")
     assert exc.value.format() == f"{tmp_path / 'nope.toml'}: no such file"
+
+
+def test_sixteen_digit_float_threshold_is_exact() -> None:
+    """A threshold written as a TOML float with 16 significant digits keeps every digit (read
+    through binary float it came back as 78622131.65220112)."""
+    text = (
+        ACCOUNT
+        + CHANNELS
+        + """
+[[rules]]
+name = "low"
+type = "threshold"
+on = "balance.changed"
+value = "balance"
+below = 0.30000000000000004
+resolve_above = 78622131.65220111
+notify = ["me"]
+"""
+    )
+    config, problems = parse_config(text, secrets=SecretEnvironment(environ={}))
+    assert problems == []
+    assert config is not None
+    assert config.rules[0].resolve_above == Decimal("78622131.65220111")
+    assert str(config.rules[0].resolve_above) == "78622131.65220111"
+    assert config.rules[0].below == Decimal("0.30000000000000004")
+
+
+def test_float_where_a_whole_number_or_duration_goes(problems_of: ProblemsOf) -> None:
+    """A TOML float in a count or a duration is refused with the number as written."""
+    problems = problems_of(
+        "[daemon]\ndrain_timeout = 10.5\n[dispatch]\nworkers = 2.5\nretry_initial = nan\n"
+    )
+    assert lines(problems) == [
+        'config.toml:2 daemon.drain_timeout: 10.5 is not a duration (write the unit, e.g. "10.5s")',
+        "config.toml:4 dispatch.workers: expected a whole number, got 2.5",
+        "config.toml:5 dispatch.retry_initial: expected a duration string such as "
+        '"30s", "5m", "4h", "1d", "1h30m"',
+    ]

@@ -6,7 +6,9 @@ parser: "5 mins" gets a hint ("use "5m""), which no library offers.
 
 from __future__ import annotations
 
+import math
 import re
+from decimal import Decimal
 
 from alertd.config.model import Duration
 
@@ -60,7 +62,9 @@ def parse_duration(value: object) -> Duration:
     Bare numbers are refused on purpose: "30" could mean seconds or milliseconds, and a config
     read by a person should say which.
     """
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
+    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
+        raise DurationError(f"expected a duration string such as {EXAMPLES}")
+    if not isinstance(value, str) and not math.isfinite(value):  # TOML nan, inf
         raise DurationError(f"expected a duration string such as {EXAMPLES}")
     if not isinstance(value, str):
         raise DurationError(f'{value} is not a duration (write the unit, e.g. "{value}s")')

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import os
 import zoneinfo
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
@@ -59,7 +60,9 @@ def parse_config(
     """``text`` as a ``Config`` and its problems; the config is None unless there are none."""
     where = secrets if secrets is not None else SecretEnvironment.from_process()
     try:
-        raw = tomli.loads(text)
+        # TOML floats as exact decimals: a threshold such as 78622131.65220111 must not
+        # drift through binary float (it would read back as ...112)
+        raw = tomli.loads(text, parse_float=Decimal)
     except tomli.TOMLDecodeError as exc:
         # tomli knows lines only here, for syntax errors; for everything else see locate.py
         line = getattr(exc, "lineno", None)

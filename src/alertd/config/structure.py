@@ -43,6 +43,8 @@ def describe(value: object) -> str:
     if isinstance(value, str):
         text = value if len(value) <= 40 else value[:40] + "..."
         return f'"{text}"'
+    if isinstance(value, Decimal):
+        return str(value)
     if isinstance(value, list):
         return "an array"
     if isinstance(value, dict):
@@ -68,7 +70,8 @@ def _int(value: object, _: object) -> int:
 
 
 def _float(value: object, _: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    # the loader reads TOML floats as Decimal (exact); a float setting takes them as float
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         raise ValueProblem(f"expected a number, got {describe(value)}")
     return float(value)
 
@@ -80,13 +83,17 @@ def _bool(value: object, _: object) -> bool:
 
 
 def _decimal(value: object, _: object) -> Decimal:
-    """Exact: TOML floats go through their shortest repr, so 0.1 is Decimal("0.1")."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
+    """Exact: the loader reads TOML floats as Decimal, digit for digit; a float (from other
+    callers) goes through its shortest repr, so 0.1 is Decimal("0.1")."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
         raise ValueProblem(f"expected a number, got {describe(value)}")
-    try:
-        out = Decimal(repr(value) if isinstance(value, float) else str(value).strip())
-    except InvalidOperation:
-        raise ValueProblem(f"{describe(value)} is not a number") from None
+    if isinstance(value, Decimal):
+        out = value
+    else:
+        try:
+            out = Decimal(repr(value) if isinstance(value, float) else str(value).strip())
+        except InvalidOperation:
+            raise ValueProblem(f"{describe(value)} is not a number") from None
     if not out.is_finite():
         raise ValueProblem(f"{describe(value)} is not a finite number")
     return out
