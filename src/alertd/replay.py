@@ -11,8 +11,11 @@ Per record, in file order: timers due before its time fire first (at their own t
 ``frame`` is decoded by the account's decoder (one per account, as in the daemon: order and
 balance tracking carry over) and events of streams the account does not watch are dropped,
 as sources does; a frame that cannot be read becomes a ``stream.error`` event; a
-``stream_event`` becomes ``stream.connected`` / ``stream.disconnected``. At the end, timers
-due up to the last record's time fire; later ones would need time the capture does not have.
+``stream_event`` becomes ``stream.connected`` / ``stream.disconnected``, and a ``connected``
+after a ``disconnected`` is also a ``stream.gap`` (why ``offline``, since the last record
+heard before the loss, until the reconnect; no balance evidence), as in the daemon. At the
+end, timers due up to the last record's time fire; later ones would need time the capture
+does not have.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from alertd.events import (
     StreamConnected,
     StreamDisconnected,
     StreamError,
+    StreamGap,
     utc_from_timestamp,
 )
 from alertd.protocols import Decoder, ProtocolError, decoder_for
@@ -111,6 +115,11 @@ class _Account:
     decoder: Decoder
     streams: frozenset[str] | None  # normalized names; None when the decoder cannot say
     lost_at: float | None = None
+    # As sources does: an offline gap starts at the last frame heard before the loss (or the
+    # connect when there was none), since a connection may deliver nothing for a while
+    # before its loss is noticed.
+    last_heard: float | None = None
+    gap_since: float | None = None
 
 
 def _accounts(config: Config) -> dict[str, _Account]:
@@ -129,20 +138,36 @@ def _events(record: CaptureRecord, account: _Account, name: str) -> list[Event]:
     moment = utc_from_timestamp(record.ts)
     ex, at = account.exchange, moment
     if record.stream_event == "connected":
-        downtime = None if account.lost_at is None else record.ts - account.lost_at
-        account.lost_at = None
-        return [
-            StreamConnected(
-                exchange=ex,
-                account=name,
-                time=at,
-                received=at,
-                stream=CONNECTION,
-                downtime=downtime,
-            )
-        ]
+        lost_at, account.lost_at = account.lost_at, None
+        since, account.gap_since = account.gap_since, None
+        account.last_heard = record.ts
+        up = StreamConnected(
+            exchange=ex,
+            account=name,
+            time=at,
+            received=at,
+            stream=CONNECTION,
+            downtime=None if lost_at is None else record.ts - lost_at,
+        )
+        if lost_at is None or since is None:
+            return [up]
+        # As sources does live: back after a loss, the offline window is a gap, reported
+        # after the connected fact. Without balance evidence: live, that comes from the
+        # snapshot frames that follow, which replay does not wait for.
+        gap = StreamGap(
+            exchange=ex,
+            account=name,
+            time=at,
+            received=at,
+            stream=CONNECTION,
+            since=utc_from_timestamp(since),
+            until=at,
+            why="offline",
+        )
+        return [up, gap]
     if record.stream_event == "disconnected":
         account.lost_at = record.ts
+        account.gap_since = record.ts if account.last_heard is None else account.last_heard
         return [
             StreamDisconnected(
                 exchange=ex,
@@ -154,6 +179,7 @@ def _events(record: CaptureRecord, account: _Account, name: str) -> list[Event]:
             )
         ]
     assert record.frame is not None
+    account.last_heard = record.ts
     try:
         events = account.decoder.decode(record.frame, moment)
     except ProtocolError as exc:

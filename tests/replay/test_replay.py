@@ -129,3 +129,38 @@ def test_invalid_config_is_reported(capsys: pytest.CaptureFixture[str], tmp_path
     _, err = capsys.readouterr()
     assert code == 1
     assert err == f'{config}:2 daemon.timezone: "Nowhere" is not a time zone\n'
+
+
+def test_reconnect_in_a_capture_is_a_gap_a_rule_can_take(tmp_path: Path) -> None:
+    """connected, a frame, disconnected, connected gives stream.connected (with downtime) then
+    stream.gap (offline, from the last frame to the reconnect), as the daemon does, and a
+    rule on stream.gap fires in replay."""
+    text = CONFIG.read_text() + (
+        '\n[[rules]]\nname = "gap"\non = "stream.gap"\n'
+        "message = \"{{ why }} {{ localtime(since, '%H:%M:%S') }}-"
+        "{{ localtime(until, '%H:%M:%S') }}\"\n"
+    )
+    config, problems = parse_config(text, secrets=SecretEnvironment(environ={}))
+    assert problems == [] and config is not None
+    frame = json.loads((DATA / "piexgo.jsonl").read_text().splitlines()[1])["frame"]
+    capture = tmp_path / "c.jsonl"
+    capture.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"ts": 100.0, "account": "px", "stream_event": "connected"},
+                {"ts": 150.0, "account": "px", "frame": frame},
+                {"ts": 200.0, "account": "px", "stream_event": "disconnected"},
+                {"ts": 300.0, "account": "px", "stream_event": "connected"},
+            ]
+        )
+    )
+    out = io.StringIO()
+    replay(config, capture, events=True, out=out)
+    events = [json.loads(line) for line in out.getvalue().splitlines() if line.startswith("{")]
+    assert [e["kind"] for e in events][-2:] == ["stream.connected", "stream.gap"]
+    up, gap = events[-2:]
+    assert up["downtime"] == 100.0
+    assert (gap["stream"], gap["why"]) == ("*", "offline")
+    assert (gap["since"], gap["until"]) == ("1970-01-01T00:02:30.000Z", "1970-01-01T00:05:00.000Z")
+    assert "  | offline 00:02:30-00:05:00" in out.getvalue().splitlines()
