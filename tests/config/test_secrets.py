@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from alertd.config.channel_urls import literal_secrets
 from alertd.config.errors import ConfigError
 from alertd.config.load import load_config, parse_config
 from alertd.config.secrets import SecretEnvironment
@@ -123,3 +124,62 @@ def test_secrets_never_appear_in_errors(tmp_path: Path, secrets: SecretEnvironme
     assert "channels.desk.timeout" in shown
     for value in SECRET_VALUES:
         assert value not in shown
+
+
+@pytest.mark.parametrize(
+    ("url", "part", "shown"),
+    [
+        ("tgram://123456:ABCDEFliteralSECRET/987654", "a Telegram bot token", "(***:***)"),
+        (
+            "mailtos://user:hunter2pw@mail.example.com?to=desk@example.com",
+            "the password in USER:PASSWORD@",
+            "(mailtos://***:***@...)",
+        ),
+        ("slack://T000/B000/XXXXXXXX", "Slack's TokenA/TokenB/TokenC", "(slack://***/***/***)"),
+        ("slack://xoxb-1234-5678-abcdefgh/#trading", "a Slack OAuth token", "(xox*-***)"),
+        ("json://localhost/hook?token=abc123secret", "the value of ?token=", "(token=***)"),
+        ("json://localhost/hook?apikey=abc123secret", "the value of ?apikey=", "(apikey=***)"),
+    ],
+)
+def test_literal_credentials_in_channel_urls_are_refused(
+    problems_of: ProblemsOf, url: str, part: str, shown: str
+) -> None:
+    """A channel URL with a credential written into it is refused, naming the part (masked)
+    and the reference to write, and never repeating the credential."""
+    problems = problems_of(
+        f'[channels]\nme = "{url}"\n[[rules]]\nname = "r"\non = "trade"\nnotify = ["me"]\n'
+    )
+    assert len(problems) == 1
+    text = str(problems[0])
+    assert text.startswith(f"config.toml:2 channels.me: {part} is written literally {shown}; ")
+    assert "{env:" in text
+    for secret in ("ABCDEFliteral", "123456", "hunter2", "XXXXXXXX", "abcdefgh", "abc123"):
+        assert secret not in text
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "console://",
+        "json://localhost:8080/hooks/alertd",
+        "mailto://mail.example.com?to=desk@example.com",
+        "mailto://alertd@mail.example.com?to=desk@example.com",
+        "mailtos://alertd:{cred:smtp_password}@mail.example.com?to=desk@example.com",
+        "tgram://{env:TELEGRAM_BOT_TOKEN}/{env:TELEGRAM_CHAT_ID}",
+        "tgram://123456:{env:TELEGRAM_TOKEN_TAIL}/987654",
+        "slack://{env:SLACK_TOKENS}/#trading",
+        "slack://T000/B000/{env:SLACK_TOKEN_C}/#trading",
+        "json://localhost/hook?token={env:HOOK_TOKEN}",
+        "json://127.0.0.1:8080/path",
+    ],
+)
+def test_channel_urls_without_literal_credentials_pass(url: str) -> None:
+    """URLs that carry no credential, or carry it only through references, are not refused."""
+    assert literal_secrets(url) == []
+
+
+def test_referenced_credentials_pass_end_to_end(problems_of: ProblemsOf) -> None:
+    """A channel whose only credential is a reference passes the whole check."""
+    text = '[channels.me]\nurls = ["json://localhost:8080/", "console://", '
+    text += '"mailtos://alertd:{cred:smtp_password}@mail.example.com?to=desk@example.com"]\n'
+    assert problems_of(text + '[[rules]]\nname = "r"\non = "trade"\nnotify = ["me"]\n') == []

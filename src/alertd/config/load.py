@@ -19,6 +19,7 @@ import attrs
 import tomli
 
 from alertd.config import validate
+from alertd.config.channel_urls import literal_secrets
 from alertd.config.errors import ConfigError, Problem, TomlPath, did_you_mean, format_path
 from alertd.config.locate import Locator
 from alertd.config.model import (
@@ -108,6 +109,10 @@ def _resolve_secrets(raw: dict[str, Any], where: SecretEnvironment, found: Found
     """
 
     def secret(text: str, path: TomlPath, source: str) -> Secret:
+        literal = literal_secrets(text) if path[0] == "channels" else []
+        if literal:
+            found.extend((path, p) for p in literal)
+            return Secret("", source=source)  # never resolved, never used
         value, problems = resolve(text, where, source=source)
         found.extend((path, p) for p in problems)
         # a placeholder keeps structuring from reporting the same key twice
