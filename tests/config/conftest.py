@@ -23,9 +23,10 @@ EXAMPLE_ENV = {
     "TELEGRAM_CHAT_ID": "98765",
     "SLACK_TOKENS": "T0/B0/LEAKCHECK5555",
 }
+# As the shipped unit names them: the file smtp_password becomes alertd_smtp_password.
 EXAMPLE_CREDENTIALS = {
-    "piexgo_api_secret": "ps-LEAKCHECK-6666\n",
-    "smtp_password": "pw-LEAKCHECK-7777\n",
+    "alertd_piexgo_api_secret": "ps-LEAKCHECK-6666\n",
+    "alertd_smtp_password": "pw-LEAKCHECK-7777\n",
 }
 
 MINIMAL = """\

@@ -23,7 +23,7 @@ exchange = "piexgo"
 url = "wss://api.piexgo.com/ws"
 [accounts.auth]
 api_key = "{env:PIEXGO_API_KEY}"
-api_secret = "{cred:piexgo_api_secret}"
+api_secret = "{cred:alertd_piexgo_api_secret}"
 
 [channels]
 me = "tgram://{env:TELEGRAM_BOT_TOKEN}/{env:TELEGRAM_CHAT_ID}"
@@ -41,7 +41,7 @@ def test_env_and_credential_references_resolve(secrets: SecretEnvironment) -> No
     assert auth.api_key.reveal() == "pk-LEAKCHECK-1111"
     assert auth.api_key.source == "env:PIEXGO_API_KEY"
     assert auth.api_secret.reveal() == "ps-LEAKCHECK-6666"
-    assert auth.api_secret.source == "cred:piexgo_api_secret"
+    assert auth.api_secret.source == "cred:alertd_piexgo_api_secret"
     url = config.channels["me"].urls[0]
     assert url.reveal() == "tgram://123456:LEAKCHECK-4444/98765"
     assert url.source == "channels.me"
@@ -60,11 +60,43 @@ def test_missing_variable_and_credential_name_path_and_variable(problems_of: Pro
         "set (referenced as {env:PIEXGO_KEY_TYPO})"
     )
     assert text[1].startswith(
-        "config.toml:7 accounts[0].auth.api_secret: credential piexgo_secret not found in "
-        "$CREDENTIALS_DIRECTORY ("
+        "config.toml:7 accounts[0].auth.api_secret: credential alertd_piexgo_secret not found "
+        "in $CREDENTIALS_DIRECTORY ("
     )
-    assert text[1].endswith("add LoadCredential=piexgo_secret:/path/to/file to the unit")
+    assert text[1].endswith(
+        "; put it in the file /etc/alertd/credentials/piexgo_secret (the shipped unit names it "
+        "alertd_piexgo_secret), or add LoadCredential=alertd_piexgo_secret:/path/to/file to "
+        "the unit"
+    )
     assert len(text) == 2
+
+
+def test_credential_named_like_the_file_points_to_the_unit_prefix(
+    problems_of: ProblemsOf,
+) -> None:
+    """{cred:smtp_password} under the shipped unit (which loads the file as
+    alertd_smtp_password) is told the name to write, not to add a LoadCredential= line."""
+    problems = problems_of(
+        '[channels]\nme = "mailtos://alertd:{cred:smtp_password}@mail.example.com'
+        '?to=desk@example.com"\n[[rules]]\nname = "r"\non = "trade"\nnotify = ["me"]\n'
+    )
+    assert len(problems) == 1
+    assert problems[0].message.endswith(
+        "; did you mean {cred:alertd_smtp_password}? (the shipped unit adds the alertd_ prefix)"
+    )
+
+
+def test_missing_credential_without_prefix_explains_the_unit_convention(
+    problems_of: ProblemsOf,
+) -> None:
+    """A credential that is nowhere is told where the shipped unit looks and how it names it."""
+    problems = problems_of(ACCOUNT_WITH_AUTH.replace("alertd_piexgo_api_secret", "px_secret"))
+    assert len(problems) == 1
+    assert problems[0].message.endswith(
+        "; with the shipped unit, put the file in /etc/alertd/credentials/ and write "
+        "{cred:alertd_<file name>} (it names each file alertd_<file name>), or add "
+        "LoadCredential=px_secret:/path/to/file to the unit"
+    )
 
 
 def test_credential_without_credentials_directory(tmp_path: Path) -> None:
@@ -74,13 +106,17 @@ def test_credential_without_credentials_directory(tmp_path: Path) -> None:
     )
     assert [str(p) for p in problems] == [
         "config.toml:2 channels.me: {cred:hook} needs $CREDENTIALS_DIRECTORY, which is not set "
-        "(systemd sets it with LoadCredential=hook:/path/to/file)"
+        "(systemd sets it for the service; with the shipped unit, put the file in "
+        "/etc/alertd/credentials/ and write {cred:alertd_<file name>} (it names each file "
+        "alertd_<file name>), or add LoadCredential=hook:/path/to/file to the unit)"
     ]
 
 
 def test_literal_secret_is_refused_without_echoing_it(problems_of: ProblemsOf) -> None:
     """An API secret written into the TOML is an error, and the error does not repeat it."""
-    problems = problems_of(ACCOUNT_WITH_AUTH.replace("{cred:piexgo_api_secret}", "hunter2-LITERAL"))
+    problems = problems_of(
+        ACCOUNT_WITH_AUTH.replace("{cred:alertd_piexgo_api_secret}", "hunter2-LITERAL")
+    )
     assert [(p.line, p.path) for p in problems] == [(7, "accounts[0].auth.api_secret")]
     assert "not the secret itself" in problems[0].message
     assert "hunter2" not in str(problems[0])
@@ -164,7 +200,7 @@ def test_literal_credentials_in_channel_urls_are_refused(
         "json://localhost:8080/hooks/alertd",
         "mailto://mail.example.com?to=desk@example.com",
         "mailto://alertd@mail.example.com?to=desk@example.com",
-        "mailtos://alertd:{cred:smtp_password}@mail.example.com?to=desk@example.com",
+        "mailtos://alertd:{cred:alertd_smtp_password}@mail.example.com?to=desk@example.com",
         "tgram://{env:TELEGRAM_BOT_TOKEN}/{env:TELEGRAM_CHAT_ID}",
         "tgram://123456:{env:TELEGRAM_TOKEN_TAIL}/987654",
         "slack://{env:SLACK_TOKENS}/#trading",
@@ -181,5 +217,5 @@ def test_channel_urls_without_literal_credentials_pass(url: str) -> None:
 def test_referenced_credentials_pass_end_to_end(problems_of: ProblemsOf) -> None:
     """A channel whose only credential is a reference passes the whole check."""
     text = '[channels.me]\nurls = ["json://localhost:8080/", "console://", '
-    text += '"mailtos://alertd:{cred:smtp_password}@mail.example.com?to=desk@example.com"]\n'
+    text += '"mailtos://alertd:{cred:alertd_smtp_password}@mail.example.com?to=desk@example.com"]\n'
     assert problems_of(text + '[[rules]]\nname = "r"\non = "trade"\nnotify = ["me"]\n') == []

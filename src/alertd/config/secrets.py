@@ -34,6 +34,28 @@ class SecretEnvironment:
         return cls(environ=env, credentials_dir=env.get("CREDENTIALS_DIRECTORY"))
 
 
+# The shipped unit hands over /etc/alertd/credentials with LoadCredential=alertd:DIR, and systemd
+# names each file in it "alertd_<file name>": the file smtp_password is {cred:alertd_smtp_password}.
+UNIT_PREFIX = "alertd_"
+UNIT_DIR = "/etc/alertd/credentials"
+
+
+def _where_to_put(name: str) -> str:
+    """How to provide credential ``name``: the shipped unit's directory first (the usual
+    case), a LoadCredential= line of one's own second."""
+    if name.startswith(UNIT_PREFIX) and len(name) > len(UNIT_PREFIX):
+        file = name[len(UNIT_PREFIX) :]
+        return (
+            f"put it in the file {UNIT_DIR}/{file} (the shipped unit names it {name}), "
+            f"or add LoadCredential={name}:/path/to/file to the unit"
+        )
+    return (
+        f"with the shipped unit, put the file in {UNIT_DIR}/ and write "
+        f"{{cred:{UNIT_PREFIX}<file name>}} (it names each file {UNIT_PREFIX}<file name>), "
+        f"or add LoadCredential={name}:/path/to/file to the unit"
+    )
+
+
 def has_reference(text: str) -> bool:
     return REFERENCE.search(text) is not None
 
@@ -59,15 +81,22 @@ def _lookup(kind: str, name: str, where: SecretEnvironment) -> tuple[str | None,
     if not where.credentials_dir:
         return None, (
             f"{{cred:{name}}} needs $CREDENTIALS_DIRECTORY, which is not set "
-            f"(systemd sets it with LoadCredential={name}:/path/to/file)"
+            f"(systemd sets it for the service; {_where_to_put(name)})"
         )
     path = Path(where.credentials_dir) / name
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
+        found = f"{UNIT_PREFIX}{name}"
+        if (Path(where.credentials_dir) / found).is_file():
+            hint = (
+                f"did you mean {{cred:{found}}}? (the shipped unit adds the {UNIT_PREFIX} prefix)"
+            )
+        else:
+            hint = _where_to_put(name)
         return None, (
             f"credential {name} not found in $CREDENTIALS_DIRECTORY ({where.credentials_dir}); "
-            f"add LoadCredential={name}:/path/to/file to the unit"
+            f"{hint}"
         )
     except (OSError, UnicodeDecodeError) as exc:
         return None, f"credential {name} cannot be read: {type(exc).__name__}"
