@@ -406,3 +406,42 @@ def test_float_where_a_whole_number_or_duration_goes(problems_of: ProblemsOf) ->
         "config.toml:5 dispatch.retry_initial: expected a duration string such as "
         '"30s", "5m", "4h", "1d", "1h30m"',
     ]
+
+
+THRESHOLD = (
+    ACCOUNT
+    + CHANNELS
+    + """
+[[rules]]
+name = "low"
+type = "threshold"
+on = "balance.changed"
+value = "balance"
+below = BELOW
+resolve_above = 1500
+notify = ["me"]
+"""
+)
+
+
+def test_key_with_a_type_problem_has_no_dependent_problems(problems_of: ProblemsOf) -> None:
+    """below = "1,000" is one problem; resolve_above is not also told it "needs below"."""
+    assert lines(problems_of(THRESHOLD.replace("BELOW", '"1,000"'))) == [
+        'config.toml:14 rules[0].below: "1,000" is not a number'
+    ]
+
+
+def test_dependent_problems_still_reported_when_the_key_is_fine(problems_of: ProblemsOf) -> None:
+    """With a valid below, a resolve_above under it is still reported."""
+    problems = problems_of(THRESHOLD.replace("BELOW", "2000"))
+    assert lines(problems) == [
+        "config.toml:15 rules[0].resolve_above: must be at least below (2000)"
+    ]
+
+
+def test_range_check_skips_a_bound_with_a_type_problem(problems_of: ProblemsOf) -> None:
+    """A refused retry_initial is not also the reason retry_max is "less than retry_initial"."""
+    problems = problems_of('[dispatch]\nretry_initial = "2 secs"\nretry_max = "1s"\n')
+    assert lines(problems) == [
+        'config.toml:2 dispatch.retry_initial: "2 secs" is not a duration (use "2s")'
+    ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import zoneinfo
 from decimal import Decimal
 from pathlib import Path
@@ -276,9 +277,11 @@ def _build(raw: dict[str, Any], where: SecretEnvironment, found: Found) -> Confi
         default_channel=dispatch.default_channel if isinstance(dispatch, DispatchSettings) else "",
         out=checked,
     )
-    found.extend((p, m) for p, m in checked if not _under(p, structural))
+    found.extend(
+        (p, m) for p, m in checked if not _under(p, structural) and not _follows(p, m, structural)
+    )
     timezone = daemon.timezone if isinstance(daemon, DaemonSettings) else "UTC"
-    _engine_checks(rules, timezone, found)
+    _engine_checks(rules, timezone, found, structural)
 
     if found:
         return None
@@ -287,6 +290,19 @@ def _build(raw: dict[str, Any], where: SecretEnvironment, found: Found) -> Confi
 
 def _under(path: TomlPath, paths: set[TomlPath]) -> bool:
     return any(path[:n] in paths for n in range(1, len(path) + 1))
+
+
+# "needs below", "must be at least below (5)", "is less than retry_initial": the key a
+# problem depends on
+_DEPENDS_ON = re.compile(r'\b(?:needs|than|at least|at most)\s+"?([A-Za-z_]+)')
+
+
+def _follows(path: TomlPath, message: str, refused: set[TomlPath]) -> bool:
+    """Whether the problem at ``path`` is about a sibling key whose value was refused: with
+    that value dropped the check saw the default ("resolve_above needs below" after
+    below = "1,000"), so it would only mislead."""
+    parent = path[:-1]
+    return any((*parent, key) in refused for key in _DEPENDS_ON.findall(message))
 
 
 def _raw_names(items: object) -> list[str]:
@@ -304,7 +320,9 @@ def _auth_checks(accounts: list[tuple[int, AccountSettings]], found: Found) -> N
             found.append((("accounts", i, "auth"), message))
 
 
-def _engine_checks(rules: list[tuple[int, RuleSettings]], timezone: str, found: Found) -> None:
+def _engine_checks(
+    rules: list[tuple[int, RuleSettings]], timezone: str, found: Found, refused: set[TomlPath]
+) -> None:
     """The engine compiles every expression and template and checks the names they use."""
     if not rules:
         return
@@ -323,6 +341,6 @@ def _engine_checks(rules: list[tuple[int, RuleSettings]], timezone: str, found: 
         if len(path) >= 2 and path[0] == "rules" and isinstance(path[1], int):
             path = ("rules", indices[path[1]], *path[2:])
         # one problem per key is enough to fix it; the engine repeats some checks made here
-        if path not in already and path[:2] not in skip:
+        if path not in already and path[:2] not in skip and not _follows(path, message, refused):
             found.append((path, message))
             already.add(path)
