@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import attrs
 import trio
 
-from alertd.events import Event
+from alertd.events import BalanceEvidence, Event
 from alertd.protocols import Decoder, decoder_for
 from alertd.simulator import SCENARIOS, Simulator, serve
 from alertd.sources import Sources
 
-from .helpers import EventLog, account
+from .helpers import EventLog, FakePiexgo, account, until
 
 STREAMS = {"pinfo", "dealinfo.btc_usdt", "depth.btc_usdt"}
 QUIET = SCENARIOS["quiet"]
@@ -95,7 +97,8 @@ async def test_update_restarts_only_changed_accounts() -> None:
     assert connects == 2  # the changed account and the new one, nothing else
     assert connected == {"keep": True, "change": True, "new": True}
     assert len(log.of("stream.connected")) == 3 + 2
-    assert [e.account for e in log.of("stream.disconnected")] == []  # a stop is not an outage
+    # a restart is reported like any reconnect; a removed account's stop is not an outage
+    assert [e.account for e in log.of("stream.disconnected")] == ["change"]
 
 
 async def test_disabled_account_is_not_started() -> None:
@@ -140,7 +143,8 @@ class BuggyDecoder:
 
 
 async def test_a_crashing_session_is_reported_and_restarted() -> None:
-    """A bug in one account's session is a stream.error and the session starts again."""
+    """A bug in one account's session is a stream.error and the session starts again; the
+    restart is reported like a reconnect, with the gap it left."""
     bugs: list[int] = []
 
     def factory(exchange: str, name: str) -> Decoder:
@@ -156,10 +160,14 @@ async def test_a_crashing_session_is_reported_and_restarted() -> None:
                 [error] = await log.wait_for("stream.error")
                 await log.wait_for("stream.connected", 2)
                 await sim.wait_subscribed("piexgo", STREAMS)
+                [gap] = await log.wait_for("stream.gap")
                 inner.cancel_scope.cancel()
             outer.cancel_scope.cancel()
     assert error.reason.startswith("internal error in the session: ")
     assert "RuntimeError: boom" in error.reason
+    [down] = log.of("stream.disconnected")
+    assert down.reason == "session restarted after an internal error"
+    assert gap.since <= down.time
 
 
 async def test_config_error_is_reported_once_and_not_retried() -> None:
@@ -178,3 +186,96 @@ async def test_config_error_is_reported_once_and_not_retried() -> None:
     assert "unknown piexgo stream 'klines.btc_usdt'" in error.reason
     assert len(log.of("stream.error")) == 1
     assert log.of("stream.disconnected") == []
+
+
+def order_frame(remain: str) -> str:
+    data = {
+        "order_price": "100",
+        "price": "0",
+        "stop": "0",
+        "market_price": "0",
+        "volume": "10",
+        "remain": remain,
+        "amount": "0",
+        "type": "buy",
+        "timestamp": 1559734776,
+        "order_id": "42",
+        "market": "BTC_USDT",
+        "status": 0,
+        "flag": 0,
+        "id": 1,
+    }
+    return json.dumps({"topic": "pinfo", "type": "order", "data": data})
+
+
+async def test_reloaded_account_keeps_what_it_knew_and_reports_the_window(
+    fake_piexgo: FakePiexgo, event_channel: tuple
+) -> None:
+    """Restarting an account for changed settings keeps its orders and balances (no second
+    order.placed, fills and balance changes counted from before) and reports the restart as
+    disconnected, connected and an offline gap with the balances that moved."""
+    send, log = event_channel
+    acct = account(fake_piexgo.url, streams=["pinfo"])
+    with trio.fail_after(10):
+        async with trio.open_nursery() as inner:
+            sources = Sources([acct], send)
+            await inner.start(sources.run)
+            await log.wait_for("balance.changed", 2)
+            await fake_piexgo.send(order_frame("10"))
+            await fake_piexgo.send(order_frame("5"))
+            await log.wait_for("order.partially_filled")
+            mark = len(log.events)
+            fake_piexgo.balances = {"BTC": "1.5", "USDT": "750"}
+            await sources.update([attrs.evolve(acct, ping_interval=0.25)])
+            await log.wait_for("stream.gap")
+            await fake_piexgo.send(order_frame("3"))
+            await log.wait_for("order.partially_filled", 2)
+            inner.cancel_scope.cancel()
+    after = log.events[mark:]
+    assert [e.kind for e in after if e.kind.startswith("stream.")] == [
+        "stream.disconnected",
+        "stream.connected",
+        "stream.gap",
+    ]
+    down, up, gap = (e for e in after if e.kind.startswith("stream."))
+    assert "reload" in down.reason
+    assert up.downtime is not None
+    assert gap.why == "offline" and gap.since <= down.time and gap.until >= up.time
+    assert gap.evidence == (
+        BalanceEvidence(currency="USDT", before=Decimal(1000), after=Decimal(750)),
+    )
+    assert len(log.of("order.placed")) == 1
+    fill = log.of("order.partially_filled")[1]
+    assert (fill.filled, fill.last_filled, fill.remaining) == (Decimal(7), Decimal(2), Decimal(3))
+    [moved] = [e for e in after if e.kind == "balance.changed"]
+    assert (moved.currency, moved.change) == ("USDT", Decimal(-250))
+
+
+async def test_events_waiting_at_a_reload_are_delivered_after_it(
+    nursery: trio.Nursery, fake_piexgo: FakePiexgo
+) -> None:
+    """Events decoded but not yet taken by a slow consumer when the account restarts for a
+    reload (one of them mid-send) reach the consumer afterwards, in order."""
+    send, receive = trio.open_memory_channel[Event](0)
+    log = EventLog()
+    acct = account(fake_piexgo.url, streams=["pinfo"])
+    sources = Sources([acct], send)
+    with trio.fail_after(10):
+        await nursery.start(sources.run)
+        await fake_piexgo.wait(lambda: fake_piexgo.subscribed(["pinfo"]))
+        await fake_piexgo.send(order_frame("10"))
+        await fake_piexgo.send(order_frame("5"))
+        await until(lambda: sources.stats["main"].frames >= 5)  # ack, 2 balances, 2 orders
+        await sources.update([attrs.evolve(acct, ping_interval=0.25)])
+        nursery.start_soon(log.consume, receive)
+        await log.wait_for("stream.gap")
+    assert log.kinds() == [
+        "stream.connected",
+        "balance.changed",
+        "balance.changed",
+        "order.placed",
+        "order.partially_filled",
+        "stream.disconnected",
+        "stream.connected",
+        "stream.gap",
+    ]

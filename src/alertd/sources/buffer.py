@@ -115,6 +115,20 @@ class OutBuffer:
         self._counted -= 1
         return entry
 
+    def unget(self, event: Event) -> None:
+        """Put an event ``get`` returned back at the front: its forwarder was cancelled before
+        handing it on (the account is restarting; the next session's forwarder sends it).
+        It no longer counts against capacity; a book with a newer one waiting is dropped."""
+        if isinstance(event, Book):
+            if event.symbol in self._books:
+                self.conflated += 1
+                return
+            self._books[event.symbol] = event
+            self._queue.appendleft(_BookSlot(event.symbol))
+        else:
+            self._queue.appendleft(_Free(event))
+        self._wakeup.set()
+
     def _drop(self, event: Event, stream: str) -> None:
         self.dropped += 1
         window = self._overflow.get(stream)

@@ -8,7 +8,9 @@ Connection facts become events on the same path (stream name ``"*"``, the whole 
 
 - ``stream.disconnected`` (with the reason) once when a connection that was up is lost, or
   when the very first attempt fails; failed retries after that stay quiet in the event stream
-  (they are logged) until the connection is back.
+  (they are logged) until the connection is back. A session stopped while connected (its
+  account restarted for a reload or after a crash) leaves the loss in its ``Carry``; the next
+  session of the account announces it, and reports the gap, like any other.
 - ``stream.connected`` (with ``downtime``) when up again: handshake, login and subscribe done.
 - ``stream.gap`` (why ``offline``, since = the last frame received before the loss, or the
   connect when there was none; until = back) after a reconnect. On Piexgo
@@ -94,13 +96,38 @@ class _Gap:
 
 
 @attrs.define(eq=False)
+class Carry:
+    """An account's connection state that outlives one ``Session``: Sources keeps one per
+    account and hands it to each session it starts for that account (after a reload changed
+    the settings, or a crash), so the next session reports the outage the previous one left.
+
+    Written only by the account's running session. ``buffer`` holds the events not yet
+    forwarded (the next session forwards them); ``restart_reason`` is what the next session
+    says in ``stream.disconnected`` when the previous one was stopped while connected.
+    """
+
+    up: bool = False
+    announced_down: bool = False
+    lost_at: float | None = None  # trio clock, for downtime
+    gap: _Gap | None = None
+    # Wall time of the last frame received on this connection (of the connect before any):
+    # a lost connection may have delivered nothing since, e.g. half-open for up to
+    # ping_interval + ping_timeout before the heartbeat notices, so the gap starts here.
+    last_heard: datetime | None = None
+    stopped_while_up: bool = False  # the loss is recorded, not yet announced
+    restart_reason: str = "session restarted"
+    buffer: OutBuffer | None = None
+
+
+@attrs.define(eq=False)
 class Session:
     """One account's session; ``run`` reconnects forever until cancelled.
 
     On cancellation every connection is closed (trio-websocket's close handshake is cut short
     by the cancellation; the socket is closed regardless) and no task is left behind. The
-    events still waiting in the buffer are not delivered: the shared channel's consumer is
-    going away too.
+    events still waiting in the buffer stay in ``carry.buffer``, and a connection that was up
+    is recorded there as lost (with its gap): a next session given the same ``carry`` (and
+    decoder) forwards them and reports the outage.
     """
 
     settings: AccountSettings
@@ -109,21 +136,14 @@ class Session:
     recorder: Recorder | None = None
     stats: SourceStats = attrs.field(factory=SourceStats)
     rng: random.Random = attrs.field(factory=random.Random)
+    carry: Carry = attrs.field(factory=Carry)
 
     _auth: Authenticator = attrs.field(init=False)
     _streams: dict[str, str] = attrs.field(init=False)  # normalized name -> as configured
     _budgets: dict[str, float] = attrs.field(init=False)  # normalized name -> stale budget
     _buffer: OutBuffer = attrs.field(init=False)
     _backoff: Backoff = attrs.field(init=False)
-    _up: bool = False
-    _announced_down: bool = False
-    _lost_at: float | None = None  # trio clock, for downtime
-    _gap: _Gap | None = None
     _lost_reason: str | None = None
-    # Wall time of the last frame received on this connection (of the connect before any):
-    # a lost connection may have delivered nothing since, e.g. half-open for up to
-    # ping_interval + ping_timeout before the heartbeat notices, so the gap starts here.
-    _last_heard: datetime | None = None
     _login_until: float = 0.0  # trio clock: frames before this may be a login reply
     _last_seen: dict[str, float] = attrs.field(factory=dict)
     _armed: set[str] = attrs.field(factory=set)
@@ -145,7 +165,10 @@ class Session:
                 budget = s.market_stale_after
             if budget is not None and budget > 0:
                 self._budgets[name] = float(budget)
-        self._buffer = OutBuffer(exchange=s.exchange, account=s.name, capacity=s.queue_size)
+        if self.carry.buffer is None:
+            self.carry.buffer = OutBuffer(exchange=s.exchange, account=s.name, capacity=0)
+        self._buffer = self.carry.buffer
+        self._buffer.capacity = s.queue_size
         self._backoff = Backoff(
             initial=s.backoff_initial,
             maximum=s.backoff_max,
@@ -161,31 +184,41 @@ class Session:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._forward, nursery.cancel_scope)
             task_status.started()
+            c = self.carry
+            if c.stopped_while_up:
+                c.stopped_while_up = False
+                log.warning("stream.disconnected account=%s reason=%s", self.name, c.restart_reason)
+                self._announce_down(c.restart_reason)
             try:
                 await self._reconnect_forever()
             finally:
-                if self._up and self.recorder is not None:
-                    self.recorder.record_fact(self.name, "disconnected")
-                self._up = self.stats.connected = False
+                if c.up:
+                    # Stopped while connected (a reload, a crash): the window until the next
+                    # session is back is an outage like any other, reported by that session.
+                    self._record_loss()
+                    c.stopped_while_up = True
+                self.stats.connected = False
+
+    def _record_loss(self) -> None:
+        c = self.carry
+        c.up = self.stats.connected = False
+        c.lost_at = trio.current_time()
+        if c.gap is None:
+            c.gap = _Gap(since=c.last_heard or now_utc(), before=dict(self.decoder.balances))
+        if self.recorder is not None:
+            self.recorder.record_fact(self.name, "disconnected")
 
     # -- the connection loop ----------------------------------------------------------------
 
     async def _reconnect_forever(self) -> None:
         while True:
             reason = await self._connect_once()
-            now = trio.current_time()
-            if self._up:
-                self._up = self.stats.connected = False
-                self._lost_at = now
-                self._backoff.disconnected(now)
-                if self._gap is None:
-                    since = self._last_heard or now_utc()
-                    self._gap = _Gap(since=since, before=dict(self.decoder.balances))
-                if self.recorder is not None:
-                    self.recorder.record_fact(self.name, "disconnected")
+            if self.carry.up:
+                self._record_loss()
+                self._backoff.disconnected(trio.current_time())
                 log.warning("stream.disconnected account=%s reason=%s", self.name, reason)
                 self._announce_down(reason)
-            elif not self._announced_down:
+            elif not self.carry.announced_down:
                 log.warning("stream.connect_failed account=%s reason=%s", self.name, reason)
                 self._announce_down(reason)
             else:
@@ -196,7 +229,7 @@ class Session:
             self.stats.reconnects += 1
 
     def _announce_down(self, reason: str) -> None:
-        self._announced_down = True
+        self.carry.announced_down = True
         self._emit_fact(StreamDisconnected, reason=reason)
 
     async def _connect_once(self) -> str:
@@ -245,8 +278,8 @@ class Session:
                 nursery.start_soon(self._heartbeat, ws, nursery.cancel_scope)
             if self._budgets:
                 nursery.start_soon(self._watch_staleness)
-            if self._gap is not None:
-                nursery.start_soon(self._report_gap, self._gap)
+            if self.carry.gap is not None:
+                nursery.start_soon(self._report_gap, self.carry.gap)
         return self._lost_reason or "connection ended"
 
     async def _await_login(self, ws: WebSocketConnection) -> str | None:
@@ -267,15 +300,16 @@ class Session:
 
     def _came_up(self) -> None:
         now = trio.current_time()
-        self._up = self.stats.connected = True
-        self._announced_down = False
-        self._last_heard = now_utc()
+        c = self.carry
+        c.up = self.stats.connected = True
+        c.announced_down = False
+        c.last_heard = now_utc()
         self._backoff.connected(now)
-        downtime = None if self._lost_at is None else now - self._lost_at
+        downtime = None if c.lost_at is None else now - c.lost_at
         self._last_seen = dict.fromkeys(self._budgets, now)
         self._armed = set(self._budgets)
         wants_snapshot = self.settings.exchange == "piexgo" and "pinfo" in self._streams
-        self._snapshot = SnapshotReader() if self._gap is not None and wants_snapshot else None
+        self._snapshot = SnapshotReader() if c.gap is not None and wants_snapshot else None
         if self.recorder is not None:
             self.recorder.record_fact(self.name, "connected")
         log.info(
@@ -360,7 +394,7 @@ class Session:
                 for c, after in sorted(snapshot.balances.items())
                 if gap.before.get(c) != after
             )
-        self._gap = None
+        self.carry.gap = None
         log.warning(
             "stream.gap account=%s why=offline since=%s until=%s evidence=%d",
             self.name,
@@ -374,7 +408,13 @@ class Session:
         try:
             while True:
                 event = await self._buffer.get()
-                await self.send.send(event)
+                try:
+                    await self.send.send(event)
+                except trio.Cancelled:
+                    # Not delivered (a cancelled send delivers nothing): keep it for the next
+                    # session of this account, if there is one.
+                    self._buffer.unget(event)
+                    raise
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             log.info("sources.consumer_gone account=%s", self.name)
             scope.cancel()
@@ -388,7 +428,7 @@ class Session:
         received = now_utc()
         self.stats.frames += 1
         self.stats.last_frame = now
-        self._last_heard = received
+        self.carry.last_heard = received
         if self.recorder is not None:
             self.recorder.record_frame(self.name, frame)
         if now < self._login_until:

@@ -4,6 +4,12 @@ Each account runs in its own cancel scope inside the supervisor's nursery, so on
 be stopped or restarted (``update``) without touching the others. A session that crashes on
 a bug is logged with its traceback, reported as ``stream.error`` and started again after a
 backoff delay: one account's bug must not blind alertd to the other accounts.
+
+An account keeps its decoder (the orders and balances it has seen) and its ``Carry`` (the
+events not yet forwarded, an outage not yet reported) across restarts of its session, so a
+restart is neither a second ``order.placed`` nor a blind window: it is reported like any
+reconnect (``stream.disconnected``, ``stream.connected``, ``stream.gap``). Both are dropped
+when the account is removed or its ``exchange`` changes.
 """
 
 from __future__ import annotations
@@ -21,7 +27,14 @@ from alertd.events import Event, StreamError
 from alertd.protocols import Decoder, decoder_for
 from alertd.sources.backoff import Backoff
 from alertd.sources.capture import Recorder
-from alertd.sources.session import CONNECTION, Session, SessionConfigError, SourceStats, now_utc
+from alertd.sources.session import (
+    CONNECTION,
+    Carry,
+    Session,
+    SessionConfigError,
+    SourceStats,
+    now_utc,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +43,15 @@ CRASH_BACKOFF_INITIAL = 1.0  # seconds before restarting a session that crashed 
 CRASH_BACKOFF_MAX = 60.0
 
 DecoderFactory = Callable[[str, str], Decoder]  # (exchange, account) -> a fresh decoder
+
+
+@attrs.define(eq=False)
+class _Kept:
+    """What an account keeps across restarts of its session."""
+
+    exchange: str
+    decoder: Decoder
+    carry: Carry = attrs.field(factory=Carry)
 
 
 @attrs.define(eq=False)
@@ -56,6 +78,7 @@ class Sources:
     rng: random.Random = attrs.field(factory=random.Random)
     stats: dict[str, SourceStats] = attrs.field(factory=dict)
     _running: dict[str, _Running] = attrs.field(factory=dict)
+    _kept: dict[str, _Kept] = attrs.field(factory=dict)
     _nursery: trio.Nursery | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -77,9 +100,14 @@ class Sources:
         for name, running in list(self._running.items()):
             if wanted.get(name) != running.settings:
                 log.info("sources.%s account=%s", "restart" if name in wanted else "stop", name)
+                kept = self._kept.get(name)
+                if kept is not None:
+                    kept.carry.restart_reason = "account reloaded with changed settings"
                 await self._stop(name)
                 if name not in wanted:
                     self.stats.pop(name, None)
+        for name in set(self._kept) - set(wanted):
+            del self._kept[name]
         self.accounts = list(accounts)
         for name, settings in wanted.items():
             if name not in self._running:
@@ -105,6 +133,15 @@ class Sources:
         running = _Running(settings, trio.CancelScope())
         self._running[name] = running
         stats = self.stats.setdefault(name, SourceStats())
+        kept = self._kept.get(name)
+        if kept is None or kept.exchange != settings.exchange:
+            # A new exchange starts from nothing but the events still to be forwarded.
+            carry = Carry()
+            if kept is not None and kept.carry.buffer is not None:
+                carry.buffer = kept.carry.buffer
+                carry.buffer.exchange = settings.exchange
+            decoder = self.decoder_factory(settings.exchange, name)
+            kept = self._kept[name] = _Kept(settings.exchange, decoder, carry)
         crash_backoff = Backoff(
             initial=CRASH_BACKOFF_INITIAL,
             maximum=CRASH_BACKOFF_MAX,
@@ -118,11 +155,12 @@ class Sources:
                     try:
                         session = Session(
                             settings=settings,
-                            decoder=self.decoder_factory(settings.exchange, name),
+                            decoder=kept.decoder,
                             send=self.send,
                             recorder=self.recorder,
                             stats=stats,
                             rng=self.rng,
+                            carry=kept.carry,
                         )
                     except SessionConfigError as e:
                         # Retrying cannot help; a reload with fixed settings restarts it.
@@ -135,6 +173,7 @@ class Sources:
                     except Exception as e:
                         log.exception("sources.crash account=%s", name)
                         leaf = _leaf(e)
+                        kept.carry.restart_reason = "session restarted after an internal error"
                         await self._report(
                             settings,
                             f"internal error in the session: {type(leaf).__name__}: {leaf}",
