@@ -48,6 +48,7 @@ from common import (
 TARGET_P99 = 0.005  # seconds, at 1,000 frames/s
 TARGET_RATE = 1_000
 WARMUP = 1.0  # seconds of each run not counted
+DRAIN_WAIT = 30.0  # seconds after the flood for the last alerts to reach the notifier
 
 
 @attrs.frozen(kw_only=True)
@@ -56,6 +57,7 @@ class Run:
     frames: int
     samples: list[float]  # seconds
     gaps: int
+    backlog: bool  # alerts were still undelivered DRAIN_WAIT after the flood
 
     def p(self, q: float) -> float:
         return percentile(self.samples, q)
@@ -76,16 +78,20 @@ async def measure(rate: float, seconds: float) -> Run:
                 )
                 async with trio.open_nursery() as nursery:
                     await nursery.start(daemon.run)
-                    with trio.fail_after(seconds * 3 + 60):
+                    with trio.fail_after(seconds * 2 + 60):
                         await sim.flood(count, rate)
                         await trio.sleep(WARMUP)
                         warm = len(notifier.latencies)
-                        await notifier.wait_marker()
                         made, _ = await sim.done()
+                    # The flood is over; delivery gets DRAIN_WAIT more to catch up. A backlog
+                    # still undelivered then is reported, not waited out.
+                    with trio.move_on_after(DRAIN_WAIT):
+                        await notifier.wait_marker()
+                    backlog = notifier.marker_at is None
+                    samples = list(notifier.latencies[warm:])
                     daemon.request_stop()
-            return Run(
-                rate=rate, frames=made, samples=notifier.latencies[warm:], gaps=notifier.gaps
-            )
+                    daemon.request_stop()  # the second request skips draining the backlog
+            return Run(rate=rate, frames=made, samples=samples, gaps=notifier.gaps, backlog=backlog)
         finally:
             logging.getLogger().handlers.clear()
             log_file.close()
@@ -108,18 +114,23 @@ def run(
         print(
             f"  {rate:>7,.0f} frames/s: {len(r.samples):>6,} alerts  p50 {fmt_ms(p50)}  "
             f"p99 {fmt_ms(p99)}  max {fmt_ms(worst)}"
-            + (f"  OVERFLOW GAPS {r.gaps}" if r.gaps else ""),
+            + (f"  OVERFLOW GAPS {r.gaps}" if r.gaps else "")
+            + (f"  BACKLOG left {DRAIN_WAIT:g} s after the flood" if r.backlog else ""),
             flush=True,
         )
         label = f"latency p50/p99 at {rate:,.0f}/s"
-        measured = f"{fmt_ms(p50)} / {fmt_ms(p99)}" + (f" ({r.gaps} gaps)" if r.gaps else "")
+        measured = f"{fmt_ms(p50)} / {fmt_ms(p99)}"
+        if r.backlog:  # the slowest alerts are missing from the samples: a lower bound
+            measured = f">= {measured} (backlog)"
+        if r.gaps:
+            measured += f" ({r.gaps} gaps)"
         if rate == TARGET_RATE:
             results.append(
                 Result(
                     name=label,
                     measured=measured,
                     target=f"p99 <= {fmt_ms(TARGET_P99)}",
-                    ok=p99 <= TARGET_P99 and r.gaps == 0,
+                    ok=p99 <= TARGET_P99 and r.gaps == 0 and not r.backlog,
                 )
             )
         else:
