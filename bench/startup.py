@@ -35,10 +35,19 @@ EXAMPLE = ROOT / "config.example.toml"
 READY_TIMEOUT = 30.0
 
 
+# Dummy values in the form each service's URL needs (alertd check validates URLs with
+# apprise, so "dummy" in a Telegram token is refused); other names get a plain dummy.
+SHAPED = {
+    "TELEGRAM_BOT_TOKEN": "123456789:AAbbCCddEEffGGhhIIjjKKllMMnnOOppQQr",
+    "TELEGRAM_CHAT_ID": "12345678",
+    "SLACK_TOKENS": "T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ",
+}
+
+
 def secret_environment(text: str, cred_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
     for name in set(re.findall(r"\{env:([A-Za-z0-9_]+)\}", text)):
-        env[name] = f"dummy-{name.lower()}"
+        env[name] = SHAPED.get(name, f"dummy-{name.lower()}")
     for name in set(re.findall(r"\{cred:([A-Za-z0-9_.-]+)\}", text)):
         (cred_dir / name).write_text(f"dummy-{name}\n")
     env["CREDENTIALS_DIRECTORY"] = str(cred_dir)
