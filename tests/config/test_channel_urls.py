@@ -116,3 +116,9 @@ def test_socket_watch_sees_a_connection() -> None:
     with _socket_events() as calls, socket.socket() as s:
         s.bind(("127.0.0.1", 0))
     assert "socket.bind" in calls
+
+
+def test_empty_url_is_refused(problems_of: ProblemsOf) -> None:
+    """An empty URL is named as such, not passed to apprise."""
+    problems = problems_of('[channels]\nme = ""\n' + RULE)
+    assert lines(problems) == ["config.toml:2 channels.me: the URL is empty"]

@@ -237,7 +237,8 @@ def check_channels(
         if not channel.urls:
             out.append(((*path, "urls"), "a channel needs at least one URL"))
         for i, url in enumerate(channel.urls):
-            problem = apprise_problem(url.reveal())
+            # "" is also what an unresolved reference leaves (its problem is already reported)
+            problem = apprise_problem(url.reveal()) if url.reveal() else "the URL is empty"
             if problem is not None:
                 out.append((path if name in short else (*path, "urls", i), problem))
         if channel.rate_limit is not None:
