@@ -8,10 +8,12 @@ from zoneinfo import ZoneInfo
 import trio
 import trio.testing
 
-from alertd.config.model import ChannelSettings, QuietHours, Secret
+from alertd.config.model import ChannelSettings, Duration, QuietHours, Secret
 from alertd.dispatch.quiet import check_quiet_hours, quiet_until
 from alertd.dispatch.silences import Silences
+from alertd.notify.delivery import Delivery
 from alertd.notify.outbox import Outbox
+from alertd.notify.recording import RecordingNotifier
 
 from .helpers import make_alert, make_config, queued, running, settle
 
@@ -61,24 +63,61 @@ def test_bad_windows_are_reported() -> None:
 async def test_alert_in_quiet_hours_waits_for_the_window_end(
     outbox: Outbox, silences: Silences, clock: trio.testing.MockClock
 ) -> None:
-    """An alert at 23:30 Berlin for a channel with night quiet hours is queued for 07:00."""
+    """At 23:30 Berlin, a channel with night quiet hours gets the alert at 07:00, not before."""
     config = make_config(
         channels={"me": ChannelSettings(urls=[Secret("fake://me")], quiet_hours=[NIGHT])},
         timezone="Europe/Berlin",
     )
     base = datetime(2026, 1, 5, 23, 30, tzinfo=BERLIN).timestamp()
+    seven = datetime(2026, 1, 6, 7, 0, tzinfo=BERLIN).timestamp()
 
     def wall() -> float:
         return base + trio.current_time()
 
-    with trio.fail_after(3600):
+    notifier = RecordingNotifier()
+    delivery = Delivery(config, outbox, notifier, wall=wall)
+    with trio.fail_after(86400):
         async with running(config, outbox, silences, wall=wall) as send:
             await send.send(make_alert(1))
             await settle()
-            [row] = await queued(outbox)
-            assert await outbox.due("me", 0, wall(), 10) == []
-    assert row.next_attempt == datetime(2026, 1, 6, 7, 0, tzinfo=BERLIN).timestamp()
-    assert row.status == "pending"
+        [row] = await queued(outbox)
+        assert row.next_attempt == seven
+        async with trio.open_nursery() as nursery:
+            # drain() runs the same per-URL worker as run(), without run()'s 30 s re-scan
+            # (which would cost a real autojump pause every virtual 30 s of the night).
+            nursery.start_soon(delivery.drain, seven - base + 60)
+            await trio.sleep_until(seven - base - 60)
+            assert notifier.sent == []
+    [message] = notifier.sent
+    assert message.title == "Order 1 filled"
+    assert seven <= base + message.at <= seven + 5
+    assert [r.status for r in await queued(outbox)] == ["delivered"]
+
+
+async def test_hold_longer_than_max_age_is_delivered_not_expired(
+    outbox: Outbox, silences: Silences, clock: trio.testing.MockClock
+) -> None:
+    """max_age counts from the end of quiet hours: a 7.5 h hold under a 1 h max_age still sends."""
+    config = make_config(
+        channels={"me": ChannelSettings(urls=[Secret("fake://me")], quiet_hours=[NIGHT])},
+        timezone="Europe/Berlin",
+        max_age=Duration(3600.0),
+    )
+    base = datetime(2026, 1, 5, 23, 30, tzinfo=BERLIN).timestamp()
+    seven = datetime(2026, 1, 6, 7, 0, tzinfo=BERLIN).timestamp()
+
+    def wall() -> float:
+        return base + trio.current_time()
+
+    notifier = RecordingNotifier()
+    delivery = Delivery(config, outbox, notifier, wall=wall)
+    with trio.fail_after(86400):
+        async with running(config, outbox, silences, wall=wall) as send:
+            await send.send(make_alert(1))
+            await settle()
+        assert await delivery.drain(seven - base + 600) == 0
+    assert [m.title for m in notifier.sent] == ["Order 1 filled"]
+    assert [r.status for r in await queued(outbox)] == ["delivered"]
 
 
 async def test_dispatch_wide_quiet_hours_apply_to_every_channel(

@@ -4,7 +4,7 @@ One worker task per (channel, URL), so a hanging service delays only its own row
 other channels nor event intake (which never waits on delivery). A worker takes the due rows
 of its URL, oldest first, and:
 
-- expires rows older than ``dispatch.max_age`` (logged, and reported through
+- expires rows due for longer than ``dispatch.max_age`` (logged, and reported through
   ``dispatch.fallback_channel`` when set);
 - with a ``rate_limit``, when more rows are due than the limit allows right now, sends them all
   as one digest message instead of a flood;
@@ -170,10 +170,12 @@ class Delivery:
             await self._expire(channel, rows, f"channel {channel} URL #{index} is not configured")
             return
         max_age = self._config.dispatch.max_age
-        old = [r for r in rows if now - r.created > max_age]
+        # Age counts from when a row became due, not when it was queued: a row held through
+        # a weekend of quiet hours has not been failing all that time.
+        old = [r for r in rows if now - r.due_since > max_age]
         if old:
             await self._expire(channel, old, f"undelivered after {max_age:g}s")
-            rows = [r for r in rows if now - r.created <= max_age]
+            rows = [r for r in rows if now - r.due_since <= max_age]
             if not rows:
                 return
         rate = self._rate((channel, index), settings)
@@ -251,7 +253,7 @@ class Delivery:
         if result.ok:
             now = self._wall()
             await self._outbox.mark_delivered([row.key], now)
-            self._metrics.delivered(channel, max(0.0, now - row.created))
+            self._metrics.delivered(channel, max(0.0, now - row.due_since))
             log.info(
                 "delivery.sent channel=%s url=%d key=%s attempts=%d",
                 channel,
@@ -277,7 +279,7 @@ class Delivery:
             now = self._wall()
             await self._outbox.mark_delivered([r.key for r in rows], now)
             for row in rows:
-                self._metrics.delivered(channel, max(0.0, now - row.created))
+                self._metrics.delivered(channel, max(0.0, now - row.due_since))
             log.info("delivery.digest channel=%s url=%d rows=%d", channel, index, len(rows))
         else:
             await self._failed(channel, index, rows, result)
@@ -291,7 +293,7 @@ class Delivery:
         if not result.recoverable:
             await self._expire(channel, rows, f"not recoverable: {result.detail}")
             return
-        last_chance = [r for r in rows if now - r.created >= dispatch.max_age]
+        last_chance = [r for r in rows if now - r.due_since >= dispatch.max_age]
         if last_chance:
             await self._expire(
                 channel, last_chance, f"undelivered after {dispatch.max_age:g}s: {result.detail}"
@@ -303,7 +305,7 @@ class Delivery:
                 row.attempts + 1, dispatch.retry_initial, dispatch.retry_max, self._rng
             )
             # The last try comes at the age limit, not past it.
-            next_attempt = min(now + delay, row.created + dispatch.max_age)
+            next_attempt = min(now + delay, row.due_since + dispatch.max_age)
             await self._outbox.mark_retry(
                 [row.key], next_attempt=next_attempt, error=result.detail, now=now
             )

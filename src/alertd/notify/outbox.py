@@ -6,8 +6,11 @@ Two tables:
   is the dedup: the same alert seen twice (a replayed frame, a restart) is handled once. An
   alert waiting in a group is ``held`` here, so a crash during group wait loses nothing.
 - ``outbox``: one row per (notification, channel URL), keyed by an idempotency key, with
-  ``status`` pending / delivered / expired, ``attempts``, ``next_attempt`` and ``created``
-  (Unix seconds). Queuing a notification and marking its alerts ``sent`` is one transaction.
+  ``status`` pending / delivered / expired, ``attempts``, ``next_attempt``, ``created`` (when
+  queued) and ``due_since`` (when it became due: ``created``, or the end of the quiet hours it
+  was held for; ``dispatch.max_age`` counts from here, so a hold is never mistaken for a
+  failing channel). Unix seconds. Queuing a notification and marking its alerts ``sent`` is
+  one transaction.
 
 Delivery marks a row delivered only after the service accepted it, so after a crash a row is
 sent again at most once more for the message that was in flight (at-least-once), and a
@@ -55,6 +58,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     parts_done INTEGER NOT NULL DEFAULT 0,
     next_attempt REAL NOT NULL,
     created REAL NOT NULL,
+    due_since REAL NOT NULL,
     updated REAL NOT NULL,
     last_error TEXT NOT NULL DEFAULT '',
     severity TEXT NOT NULL DEFAULT 'warning'
@@ -94,6 +98,7 @@ class OutboxRow:
     created: float
     last_error: str
     severity: str = "warning"
+    due_since: float  # when the row became due (after quiet hours): max_age counts from here
 
 
 def notification_key(channel: str, url_index: int, alert_ids: Iterable[str]) -> str:
@@ -141,13 +146,12 @@ def alert_from_json(text: str) -> Alert:
 
 _DUE_SQL = (
     "SELECT key, channel, url_index, title, body, alert_ids, status, attempts, parts_done, "
-    "next_attempt, created, last_error, severity FROM outbox WHERE status='pending' "
-    "AND channel=? "
-    "AND url_index=? AND next_attempt<=? ORDER BY created, key LIMIT ?"
+    "next_attempt, created, last_error, severity, due_since FROM outbox WHERE status='pending' "
+    "AND channel=? AND url_index=? AND next_attempt<=? ORDER BY due_since, created, key LIMIT ?"
 )
 _ROWS_SQL = (
     "SELECT key, channel, url_index, title, body, alert_ids, status, attempts, parts_done, "
-    "next_attempt, created, last_error, severity FROM outbox WHERE status=? OR ? "
+    "next_attempt, created, last_error, severity, due_since FROM outbox WHERE status=? OR ? "
     "ORDER BY created, key"
 )
 
@@ -167,6 +171,7 @@ def _row(r: Sequence[Any]) -> OutboxRow:
         created=r[10],
         last_error=r[11],
         severity=r[12],
+        due_since=r[13],
     )
 
 
@@ -271,8 +276,8 @@ class Outbox:
                     due = max(n.created, n.not_before or 0.0)
                     cur = conn.execute(
                         "INSERT OR IGNORE INTO outbox (key, channel, url_index, title, body, "
-                        "alert_ids, next_attempt, created, updated, severity) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "alert_ids, next_attempt, created, due_since, updated, severity) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
                             n.key,
                             n.channel,
@@ -282,6 +287,7 @@ class Outbox:
                             json.dumps(list(n.alert_ids)),
                             due,
                             n.created,
+                            due,
                             n.created,
                             n.severity,
                         ),
