@@ -187,6 +187,78 @@ async def test_backlog_over_the_rate_limit_becomes_one_digest(
     assert await outbox.pending_count() == 0
 
 
+def _times_each_alert_arrived(notifier: RecordingNotifier, n: int) -> dict[int, int]:
+    text = "".join(f"{m.title}\n{m.body}\n" for m in notifier.sent)
+    return {i: text.count(f"Alert {i}\n") for i in range(n)}
+
+
+async def test_digest_failure_never_resends_what_was_delivered(
+    outbox: Outbox, clock: trio.testing.MockClock
+) -> None:
+    """A long digest whose third message gets a 429 once still brings every alert exactly once."""
+    config = make_config({"tg": channel("fake://tg", rate_limit="5/1m")}, retry_initial=1)
+    calls = [0]
+
+    def answer(url: str, title: str, body: str) -> SendResult:
+        calls[0] += 1
+        if calls[0] == 3:
+            return SendResult(ok=False, recoverable=True, detail="HTTP 429")
+        return SendResult(ok=True)
+
+    notifier = RecordingNotifier(
+        answer=answer, limits_by_url={"fake://tg": MessageLimits(body=1000)}
+    )
+    with trio.fail_after(7200):
+        for n in range(30):
+            await _queue(outbox, config, "tg", n, body="x" * 80)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(Delivery(config, outbox, notifier).run)
+            await trio.sleep(600)
+            nursery.cancel_scope.cancel()
+    assert calls[0] >= 4  # the failure happened and was retried
+    assert _times_each_alert_arrived(notifier, 30) == dict.fromkeys(range(30), 1)
+    assert await outbox.pending_count() == 0
+
+
+async def test_digest_of_a_long_backlog_keeps_to_the_rate_limit(
+    outbox: Outbox, clock: trio.testing.MockClock
+) -> None:
+    """A backlog needing several digest messages under 2/1m never sends 3 in one minute."""
+    config = make_config({"tg": channel("fake://tg", rate_limit="2/1m")})
+    notifier = RecordingNotifier(limits_by_url={"fake://tg": MessageLimits(body=1000)})
+    with trio.fail_after(7200):
+        for n in range(30):
+            await _queue(outbox, config, "tg", n, body="x" * 80)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(Delivery(config, outbox, notifier).run)
+            await trio.sleep(600)
+            nursery.cancel_scope.cancel()
+    times = [m.at for m in notifier.attempts]
+    assert len(times) >= 3
+    for i in range(len(times) - 2):
+        assert times[i + 2] - times[i] >= 60 - 1e-6
+    assert all(len(m.body) <= 1000 for m in notifier.sent)
+    assert _times_each_alert_arrived(notifier, 30) == dict.fromkeys(range(30), 1)
+    assert await outbox.pending_count() == 0
+
+
+async def test_split_message_parts_keep_to_the_rate_limit(
+    outbox: Outbox, clock: trio.testing.MockClock
+) -> None:
+    """One message split in 3 parts under a 2/1m limit sends its third part a minute later."""
+    config = make_config({"tg": channel("fake://tg", rate_limit="2/1m")})
+    notifier = RecordingNotifier(limits_by_url={"fake://tg": MessageLimits(body=1000)})
+    body = "\n".join("w" * 99 for _ in range(25))  # 2 500 characters: 3 parts
+    with trio.fail_after(7200):
+        await _queue(outbox, config, "tg", 1, body=body)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(Delivery(config, outbox, notifier).run)
+            await trio.sleep(300)
+            nursery.cancel_scope.cancel()
+    assert [m.title for m in notifier.sent] == ["Alert 1 (1/3)", "Alert 1 (2/3)", "Alert 1 (3/3)"]
+    assert notifier.sent[2].at - notifier.sent[0].at >= 60 - 1e-6
+
+
 async def test_rate_limit_spaces_out_single_messages(
     outbox: Outbox, clock: trio.testing.MockClock
 ) -> None:

@@ -6,8 +6,11 @@ of its URL, oldest first, and:
 
 - expires rows due for longer than ``dispatch.max_age`` (logged, and reported through
   ``dispatch.fallback_channel`` when set);
-- with a ``rate_limit``, when more rows are due than the limit allows right now, sends them all
-  as one digest message instead of a flood;
+- with a ``rate_limit``, when more rows are due than the limit allows right now, sends them
+  as digests instead of a flood: each digest message carries whole rows and fits the service
+  in one message, no more messages go out than the limit allows now (the other rows wait for
+  the next free slot), and each message's rows are marked delivered as soon as it is accepted,
+  so a later failure never makes the user get them twice;
 - otherwise sends one row, split into parts when it is longer than the service accepts;
 - on a recoverable failure retries with exponential backoff and jitter
   (``retry_initial`` doubling up to ``retry_max``); a failure that is not recoverable (bad
@@ -54,10 +57,21 @@ def retry_delay(attempts: int, initial: float, maximum: float, rng: random.Rando
     return float(min(maximum, base * rng.uniform(1 - JITTER, 1 + JITTER)))
 
 
-def digest_text(channel: str, rows: Sequence[OutboxRow], max_items: int) -> tuple[str, str]:
-    """One message for a backlog: every row by title, the first ``max_items`` with bodies."""
-    title = f"alertd digest: {len(rows)} notifications for {channel}"
-    lines = [f"{len(rows)} notifications arrived faster than {channel}'s rate limit allows:"]
+def digest_text(
+    channel: str,
+    rows: Sequence[OutboxRow],
+    max_items: int,
+    *,
+    of: int | None = None,
+    number: tuple[int, int] = (1, 1),
+) -> tuple[str, str]:
+    """One message for a backlog: every row by title, the first ``max_items`` with bodies.
+    ``of``: how many rows were due in all; ``number``: (this message, messages) of the pass."""
+    count = str(len(rows)) if of is None or of == len(rows) else f"{len(rows)} of {of}"
+    title = f"alertd digest: {count} notifications for {channel}"
+    if number[1] > 1:
+        title += f" ({number[0]}/{number[1]})"
+    lines = [f"{count} notifications arrived faster than {channel}'s rate limit allows:"]
     for i, row in enumerate(rows):
         lines.append(f"\u2022 {row.title}")
         if i < max_items and row.body and row.body != row.title:
@@ -186,8 +200,12 @@ class Delivery:
                 await trio.sleep_until(rate.next_free(t))
                 return
             if len(rows) > available:
-                await self._send_digest(channel, index, settings, rows, rate)
-                return
+                chunks = self._digest_chunks(channel, index, settings, rows, available)
+                if chunks:
+                    await self._send_digests(channel, index, settings, chunks, rate)
+                    return
+                # The oldest row does not fit in one message even alone: it goes on its own,
+                # split, with its progress kept per part (parts_done).
         await self._send_row(channel, index, settings, rows[0], rate)
 
     def _rate(self, target: Target, settings: ChannelSettings) -> RateLimiter | None:
@@ -221,6 +239,9 @@ class Delivery:
         result = SendResult(ok=True)
         for number in range(skip, len(parts)):
             part = parts[number]
+            if rate is not None:
+                # Every part is a message to the service: each waits for a free slot.
+                await trio.sleep_until(rate.next_free(trio.current_time()))
             result = await self._notifier.send(
                 url, part.title, part.body, service_timeout=settings.timeout, severity=severity
             )
@@ -264,25 +285,77 @@ class Delivery:
         else:
             await self._failed(channel, index, [row], result)
 
-    async def _send_digest(
+    def _digest_chunks(
         self,
         channel: str,
         index: int,
         settings: ChannelSettings,
         rows: list[OutboxRow],
+        budget: int,
+    ) -> list[list[OutboxRow]]:
+        """Rows packed, oldest first, into at most ``budget`` digest messages that each fit the
+        service in one message (never split, so a message is all-or-nothing for its rows).
+        Stops before a row too long to fit any digest message; empty when that is the first."""
+        limits = self._notifier.limits(settings.urls[index])
+        limit = settings.max_length or limits.body
+        max_items = self._config.dispatch.group_max_items
+
+        def fits(chunk: list[OutboxRow]) -> bool:
+            if limit is None:
+                return True
+            # The longest title this pass can give (marker digits included).
+            title, body = digest_text(
+                channel, chunk, max_items, of=len(rows), number=(budget, budget)
+            )
+            parts = split_message(
+                title, body, limit, title_in_body=limits.title_in_body, html=limits.html
+            )
+            return len(parts) == 1
+
+        chunks: list[list[OutboxRow]] = []
+        current: list[OutboxRow] = []
+        for row in rows:
+            if fits([*current, row]):
+                current.append(row)
+                continue
+            if current:
+                chunks.append(current)
+                current = []
+                if len(chunks) >= budget:
+                    break
+            if not fits([row]):
+                break
+            current = [row]
+        if current:
+            chunks.append(current)
+        return chunks
+
+    async def _send_digests(
+        self,
+        channel: str,
+        index: int,
+        settings: ChannelSettings,
+        chunks: list[list[OutboxRow]],
         rate: RateLimiter,
     ) -> None:
-        title, body = digest_text(channel, rows, self._config.dispatch.group_max_items)
-        severity = highest_severity(r.severity for r in rows)
-        result = await self._send_parts(settings, index, title, body, rate, severity=severity)
-        if result.ok:
+        max_items = self._config.dispatch.group_max_items
+        total = sum(len(c) for c in chunks)
+        for number, chunk in enumerate(chunks):
+            title, body = digest_text(
+                channel, chunk, max_items, of=total, number=(number + 1, len(chunks))
+            )
+            severity = highest_severity(r.severity for r in chunk)
+            result = await self._send_parts(settings, index, title, body, rate, severity=severity)
+            if not result.ok:
+                # Rows of messages already accepted stay delivered; this message's rows and
+                # those not tried yet back off together (the service is refusing now).
+                await self._failed(channel, index, [r for c in chunks[number:] for r in c], result)
+                return
             now = self._wall()
-            await self._outbox.mark_delivered([r.key for r in rows], now)
-            for row in rows:
+            await self._outbox.mark_delivered([r.key for r in chunk], now)
+            for row in chunk:
                 self._metrics.delivered(channel, max(0.0, now - row.due_since))
-            log.info("delivery.digest channel=%s url=%d rows=%d", channel, index, len(rows))
-        else:
-            await self._failed(channel, index, rows, result)
+            log.info("delivery.digest channel=%s url=%d rows=%d", channel, index, len(chunk))
 
     async def _failed(
         self, channel: str, index: int, rows: list[OutboxRow], result: SendResult
