@@ -6,9 +6,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import trio
+import trio.lowlevel
 import trio.testing
 
 from alertd.engine import Engine, RuleStateStore, run_engine
+from alertd.engine.state import StateChanges
 from alertd.events import Alert, Event
 from alertd.store import Database, db_path
 
@@ -86,3 +88,44 @@ async def test_state_is_saved_and_restored_through_the_task(tmp_path: Path) -> N
                     assert [a.status async for a in alerts] == expected
         finally:
             db.close()
+
+
+class CountingStore(RuleStateStore):
+    """The real SQLite store, counting the saves it is asked for."""
+
+    saves = 0
+    saved: trio.Event | None = None  # set when a save started after it was made is done
+
+    async def save(self, changes: StateChanges) -> None:
+        self.saves += 1
+        saved = self.saved
+        await super().save(changes)
+        if saved is not None:
+            saved.set()
+
+
+async def test_a_burst_of_state_changes_is_saved_once_and_lands_within_the_interval(
+    tmp_path: Path,
+) -> None:
+    """Hundreds of state changes in a burst cost one or two SQLite saves, and the last of
+    them is on disk within STATE_SAVE_INTERVAL even though no further event comes."""
+    db = Database(db_path(tmp_path))
+    try:
+        store = CountingStore(db)
+        e = engine(rule("quiet", type="absence", on="balance.changed", after=600), state=store)
+        async with trio.open_nursery() as nursery:
+            events, _alerts = await start(nursery, e)
+            with trio.fail_after(5):
+                for i in range(300):
+                    await events.send(balance(i, t=i))
+                    await trio.lowlevel.checkpoint()  # the engine takes each as a batch
+                burst_saves = store.saves
+                store.saved = trio.Event()
+                await store.saved.wait()
+            assert burst_saves <= 2
+            on_disk = {(r.rule, r.key): r.data for r in store.load_sync()}
+            in_memory = {(r.rule, r.key): r.data for r in e.snapshot()}
+            assert on_disk == in_memory != {}
+            nursery.cancel_scope.cancel()
+    finally:
+        db.close()

@@ -214,6 +214,10 @@ class Engine:
 
     # -- state -----------------------------------------------------------------------------
 
+    def has_state_changes(self) -> bool:
+        """Whether ``take_state_changes`` would return something to save."""
+        return bool(self._rt.dirty) or (self._prune and self._started)
+
     def take_state_changes(self) -> StateChanges:
         """What changed since the last call, for ``RuleStateStore.save``."""
         current = set(self._behaviours)

@@ -1,5 +1,5 @@
 """The engine's trio task: events in, alerts out, timers from the trio clock, state saved
-to SQLite in a worker thread after each batch."""
+to SQLite in a worker thread at most every STATE_SAVE_INTERVAL seconds and on stop."""
 
 from __future__ import annotations
 
@@ -15,6 +15,26 @@ log = logging.getLogger(__name__)
 
 BATCH_MAX = 256  # events taken without waiting before alerts go out and state is saved
 FINAL_SAVE_TIMEOUT = 5.0  # seconds a cancelled task still spends saving its last changes
+# Rule state is saved at most this often (trio clock seconds). Absence and order_timeout
+# rules change state on nearly every event, so saving after every batch put a worker-thread
+# SQLite transaction behind every few events under load (~15% of the daemon's time on the
+# e2e flood, and the engine's pauses overflowed the account buffer). A change after a quiet
+# spell is still saved at once; only a burst of changes within this window waits for it.
+#
+# Why losing up to this much state is safe: only a hard kill loses it (a stop, a reload or a
+# crash of this task saves under a shield in ``finally``). Alert ids are deterministic
+# (``alerts.alert_id``: rule, key, status and the cause, i.e. the event's identity or the
+# timer's deadline), and ``Outbox.record_alerts`` inserts them with INSERT OR IGNORE into
+# ``dispatch_alerts`` (kept until ``prune``), so an alert re-fired after a restart from
+# state up to this old, from the same cause, is dropped by dispatch as a duplicate.
+# What can still be lost with the last second's changes: a transition taken on an event
+# that is not seen again (a threshold that fired may fire once more on the next event, with
+# a new cause, so a second notification; a resolve may be repeated), counts of a rate rule
+# (up to this long of events uncounted), an absence rule's last-seen time (its deadline
+# moves earlier by at most this long), and order_timeout's view of orders placed, filled or
+# cancelled in that window (a filled order may still be reported as open too long, or a new
+# one not watched). The per-batch save had the same holes, only narrower.
+STATE_SAVE_INTERVAL = 1.0
 
 
 async def run_engine(
@@ -29,8 +49,10 @@ async def run_engine(
     Waits for the next event or the next timer deadline (``trio.sleep_until`` semantics via
     ``move_on_at``), so an ``autojump_clock`` drives hours of rule timers in milliseconds.
     Restores state from ``engine.state`` before reporting started. State changes are saved
-    after each batch; on cancellation the last changes are saved under a shield, bounded by
-    FINAL_SAVE_TIMEOUT. A failing save is logged and the engine goes on.
+    after a batch when the last save is at least STATE_SAVE_INTERVAL old, else when it is
+    (the task wakes for that even without events); on cancellation or the end of ``receive``
+    the last changes are saved under a shield, bounded by FINAL_SAVE_TIMEOUT. A failing save
+    is logged and the engine goes on.
     """
     store = engine.state
     restored = await store.load() if store is not None else []
@@ -38,10 +60,14 @@ async def run_engine(
     task_status.started()
     try:
         async with receive, send:
+            save_at = -math.inf  # trio clock: no save before this (one was just done)
             while True:
                 deadline = engine.next_deadline()
+                wake = math.inf if deadline is None else deadline
+                if engine.has_state_changes():
+                    wake = min(wake, save_at)
                 events: list[Event] = []
-                with trio.move_on_at(math.inf if deadline is None else deadline):
+                with trio.move_on_at(wake):
                     try:
                         events.append(await receive.receive())
                     except trio.EndOfChannel:
@@ -58,7 +84,9 @@ async def run_engine(
                 alerts += engine.advance(now)
                 for alert in alerts:
                     await send.send(alert)
-                await _save(engine)
+                if trio.current_time() >= save_at and engine.has_state_changes():
+                    await _save(engine)
+                    save_at = trio.current_time() + STATE_SAVE_INTERVAL
     finally:
         with trio.move_on_after(FINAL_SAVE_TIMEOUT) as scope:
             scope.shield = True
