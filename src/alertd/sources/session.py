@@ -405,15 +405,27 @@ class Session:
         self._emit_fact(StreamGap, since=gap.since, until=until, why="offline", evidence=evidence)
 
     async def _forward(self, scope: trio.CancelScope) -> None:
+        send = self.send
+        buffer = self._buffer
         try:
             while True:
-                event = await self._buffer.get()
+                event = await buffer.get()
                 try:
-                    await self.send.send(event)
+                    # While the channel has room, hand events on without a checkpoint: an
+                    # awaited send is a task switch per event, which under a flood cost more
+                    # than the rest of the forwarding. The loop still checkpoints once the
+                    # buffer is empty (in get) or the channel is full (in send below), and
+                    # the buffer only grows while the reader runs, so it cannot spin.
+                    send.send_nowait(event)
+                    continue
+                except trio.WouldBlock:
+                    pass
+                try:
+                    await send.send(event)
                 except trio.Cancelled:
                     # Not delivered (a cancelled send delivers nothing): keep it for the next
                     # session of this account, if there is one.
-                    self._buffer.unget(event)
+                    buffer.unget(event)
                     raise
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             log.info("sources.consumer_gone account=%s", self.name)
