@@ -2,6 +2,7 @@
 
 import json
 import logging
+import tracemalloc
 from datetime import UTC, datetime
 from decimal import Decimal as D
 
@@ -16,6 +17,7 @@ from alertd.protocols.orders import (
     MAX_OPEN_ORDERS,
     OrderTracker,
     TrackedOrder,
+    closed_key,
     slippage,
 )
 from alertd.protocols.piexgo import PiexgoDecoder
@@ -61,6 +63,50 @@ def test_recently_closed_orders_ignore_late_updates_until_forgotten() -> None:
     [again] = decoder.decode(closed(1), RECEIVED)
     assert isinstance(again, OrderFilled)
     assert (again.order_id, again.amount) == ("1", None)
+
+
+def test_closed_order_memory_per_account_is_small_at_its_bound() -> None:
+    """An account's closed-order memory, full and churning (5x its bound of 19-digit Piexgo
+    ids), holds exactly MAX_CLOSED_ORDERS ids in under 140 bytes each and 140 KiB in all
+    (50 accounts: under 7 MiB; it was 1.3-1.6 MiB per account)."""
+    first = 1136203593297424385  # a Piexgo order id from its document
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        tracker = OrderTracker()
+        for i in range(5 * MAX_CLOSED_ORDERS):
+            tracker.close(str(first + 7 * i))  # a fresh string each time, as decoding gives
+        used = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert tracker.closed_count == MAX_CLOSED_ORDERS
+    assert tracker.is_closed(str(first + 7 * (5 * MAX_CLOSED_ORDERS - 1)))
+    assert not tracker.is_closed(str(first + 7 * (4 * MAX_CLOSED_ORDERS - 1)))
+    assert used / MAX_CLOSED_ORDERS < 140
+    assert used < 140 * 1024
+
+
+def test_closed_ids_that_read_alike_stay_distinct() -> None:
+    """Only canonical decimal ids become ints: '007', a non-ASCII digit and a text id are
+    other orders than '7', and a text id is remembered like a numeric one."""
+    tracker = OrderTracker()
+    for order_id in ("007", "\u0667", "7a", "abc-1"):
+        tracker.close(order_id)
+    assert not tracker.is_closed("7")
+    assert [tracker.is_closed(i) for i in ("007", "\u0667", "7a", "abc-1")] == [True] * 4
+    assert not tracker.is_closed("abc-2")
+    assert closed_key("1136203593297424385") == 1136203593297424385
+    assert closed_key("0") == 0
+    assert all(closed_key(i) < 0 for i in ("007", "\u0667", "abc-1", "1" * 21))
+
+
+def test_closing_twice_keeps_one_entry() -> None:
+    """Closing an id again (a repeated final frame) takes no second place in the memory, so
+    it does not push a newer id out."""
+    tracker = OrderTracker(max_closed=2)
+    for order_id in ("1", "2", "2", "2"):
+        tracker.close(order_id)
+    assert (tracker.closed_count, tracker.is_closed("1"), tracker.is_closed("2")) == (2, True, True)
 
 
 def test_open_orders_are_bounded_oldest_first() -> None:
