@@ -11,6 +11,9 @@ of its URL, oldest first, and:
   in one message, no more messages go out than the limit allows now (the other rows wait for
   the next free slot), and each message's rows are marked delivered as soon as it is accepted,
   so a later failure never makes the user get them twice;
+- with ``silences``, finishes rows whose alerts were all silenced since they were queued (held
+  for quiet hours, or retrying), and sends a partly silenced row re-written without the
+  silenced alerts, exactly as dispatch would have written it had the silence been there then;
 - otherwise sends one row, split into parts when it is longer than the service accepts;
 - on a recoverable failure retries with exponential backoff and jitter
   (``retry_initial`` doubling up to ``retry_max``); a failure that is not recoverable (bad
@@ -27,11 +30,16 @@ import math
 import random
 import textwrap
 from collections.abc import Sequence
+from datetime import UTC, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import attrs
 import trio
 
 from alertd.config.model import ChannelSettings, Config
 from alertd.daemon.metrics import MetricsSink, NullMetrics
+from alertd.dispatch.grouping import summarize
+from alertd.dispatch.silences import Silences
 from alertd.notify import clock
 from alertd.notify.notifier import Notifier, SendResult, highest_severity
 from alertd.notify.outbox import Notification, Outbox, OutboxRow, notification_key
@@ -48,6 +56,13 @@ JITTER = 0.2  # retry delays vary by +-20% so many rows do not retry in lockstep
 DRAIN_POLL = 0.05  # seconds between checks while drain() waits on a running run()
 
 Target = tuple[str, int]  # (channel name, URL index)
+
+
+def _zone(name: str) -> tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
 
 
 def retry_delay(attempts: int, initial: float, maximum: float, rng: random.Random) -> float:
@@ -88,11 +103,13 @@ class Delivery:
         outbox: Outbox,
         notifier: Notifier,
         *,
+        silences: Silences | None = None,
         wall: clock.Wall = clock.wall,
         rng: random.Random | None = None,
         metrics: MetricsSink | None = None,
     ) -> None:
         self._config = config
+        self._silences = silences
         self._metrics: MetricsSink = metrics or NullMetrics()
         self._outbox = outbox
         self._notifier = notifier
@@ -192,6 +209,9 @@ class Delivery:
             rows = [r for r in rows if now - r.due_since <= max_age]
             if not rows:
                 return
+        rows = await self._unsilenced(channel, index, rows, now)
+        if not rows:
+            return
         rate = self._rate((channel, index), settings)
         if rate is not None:
             t = trio.current_time()
@@ -207,6 +227,58 @@ class Delivery:
                 # The oldest row does not fit in one message even alone: it goes on its own,
                 # split, with its progress kept per part (parts_done).
         await self._send_row(channel, index, settings, rows[0], rate)
+
+    async def _unsilenced(
+        self, channel: str, index: int, rows: list[OutboxRow], now: float
+    ) -> list[OutboxRow]:
+        """``rows`` less those whose alerts are all silenced now (finished as ``silenced``);
+        a partly silenced row comes back re-written without the silenced alerts.
+
+        A silence added after an alert was queued (say during quiet hours, or while a channel
+        fails) must still keep it from the user: dispatch checked silences only when it
+        queued the row. A row whose alerts are not stored (a fallback report) or that is
+        half sent (parts_done) is sent as it is."""
+        if self._silences is None:
+            return rows
+        await self._silences.refresh(now)
+        if not any(s.active(now) for s in self._silences.current):
+            return rows
+        alerts = await self._outbox.alerts(i for r in rows for i in r.alert_ids)
+        keep: list[OutboxRow] = []
+        muted: list[tuple[OutboxRow, str]] = []  # (row, the silences that cover it)
+        for row in rows:
+            stored = [alerts.get(i) for i in row.alert_ids]
+            found = [a for a in stored if a is not None]
+            if not row.alert_ids or len(found) < len(stored):
+                keep.append(row)
+                continue
+            matched = {a.id: self._silences.match(a, now) for a in found}
+            loud = [a for a in found if matched[a.id] is None]
+            if not loud:
+                muted.append((row, ",".join(sorted({s.id for s in matched.values() if s}))))
+            elif len(loud) < len(found) and row.parts_done == 0:
+                title, body = summarize(
+                    loud[0].rule,
+                    loud[0].key,
+                    loud,
+                    _zone(self._config.daemon.timezone),
+                    self._config.dispatch.group_max_items,
+                )
+                keep.append(attrs.evolve(row, title=title, body=body))
+            else:
+                keep.append(row)
+        for row, by in muted:
+            await self._outbox.mark_silenced([row.key], reason=f"silenced by {by}", now=now)
+            await self._outbox.set_alert_state(row.alert_ids, "silenced")
+            log.info(
+                "delivery.silenced channel=%s url=%d key=%s alerts=%d silence=%s",
+                channel,
+                index,
+                row.key,
+                len(row.alert_ids),
+                by,
+            )
+        return keep
 
     def _rate(self, target: Target, settings: ChannelSettings) -> RateLimiter | None:
         if settings.rate_limit is None:

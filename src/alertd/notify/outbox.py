@@ -6,11 +6,11 @@ Two tables:
   is the dedup: the same alert seen twice (a replayed frame, a restart) is handled once. An
   alert waiting in a group is ``held`` here, so a crash during group wait loses nothing.
 - ``outbox``: one row per (notification, channel URL), keyed by an idempotency key, with
-  ``status`` pending / delivered / expired, ``attempts``, ``next_attempt``, ``created`` (when
-  queued) and ``due_since`` (when it became due: ``created``, or the end of the quiet hours it
-  was held for; ``dispatch.max_age`` counts from here, so a hold is never mistaken for a
-  failing channel). Unix seconds. Queuing a notification and marking its alerts ``sent`` is
-  one transaction.
+  ``status`` pending / delivered / expired / silenced, ``attempts``, ``next_attempt``,
+  ``created`` (when queued) and ``due_since`` (when it became due: ``created``, or the end of
+  the quiet hours it was held for; ``dispatch.max_age`` counts from here, so a hold is never
+  mistaken for a failing channel). Unix seconds. Queuing a notification and marking its
+  alerts ``sent`` is one transaction.
 
 Delivery marks a row delivered only after the service accepted it, so after a crash a row is
 sent again at most once more for the message that was in flight (at-least-once), and a
@@ -35,7 +35,7 @@ import trio
 from alertd.events import Alert
 from alertd.store import Database
 
-Status = Literal["pending", "delivered", "expired"]
+Status = Literal["pending", "delivered", "expired", "silenced"]
 AlertState = Literal["held", "sent", "silenced", "inhibited", "unrouted"]
 
 SCHEMA = """
@@ -251,6 +251,19 @@ class Outbox:
             lambda conn: conn.executemany("UPDATE dispatch_alerts SET state=? WHERE id=?", ids)
         )
 
+    async def alerts(self, alert_ids: Iterable[str]) -> dict[str, Alert]:
+        """The stored alerts with these ids (ids not stored, e.g. pruned, are left out)."""
+        ids = json.dumps(sorted(set(alert_ids)))
+        rows = await self.db.run(
+            lambda conn: conn.execute(
+                # json_each: one parameter for any number of ids (no SQLite variable limit).
+                "SELECT id, alert FROM dispatch_alerts "
+                "WHERE id IN (SELECT value FROM json_each(?))",
+                (ids,),
+            ).fetchall()
+        )
+        return {r[0]: alert_from_json(r[1]) for r in rows}
+
     async def held_alerts(self) -> list[Alert]:
         """Alerts accepted but not yet queued (waiting in a group when the process stopped)."""
         rows = await self.db.run(
@@ -384,6 +397,17 @@ class Outbox:
         await self.db.run(
             lambda conn: conn.executemany(
                 "UPDATE outbox SET status='expired', last_error=?, updated=? "
+                "WHERE key=? AND status='pending'",
+                params,
+            )
+        )
+
+    async def mark_silenced(self, keys: Iterable[str], *, reason: str, now: float) -> None:
+        """Finish rows whose every alert was silenced after they were queued."""
+        params = [(reason, now, k) for k in keys]
+        await self.db.run(
+            lambda conn: conn.executemany(
+                "UPDATE outbox SET status='silenced', last_error=?, updated=? "
                 "WHERE key=? AND status='pending'",
                 params,
             )
