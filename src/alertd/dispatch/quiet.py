@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from alertd.config.model import QuietHours
 from alertd.dispatch.labels import glob_match
@@ -25,26 +25,6 @@ def parse_clock(text: str) -> time:
         return time(int(hours), int(minutes))
     except ValueError:
         raise ValueError(f'quiet hours time {text!r} is not HH:MM (e.g. "22:00")') from None
-
-
-def check_quiet_hours(window: QuietHours, default_tz: str = "UTC") -> list[str]:
-    """Problems with ``window``, for ``alertd check`` (empty when it is fine)."""
-    problems: list[str] = []
-    for text in (window.start, window.end):
-        try:
-            parse_clock(text)
-        except ValueError as exc:
-            problems.append(str(exc))
-    problems += [
-        f"quiet hours day {d!r} is not one of {', '.join(DAYS)}"
-        for d in window.days
-        if d.lower()[:3] not in DAYS
-    ]
-    try:
-        ZoneInfo(window.timezone or default_tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        problems.append(f"quiet hours timezone {window.timezone!r} is unknown (e.g. Europe/Berlin)")
-    return problems
 
 
 def _window_end(window: QuietHours, when: datetime, default_tz: str) -> datetime | None:
