@@ -109,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--for", dest="duration", required=True, metavar="DURATION", help='e.g. "2h"')
     s.add_argument("--comment", default="", help="why")
+    s.add_argument(
+        "--force",
+        action="store_true",
+        help="add it even if --rule matches no rule in the config or a --match key is not a "
+        "label alerts carry",
+    )
     s = silence.add_parser("list", help="list active silences")
     _config_arg(s)
     s.add_argument("--all", action="store_true", help="include expired ones")

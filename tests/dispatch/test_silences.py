@@ -22,7 +22,11 @@ from .helpers import make_alert, make_config, queued, running, settle
 @pytest.fixture
 def config_file(tmp_path: Path) -> Path:
     path = tmp_path / "alertd.toml"
-    path.write_text(f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n')
+    rules = "".join(
+        f'[[rules]]\nname = "{name}"\non = "order.filled"\nnotify = ["me"]\n\n'
+        for name in ("filled", "price-high", "order-filled")
+    )
+    path.write_text(f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n\n{rules}')
     return path
 
 
@@ -75,6 +79,44 @@ def test_bad_arguments_say_what_to_write(
     assert "KEY=VALUE" in capsys.readouterr().err
     assert silence(config_file, "add", "--rule", "x", "--for", "2 hours") == 2
     assert "2h" in capsys.readouterr().err
+
+
+def test_mistyped_rule_is_refused_with_a_suggestion(
+    config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--rule order_filled (the rule is order-filled) mutes nothing, so it is refused with a
+    "did you mean" and nothing is added."""
+    assert silence(config_file, "add", "--rule", "order_filled", "--for", "1h") == 2
+    err = capsys.readouterr().err
+    assert "did you mean 'order-filled'" in err
+    assert "--force" in err
+    assert silence(config_file, "list") == 0
+    assert capsys.readouterr().out.strip() == "no active silences"
+
+
+def test_unknown_label_key_is_refused_with_a_suggestion(
+    config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--match acount=main names a label no alert has, so it is refused with a "did you mean"."""
+    code = silence(config_file, "add", "--rule", "filled", "--match", "acount=main", "--for", "1h")
+    assert code == 2
+    assert "did you mean 'account'" in capsys.readouterr().err
+
+
+def test_force_adds_a_silence_that_matches_nothing_yet(
+    config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With --force a silence for a rule not (yet) in the config is added all the same."""
+    assert silence(config_file, "add", "--rule", "new-rule", "--for", "1h", "--force") == 0
+    assert "rule=new-rule" in capsys.readouterr().out
+
+
+def test_every_label_the_engine_sets_is_known() -> None:
+    """The label keys `silence add` accepts include every one the rules engine puts on alerts."""
+    from alertd.dispatch.labels import KNOWN_LABELS
+    from alertd.engine.alerts import LABEL_FIELDS
+
+    assert set(LABEL_FIELDS) <= KNOWN_LABELS
 
 
 def test_expired_silences_are_listed_only_with_all(

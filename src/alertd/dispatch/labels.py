@@ -7,6 +7,13 @@ from fnmatch import fnmatchcase
 
 from alertd.events import Alert
 
+# Every label key an alert can carry: what alert_labels adds, plus what the rules engine puts
+# into Alert.labels (engine/alerts.py LABEL_FIELDS; a test keeps the two in step). `alertd
+# silence add` refuses other --match keys: a mistyped key would silently mute nothing.
+KNOWN_LABELS = frozenset(
+    {"rule", "key", "severity", "status", "account", "kind", "symbol", "currency", "side"}
+)
+
 
 def alert_labels(alert: Alert) -> dict[str, str]:
     out = {

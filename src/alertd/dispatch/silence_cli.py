@@ -1,14 +1,18 @@
 """``alertd silence add|list|remove``: manage silences in the state database.
 
-The running daemon notices changes within about a second (silences.py). Only ``[daemon]
-state_dir`` is read from the config file, on purpose: muting a noisy rule at 3 a.m. must not
-fail because a channel's token is not in this shell's environment. ``$STATE_DIRECTORY`` (set
-by systemd) overrides it, as for the daemon.
+The running daemon notices changes within about a second (silences.py). The config file is
+read as plain TOML, not loaded, on purpose: muting a noisy rule at 3 a.m. must not fail
+because a channel's token is not in this shell's environment. From it come ``[daemon]
+state_dir`` (``$STATE_DIRECTORY``, set by systemd, overrides it, as for the daemon) and the
+rule names: ``add`` refuses a ``--rule`` glob that matches no rule and a ``--match`` key that
+no alert carries (a typo would mute nothing while the user thinks it is quiet), unless
+``--force``.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import getpass
 import os
 import sys
@@ -19,6 +23,7 @@ from pathlib import Path
 
 from alertd import store
 from alertd.config.model import DaemonSettings
+from alertd.dispatch.labels import KNOWN_LABELS, glob_match
 from alertd.dispatch.silences import Silence, add_silence, list_silences, remove_silence
 
 
@@ -36,6 +41,40 @@ def state_dir_of(config_path: str) -> Path:
     if not isinstance(value, str):
         raise ValueError(f"{config_path}: [daemon] state_dir must be a string (a directory)")
     return Path(value)
+
+
+def rule_names(config_path: str) -> list[str]:
+    """The ``name`` of every ``[[rules]]`` table in the config at ``config_path``."""
+    with open(config_path, "rb") as f:
+        raw = tomllib.load(f)
+    rules = raw.get("rules", [])
+    if not isinstance(rules, list):
+        return []
+    return [r["name"] for r in rules if isinstance(r, dict) and isinstance(r.get("name"), str)]
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=3, cutoff=0.6)
+    if close:
+        return "did you mean " + " or ".join(repr(c) for c in close) + "?"
+    return "did you mean one of: " + (", ".join(sorted(choices)) or "(none)") + "?"
+
+
+def target_problems(rule: str, matchers: dict[str, str], names: list[str]) -> list[str]:
+    """Why a silence for ``rule`` (a glob) and ``matchers`` would mute nothing, given the
+    config's rule ``names``: empty when it can match."""
+    problems: list[str] = []
+    if not any(glob_match(rule, name) for name in names):
+        problems.append(
+            f"--rule {rule!r} matches no rule in the config; {_did_you_mean(rule, names)}"
+        )
+    for key in matchers:
+        if key not in KNOWN_LABELS:
+            problems.append(
+                f"--match {key}=...: no alert has a label {key!r}; "
+                f"{_did_you_mean(key, sorted(KNOWN_LABELS))}"
+            )
+    return problems
 
 
 def parse_matchers(items: list[str]) -> dict[str, str]:
@@ -98,6 +137,21 @@ def main(args: argparse.Namespace) -> int:
             if duration <= 0:
                 print("alertd silence add: --for must be longer than zero", file=sys.stderr)
                 return 2
+            if not args.force:
+                try:
+                    names = rule_names(args.config)
+                except (OSError, tomllib.TOMLDecodeError) as exc:
+                    print(f"alertd silence add: cannot read {args.config}: {exc}", file=sys.stderr)
+                    return 2
+                problems = target_problems(args.rule, matchers, names)
+                for problem in problems:
+                    print(f"alertd silence add: {problem}", file=sys.stderr)
+                if problems:
+                    print(
+                        "alertd silence add: nothing added (--force adds it anyway)",
+                        file=sys.stderr,
+                    )
+                    return 2
             silence = add_silence(
                 conn,
                 rule=args.rule,
