@@ -235,6 +235,29 @@ async def test_slow_consumer_never_blocks_the_reader(
     assert book.change_id == 49  # only the latest book went out
 
 
+async def test_a_consumer_that_falls_behind_and_catches_up_gets_every_event_in_order(
+    nursery: trio.Nursery, fake_piexgo: FakePiexgo
+) -> None:
+    """Events go straight to a shared channel with room and through the buffer when it is
+    full; across the switches between the two no event is lost or overtaken."""
+    send, receive = trio.open_memory_channel[Event](3)
+    s = session(account(fake_piexgo.url, queue_size=500, ping_interval=0), send)
+    received: list[Event] = []
+    with trio.fail_after(10):
+        await nursery.start(s.run)
+        await fake_piexgo.wait(lambda: fake_piexgo.subscribed(ALL))
+        for i in range(200):
+            await fake_piexgo.send(balance_frame("XYZ", str(i + 1)))
+            if i % 20 == 19:  # now and then the consumer takes a few, then falls behind again
+                for _ in range(5):
+                    received.append(await receive.receive())
+        while sum(getattr(e, "currency", None) == "XYZ" for e in received) < 200:
+            received.append(await receive.receive())
+    balances = [e.balance for e in received if getattr(e, "currency", None) == "XYZ"]  # type: ignore[attr-defined]
+    assert balances == [Decimal(i + 1) for i in range(200)]
+    assert s.stats.overflow_dropped == 0
+
+
 async def test_connect_timeout_is_bounded(nursery: trio.Nursery, event_channel: tuple) -> None:
     """A server that accepts TCP but never answers the handshake fails within
     connect_timeout, and the user hears that the stream is down."""

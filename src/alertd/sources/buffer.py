@@ -71,6 +71,12 @@ class OutBuffer:
     def __len__(self) -> int:
         return len(self._queue)
 
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and no drops waiting to be reported: an event handed on directly
+        now would not overtake anything."""
+        return not self._queue and not self._overflow
+
     def put(self, event: Event, *, stream: str = "*", bounded: bool = True) -> bool:
         """Queue ``event`` without waiting. ``stream`` names where it came from (for the gap
         report). Returns False when the event was dropped for lack of room."""
