@@ -1,18 +1,25 @@
 """The daemon in-process: every stage wired, against the simulator, with real metrics."""
 
+import time
 import urllib.request
 from functools import partial
 from pathlib import Path
 
+import attrs
 import pytest
 import trio
 
+from alertd import store
 from alertd.app import Daemon, StartupError, iter_secrets, resolve_state_dir
 from alertd.config.load import parse_config
-from alertd.config.model import Config, Secret
+from alertd.config.model import Config, Duration, Secret
 from alertd.config.secrets import SecretEnvironment
+from alertd.dispatch.silences import add_silence
+from alertd.notify.notifier import SendResult
 from alertd.notify.recording import RecordingNotifier
 from alertd.simulator.server import serve
+
+FILLS_EARLY = 33  # a simulator seed whose Piexgo account fills an order in its first steps
 
 CONFIG = """
 [daemon]
@@ -66,7 +73,7 @@ async def test_alerts_flow_to_the_notifier_and_metrics_count_them(tmp_path: Path
     notifier = RecordingNotifier()
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
-            sim = await nursery.start(partial(serve, port=0, seed=181, rate=20))
+            sim = await nursery.start(partial(serve, port=0, seed=FILLS_EARLY, rate=20))
             daemon = Daemon(
                 config=config_for(sim.port),
                 state_dir=tmp_path,
@@ -86,7 +93,8 @@ async def test_alerts_flow_to_the_notifier_and_metrics_count_them(tmp_path: Path
             assert metric(text, "alertd_notifications_delivered_total", channel="hook") >= 1
             assert "s3cr3t-token" not in text
             daemon.request_stop()
-            nursery.cancel_scope.deadline = trio.current_time() + 20
+            await daemon.stopped.wait()
+            nursery.cancel_scope.cancel()  # the simulator
     message = notifier.sent[0]
     assert message.title.startswith("[main] order.filled")
     assert "_USDT" in message.body
@@ -140,3 +148,42 @@ async def test_unwritable_state_dir_is_a_clear_startup_error(tmp_path: Path) -> 
         await daemon.run()
     assert str(blocker / "state") in str(exc.value)
     assert "state_dir" in str(exc.value)
+
+
+async def test_a_silence_added_while_an_alert_retries_stops_its_delivery(tmp_path: Path) -> None:
+    """An alert whose channel is failing is not delivered once the operator silences its rule
+    (as `alertd silence add` does, in another connection to the state database)."""
+    failing = True
+
+    def answer(url: str, title: str, body: str) -> SendResult:
+        return SendResult(ok=not failing, recoverable=True, detail="HTTP 503")
+
+    notifier = RecordingNotifier(answer=answer)
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            sim = await nursery.start(partial(serve, port=0, seed=FILLS_EARLY, rate=20))
+            config = attrs.evolve(
+                config_for(sim.port),
+                dispatch=attrs.evolve(
+                    config_for(sim.port).dispatch,
+                    retry_initial=Duration(0.2),
+                    retry_max=Duration(0.2),
+                ),
+            )
+            daemon = Daemon(
+                config=config, state_dir=tmp_path, notifier=notifier, handle_signals=False
+            )
+            await nursery.start(daemon.run)
+            while not notifier.attempts:  # noqa: ASYNC110 (the fake has no event to wait on)
+                await trio.sleep(0.05)
+            conn = store.connect(store.db_path(tmp_path))
+            now = time.time()
+            add_silence(conn, rule="filled", matchers={}, starts=now, ends=now + 3600)
+            conn.close()
+            await trio.sleep(2.0)  # delivery sees the silence within about a second
+            failing = False
+            await trio.sleep(2.0)  # several retry intervals
+            daemon.request_stop()
+            await daemon.stopped.wait()
+            nursery.cancel_scope.cancel()  # the simulator
+    assert notifier.sent == []

@@ -106,6 +106,7 @@ class Daemon:
     alerts_fired: int = 0
     metrics_address: tuple[str, int] | None = None  # where /metrics is served, once bound
     stopped_pending: int | None = None  # alerts a graceful stop left in the outbox
+    stopped: trio.Event = attrs.field(factory=trio.Event)  # set once run() has finished
     _stop: trio.Event = attrs.field(factory=trio.Event)
     _stop_requests: int = 0
     _reloadable: bool = False  # between ready and the start of a stop
@@ -130,17 +131,21 @@ class Daemon:
         finally:
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(db.close)
+            self.stopped.set()
 
     async def _run(
         self, config: Config, db: Database, task_status: trio.TaskStatus[Daemon]
     ) -> None:
         outbox = self._outbox = Outbox(db)
         engine = self._engine = Engine.from_config(config, state=RuleStateStore(db))
-        dispatcher = self._dispatcher = Dispatcher(config, outbox, Silences(db))
+        silences = Silences(db)  # one view, shared: dispatch and delivery both honour it
+        dispatcher = self._dispatcher = Dispatcher(config, outbox, silences)
         notifier = self.notifier or AppriseNotifier(workers=config.dispatch.workers)
         if config.daemon.metrics_listen:
             self._metrics = Metrics()
-        delivery = self._delivery = Delivery(config, outbox, notifier, metrics=self._metrics)
+        delivery = self._delivery = Delivery(
+            config, outbox, notifier, silences=silences, metrics=self._metrics
+        )
         recorder = Recorder(self.record_dir) if self.record_dir else None
         events_send, events_recv = trio.open_memory_channel[Event](EVENT_QUEUE)
         alerts_send, alerts_recv = trio.open_memory_channel[Alert](ALERT_QUEUE)
