@@ -91,3 +91,19 @@ async def test_three_alerts_within_group_wait_make_one_message(
     assert row.title == "3 alerts: filled (main/BTC_USDT)"
     assert all(f"Order {n} filled" in row.body for n in (1, 2, 3))
     assert row.alert_ids == ("alert-1", "alert-2", "alert-3")
+
+
+def test_idle_groups_are_forgotten_and_deadlines_skip_flushed_groups() -> None:
+    """Thousands of one-alert groups sent at once are forgotten an interval later, and the
+    next deadline is the one group still holding alerts."""
+    grouper = Grouper(group_wait=0.0, group_interval=60.0)
+    for n in range(2000):
+        grouper.add(make_alert(n, key=f"order-{n}"), 0.0)
+    assert len(grouper.pop_due(0.0)) == 2000
+    grouper.add(make_alert(1, key="order-1"), 10.0)  # within the interval: waits for it
+    assert grouper.next_deadline() == 60.0
+    assert grouper.pop_due(59.0) == []
+    [group] = grouper.pop_due(60.0)
+    assert group.key == "order-1"
+    assert grouper.held == 0
+    assert len(grouper._groups) == 1  # only order-1, flushed at 60, is still remembered

@@ -8,7 +8,9 @@ trio-clock seconds. Pure, no I/O (STYLE: keep the core pure).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import heapq
+from collections import deque
+from collections.abc import Iterable, Sequence
 from datetime import datetime, tzinfo
 
 import attrs
@@ -34,43 +36,99 @@ class _State:
 
 @attrs.define
 class Grouper:
+    """Groups by (rule, key). Deadlines are kept in a heap and flushed groups in a queue by
+    flush time, so ``pop_due`` and ``next_deadline`` cost O(due), not O(groups): with a
+    per-alert key (an order id) at hundreds of alerts a second, tens of thousands of idle
+    groups wait out their ``group_interval`` here, and a scan of all of them on every flush
+    was the cost."""
+
     group_wait: float
     group_interval: float
     _groups: dict[GroupKey, _State] = attrs.field(factory=dict)
+    # (flush_at, sequence, key) of groups holding alerts; entries whose group was flushed or
+    # changed since are skipped when they surface (lazy deletion).
+    _deadlines: list[tuple[float, int, GroupKey]] = attrs.field(factory=list)
+    # (last_flush, key) in flush order, for forgetting idle groups.
+    _flushed: deque[tuple[float, GroupKey]] = attrs.field(factory=deque)
+    _seq: int = 0
 
     def add(self, alert: Alert, now: float) -> None:
-        state = self._groups.setdefault((alert.rule, alert.key), _State())
+        key = (alert.rule, alert.key)
+        state = self._groups.get(key)
+        if state is None:
+            state = self._groups[key] = _State()
         if not state.alerts:
             if state.last_flush is None or now - state.last_flush >= self.group_interval:
                 state.flush_at = now + self.group_wait
             else:
                 state.flush_at = state.last_flush + self.group_interval
+            self._seq += 1
+            heapq.heappush(self._deadlines, (state.flush_at, self._seq, key))
         state.alerts.append(alert)
 
+    def immediate(self, alert: Alert, now: float) -> bool:
+        """Whether ``alert`` would be due at once if added now (no wait, no interval), so a
+        caller may send it without holding it (``mark_flushed`` afterwards)."""
+        if self.group_wait > 0:
+            return False
+        state = self._groups.get((alert.rule, alert.key))
+        return state is None or (
+            not state.alerts
+            and (state.last_flush is None or now - state.last_flush >= self.group_interval)
+        )
+
+    def mark_flushed(self, keys: Iterable[GroupKey], now: float) -> None:
+        """Record that the groups ``keys`` were sent at ``now`` without passing through
+        ``add`` (see ``immediate``): their next alerts wait out ``group_interval``."""
+        for key in keys:
+            self._groups[key] = _State(last_flush=now)
+            self._flushed.append((now, key))
+        self._forget_idle(now)
+
+    def _valid(self, flush_at: float, key: GroupKey) -> _State | None:
+        state = self._groups.get(key)
+        if state is None or not state.alerts or state.flush_at != flush_at:
+            return None
+        return state
+
     def next_deadline(self) -> float | None:
-        times = [s.flush_at for s in self._groups.values() if s.alerts and s.flush_at is not None]
-        return min(times, default=None)
+        heap = self._deadlines
+        while heap and self._valid(heap[0][0], heap[0][2]) is None:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
 
     def pop_due(self, now: float) -> list[Group]:
         """Groups whose time has come, emptied; forgets groups idle for an interval."""
         due: list[Group] = []
-        for (rule, key), state in list(self._groups.items()):
-            if state.alerts and state.flush_at is not None and state.flush_at <= now:
-                due.append(Group(rule=rule, key=key, alerts=tuple(state.alerts)))
-                state.alerts = []
-                state.flush_at = None
-                state.last_flush = now
-            elif not state.alerts and (
-                state.last_flush is None or now - state.last_flush >= self.group_interval
-            ):
-                del self._groups[(rule, key)]
+        heap = self._deadlines
+        while heap and heap[0][0] <= now:
+            flush_at, _, key = heapq.heappop(heap)
+            state = self._valid(flush_at, key)
+            if state is None:
+                continue
+            due.append(Group(rule=key[0], key=key[1], alerts=tuple(state.alerts)))
+            state.alerts = []
+            state.flush_at = None
+            state.last_flush = now
+            self._flushed.append((now, key))
+        self._forget_idle(now)
         return due
+
+    def _forget_idle(self, now: float) -> None:
+        flushed = self._flushed
+        while flushed and now - flushed[0][0] >= self.group_interval:
+            at, key = flushed.popleft()
+            state = self._groups.get(key)
+            if state is not None and not state.alerts and state.last_flush == at:
+                del self._groups[key]
 
     def pop_all(self, now: float) -> list[Group]:
         """Every group with alerts, due or not (for shutdown)."""
-        for state in self._groups.values():
+        for key, state in self._groups.items():
             if state.alerts:
                 state.flush_at = now
+                self._seq += 1
+                heapq.heappush(self._deadlines, (now, self._seq, key))
         return self.pop_due(now)
 
     @property
