@@ -56,3 +56,22 @@ def test_key_depends_on_url_and_alerts_not_order() -> None:
     """The idempotency key is the same for the same alerts in any order, and differs per URL."""
     assert notification_key("me", 0, ["a", "b"]) == notification_key("me", 0, ["b", "a"])
     assert notification_key("me", 0, ["a"]) != notification_key("me", 1, ["a"])
+
+
+async def test_record_and_enqueue_writes_nothing_when_an_alert_is_a_duplicate(
+    outbox: Outbox,
+) -> None:
+    """A batch recorded and queued at once is refused whole (no row, no alert) if any of its
+    alert ids was seen before, and goes in whole otherwise."""
+    assert await outbox.record_alert(make_alert(1), 1000.0)
+    batch = [make_alert(2), make_alert(1)]
+    states = {"alert-2": "sent", "alert-1": "sent"}
+    note = _note("k2", alert_ids=("alert-2", "alert-1"))
+    assert await outbox.record_and_enqueue(batch, 1001.0, states, [note]) is None  # type: ignore[arg-type]
+    assert await outbox.pending_count() == 0
+    assert await outbox.alerts(["alert-2"]) == {}
+    note3 = _note("k3", alert_ids=("alert-3",))
+    added = await outbox.record_and_enqueue([make_alert(3)], 1002.0, {"alert-3": "sent"}, [note3])
+    assert added == 1
+    assert [r.key for r in await outbox.rows(status="pending")] == ["k3"]
+    assert list(await outbox.alerts(["alert-3"])) == ["alert-3"]

@@ -19,10 +19,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import attrs
 import trio
 
 from alertd.config.model import Config
-from alertd.dispatch.grouping import Group, Grouper, summarize
+from alertd.dispatch.grouping import Group, Grouper, GroupKey, summarize
 from alertd.dispatch.inhibit import Inhibitor
 from alertd.dispatch.quiet import quiet_until
 from alertd.dispatch.router import route
@@ -30,7 +31,7 @@ from alertd.dispatch.silences import Silences
 from alertd.events import Alert
 from alertd.notify import clock
 from alertd.notify.notifier import highest_severity
-from alertd.notify.outbox import Notification, Outbox, notification_key
+from alertd.notify.outbox import AlertState, Notification, Outbox, notification_key
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,11 @@ class Dispatcher:
 
     async def accept_many(self, alerts: Sequence[Alert]) -> None:
         """Take alerts in order; ids seen before are logged and dropped."""
+        now = trio.current_time()
+        if all(self._grouper.immediate(a, now) for a in alerts) and await self._send_at_once(
+            alerts
+        ):
+            return
         fresh = await self._outbox.record_alerts(alerts, self._wall())
         if len(fresh) < len(alerts):
             new = {a.id for a in fresh}
@@ -123,6 +129,40 @@ class Dispatcher:
         if fresh:
             self._wake.set()
 
+    async def _send_at_once(self, alerts: Sequence[Alert]) -> bool:
+        """With no group wait, alerts that open a group go out at once: recording them and
+        queuing their notifications is then one transaction (one round trip to SQLite, not
+        two), with what ``add`` then ``pop_due`` then ``_flush`` would have written. False,
+        with nothing changed, when an id was seen before: the caller takes the ordinary way,
+        which drops the duplicate."""
+        wall = self._wall()
+        await self._silences.refresh(wall)
+        now = trio.current_time()
+        # The inhibitor is restored if the batch is refused (a duplicate must not count).
+        saved = self._inhibitor.snapshot()
+        for alert in alerts:
+            self._inhibitor.observe(alert, now)
+        groups: dict[GroupKey, list[Alert]] = {}
+        for alert in alerts:
+            groups.setdefault((alert.rule, alert.key), []).append(alert)
+        plans = [
+            self._plan(Group(rule=rule, key=key, alerts=tuple(members)), wall, now)
+            for (rule, key), members in groups.items()
+        ]
+        states: dict[str, AlertState] = {}
+        notifications: list[Notification] = []
+        for plan in plans:
+            states.update(plan.states)
+            notifications += plan.notifications
+        added = await self._outbox.record_and_enqueue(alerts, wall, states, notifications)
+        if added is None:
+            self._inhibitor.restore(saved)
+            return False
+        self._grouper.mark_flushed(groups, now)
+        for plan in plans:
+            plan.log()
+        return True
+
     async def _flush_loop(self) -> None:
         while True:
             self._wake = trio.Event()
@@ -135,75 +175,80 @@ class Dispatcher:
                 await self._wake.wait()
 
     async def _flush(self, groups: Sequence[Group]) -> None:
+        """Queue ``groups``: one transaction for all of them."""
         if not groups:
             return
         wall = self._wall()
         await self._silences.refresh(wall)
-        for group in groups:
-            await self._flush_group(group, wall)
-
-    async def _flush_group(self, group: Group, wall: float) -> None:
-        config = self._config
         now = trio.current_time()
-        silenced: list[str] = []
-        inhibited: list[str] = []
-        unrouted: list[str] = []
+        plans = [self._plan(group, wall, now) for group in groups]
+        states: dict[str, AlertState] = {}
+        notifications: list[Notification] = []
+        for plan in plans:
+            states.update(plan.states)
+            notifications += plan.notifications
+        if states:
+            await self._outbox.enqueue(notifications, states=states)
+        for plan in plans:
+            plan.log()
+
+    def _plan(self, group: Group, wall: float, now: float) -> _Plan:
+        """What flushing ``group`` writes: each alert's state and the notifications. Pure
+        but for the inhibitor's expiry bookkeeping and the log lines, which wait for the
+        write (``_Plan.log``)."""
+        config = self._config
+        plan = _Plan(group=group)
         by_channel: dict[str, list[Alert]] = {}
         for alert in group.alerts:
             silence = self._silences.match(alert, wall)
             if silence is not None:
-                log.info(
-                    "dispatch.silenced rule=%s key=%s id=%s silence=%s",
-                    alert.rule,
-                    alert.key,
-                    alert.id,
-                    silence.id,
+                plan.lines.append(
+                    (
+                        logging.INFO,
+                        "dispatch.silenced rule=%s key=%s id=%s silence=%s",
+                        (alert.rule, alert.key, alert.id, silence.id),
+                    )
                 )
-                silenced.append(alert.id)
+                plan.states[alert.id] = "silenced"
                 continue
             source = self._inhibitor.inhibited_by(alert, now)
             if source is not None:
-                log.info(
-                    "dispatch.inhibited rule=%s key=%s id=%s by=%s",
-                    alert.rule,
-                    alert.key,
-                    alert.id,
-                    source,
+                plan.lines.append(
+                    (
+                        logging.INFO,
+                        "dispatch.inhibited rule=%s key=%s id=%s by=%s",
+                        (alert.rule, alert.key, alert.id, source),
+                    )
                 )
-                inhibited.append(alert.id)
+                plan.states[alert.id] = "inhibited"
                 continue
             routed = route(alert, config)
             if routed.unknown:
-                log.error(
-                    "dispatch.unknown_channel rule=%s channels=%s: not in [channels]",
-                    alert.rule,
-                    ",".join(routed.unknown),
+                plan.lines.append(
+                    (
+                        logging.ERROR,
+                        "dispatch.unknown_channel rule=%s channels=%s: not in [channels]",
+                        (alert.rule, ",".join(routed.unknown)),
+                    )
                 )
             if not routed.channels:
-                log.error(
-                    "dispatch.unrouted rule=%s key=%s id=%s: the rule names no known channel "
-                    "and [dispatch] default_channel is not set",
-                    alert.rule,
-                    alert.key,
-                    alert.id,
+                plan.lines.append(
+                    (
+                        logging.ERROR,
+                        "dispatch.unrouted rule=%s key=%s id=%s: the rule names no known "
+                        "channel and [dispatch] default_channel is not set",
+                        (alert.rule, alert.key, alert.id),
+                    )
                 )
-                unrouted.append(alert.id)
+                plan.states[alert.id] = "unrouted"
                 continue
             for channel in routed.channels:
                 by_channel.setdefault(channel, []).append(alert)
-        if silenced:
-            await self._outbox.set_alert_state(silenced, "silenced")
-        if inhibited:
-            await self._outbox.set_alert_state(inhibited, "inhibited")
-        if unrouted:
-            await self._outbox.set_alert_state(unrouted, "unrouted")
         if not by_channel:
-            return
+            return plan
 
         zone = _zone(config.daemon.timezone)
         moment = datetime.fromtimestamp(wall, UTC)
-        notifications: list[Notification] = []
-        sent: set[str] = set()
         for channel, alerts in by_channel.items():
             settings = config.channels[channel]
             title, body = summarize(
@@ -212,16 +257,17 @@ class Dispatcher:
             windows = [*settings.quiet_hours, *config.dispatch.quiet_hours]
             until = quiet_until(windows, group.rule, moment, config.daemon.timezone)
             if until is not None:
-                log.info(
-                    "dispatch.quiet rule=%s key=%s channel=%s until=%s",
-                    group.rule,
-                    group.key,
-                    channel,
-                    until.isoformat(),
+                plan.lines.append(
+                    (
+                        logging.INFO,
+                        "dispatch.quiet rule=%s key=%s channel=%s until=%s",
+                        (group.rule, group.key, channel, until.isoformat()),
+                    )
                 )
             ids = tuple(a.id for a in alerts)
-            sent.update(ids)
-            notifications += [
+            for i in ids:
+                plan.states[i] = "sent"
+            plan.notifications += [
                 Notification(
                     key=notification_key(channel, index, ids),
                     channel=channel,
@@ -235,12 +281,29 @@ class Dispatcher:
                 )
                 for index in range(len(settings.urls))
             ]
-        added = await self._outbox.enqueue(notifications, sent_alert_ids=sent)
-        log.info(
-            "dispatch.queued rule=%s key=%s alerts=%d channels=%s rows=%d",
-            group.rule,
-            group.key,
-            len(sent),
-            ",".join(by_channel),
-            added,
-        )
+        plan.channels = list(by_channel)
+        return plan
+
+
+@attrs.define
+class _Plan:
+    """What flushing one group writes, and what it logs once written."""
+
+    group: Group
+    states: dict[str, AlertState] = attrs.field(factory=dict)
+    notifications: list[Notification] = attrs.field(factory=list)
+    channels: list[str] = attrs.field(factory=list)
+    lines: list[tuple[int, str, tuple[object, ...]]] = attrs.field(factory=list)
+
+    def log(self) -> None:
+        for level, message, args in self.lines:
+            log.log(level, message, *args)
+        if self.channels:
+            log.info(
+                "dispatch.queued rule=%s key=%s alerts=%d channels=%s rows=%d",
+                self.group.rule,
+                self.group.key,
+                sum(1 for s in self.states.values() if s == "sent"),
+                ",".join(self.channels),
+                len(self.notifications),
+            )

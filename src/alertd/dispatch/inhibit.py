@@ -45,6 +45,14 @@ class Inhibitor:
         found = next((r for r in self.config.rules if r.name == rule), None)
         return None if found is None else found.type
 
+    def snapshot(self) -> tuple[dict[str, _Down], dict[tuple[str, str], float]]:
+        """A copy of what is down/firing, for ``restore`` (values are never changed in
+        place, so shallow copies suffice)."""
+        return dict(self._down), dict(self._firing)
+
+    def restore(self, saved: tuple[dict[str, _Down], dict[tuple[str, str], float]]) -> None:
+        self._down, self._firing = dict(saved[0]), dict(saved[1])
+
     def observe(self, alert: Alert, now: float) -> None:
         """Update what is down/firing from ``alert`` (call for every alert, silenced too)."""
         account = alert.account or ""

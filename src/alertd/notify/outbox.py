@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -34,6 +34,9 @@ import trio
 
 from alertd.events import Alert
 from alertd.store import Database
+
+Target = tuple[str, int]  # (channel name, URL index)
+FRESH_LIMIT = 1000  # rows kept for a worker that has not taken them; beyond, it reads the table
 
 Status = Literal["pending", "delivered", "expired", "silenced"]
 AlertState = Literal["held", "sent", "silenced", "inhibited", "unrouted"]
@@ -144,10 +147,12 @@ def alert_from_json(text: str) -> Alert:
     )
 
 
+# Ties (rows queued in the same second) go in the order they were queued (rowid), the order
+# delivery is handed rows in memory too; the key (a hash) would shuffle them.
 _DUE_SQL = (
     "SELECT key, channel, url_index, title, body, alert_ids, status, attempts, parts_done, "
     "next_attempt, created, last_error, severity, due_since FROM outbox WHERE status='pending' "
-    "AND channel=? AND url_index=? AND next_attempt<=? ORDER BY due_since, created, key LIMIT ?"
+    "AND channel=? AND url_index=? AND next_attempt<=? ORDER BY due_since, created, rowid LIMIT ?"
 )
 _ROWS_SQL = (
     "SELECT key, channel, url_index, title, body, alert_ids, status, attempts, parts_done, "
@@ -175,6 +180,43 @@ def _row(r: Sequence[Any]) -> OutboxRow:
     )
 
 
+def _insert_rows(
+    conn: sqlite3.Connection, notifications: Sequence[Notification]
+) -> list[OutboxRow]:
+    """Insert outbox rows (inside the caller's transaction); the rows that were new."""
+    added: list[OutboxRow] = []
+    for n in notifications:
+        due = max(n.created, n.not_before or 0.0)
+        ids = json.dumps(list(n.alert_ids))
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO outbox (key, channel, url_index, title, body, "
+            "alert_ids, next_attempt, created, due_since, updated, severity) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (n.key, n.channel, n.url_index, n.title, n.body, ids, due, n.created, due,
+             n.created, n.severity),
+        )  # fmt: skip
+        if cur.rowcount == 1:
+            added.append(
+                OutboxRow(
+                    key=n.key,
+                    channel=n.channel,
+                    url_index=n.url_index,
+                    title=n.title,
+                    body=n.body,
+                    alert_ids=tuple(n.alert_ids),
+                    status="pending",
+                    attempts=0,
+                    parts_done=0,
+                    next_attempt=due,
+                    created=n.created,
+                    last_error="",
+                    severity=n.severity,
+                    due_since=due,
+                )
+            )
+    return added
+
+
 class _Transaction:
     """``BEGIN IMMEDIATE`` ... ``COMMIT`` (the connection is in autocommit mode)."""
 
@@ -197,6 +239,48 @@ class Outbox:
         self.db = db
         db.run_sync(lambda conn: conn.executescript(SCHEMA))
         self._changed = trio.Event()
+        # Rows just committed by ``enqueue``, per subscribed target (a delivery worker), so
+        # the worker need not read back what it was just handed; None once more than
+        # FRESH_LIMIT piled up unread (the worker then reads the table again).
+        self._fresh: dict[Target, list[OutboxRow] | None] = {}
+        # Targets enqueued to since ``new_targets`` was last called (for delivery's supervisor).
+        self._new_targets: set[Target] = set()
+
+    # -- hand-off to delivery -----------------------------------------------------------------
+
+    def subscribe(self, target: Target) -> None:
+        """Start keeping the rows committed for ``target`` from now on (``take_fresh``)."""
+        self._fresh[target] = []
+
+    def unsubscribe(self, target: Target) -> None:
+        self._fresh.pop(target, None)
+
+    def take_fresh(self, target: Target) -> list[OutboxRow] | None:
+        """Rows committed for ``target`` since the last call, in the order they were queued;
+        None when some were not kept (too many: read ``due`` instead)."""
+        rows = self._fresh.get(target)
+        self._fresh[target] = []
+        return rows
+
+    def new_targets(self) -> set[Target]:
+        """Targets that got rows since the last call."""
+        targets, self._new_targets = self._new_targets, set()
+        return targets
+
+    def _handed(self, rows: Sequence[OutboxRow]) -> None:
+        """Rows are durable now (committed): tell the workers. Invariant 2 holds: a worker
+        only ever sees a row after its transaction committed."""
+        for row in rows:
+            target = (row.channel, row.url_index)
+            self._new_targets.add(target)
+            if target in self._fresh:
+                kept = self._fresh[target]
+                if kept is not None:
+                    kept.append(row)
+                    if len(kept) > FRESH_LIMIT:
+                        self._fresh[target] = None
+        if rows:
+            self.changed()
 
     # -- wake-ups -----------------------------------------------------------------------------
 
@@ -276,45 +360,65 @@ class Outbox:
     # -- notifications ------------------------------------------------------------------------
 
     async def enqueue(
-        self, notifications: Sequence[Notification], *, sent_alert_ids: Iterable[str] = ()
+        self,
+        notifications: Sequence[Notification],
+        *,
+        sent_alert_ids: Iterable[str] = (),
+        states: Mapping[str, AlertState] | None = None,
     ) -> int:
         """Queue ``notifications`` (a key already queued is ignored) and mark the alerts they
-        carry as sent, in one transaction. Returns how many rows were new."""
-        ids = list(sent_alert_ids)
+        carry as sent (and other alerts as ``states`` says), in one transaction. Returns how
+        many rows were new."""
+        updates = [("sent", i) for i in sent_alert_ids]
+        updates += [(state, i) for i, state in (states or {}).items()]
 
-        def go(conn: sqlite3.Connection) -> int:
-            added = 0
+        def go(conn: sqlite3.Connection) -> list[OutboxRow]:
             with _Transaction(conn):
-                for n in notifications:
-                    due = max(n.created, n.not_before or 0.0)
-                    cur = conn.execute(
-                        "INSERT OR IGNORE INTO outbox (key, channel, url_index, title, body, "
-                        "alert_ids, next_attempt, created, due_since, updated, severity) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            n.key,
-                            n.channel,
-                            n.url_index,
-                            n.title,
-                            n.body,
-                            json.dumps(list(n.alert_ids)),
-                            due,
-                            n.created,
-                            due,
-                            n.created,
-                            n.severity,
-                        ),
-                    )
-                    added += cur.rowcount
-                conn.executemany(
-                    "UPDATE dispatch_alerts SET state='sent' WHERE id=?", [(i,) for i in ids]
-                )
+                added = _insert_rows(conn, notifications)
+                conn.executemany("UPDATE dispatch_alerts SET state=? WHERE id=?", updates)
             return added
 
         added = await self.db.run(go)
-        if added:
-            self.changed()
-        return added
+        self._handed(added)
+        return len(added)
+
+    async def record_and_enqueue(
+        self,
+        alerts: Sequence[Alert],
+        now: float,
+        states: Mapping[str, AlertState],
+        notifications: Sequence[Notification],
+    ) -> int | None:
+        """Remember ``alerts`` in their final ``states`` (every alert has one) and queue
+        ``notifications``, in one transaction: for alerts that go out at once (no group
+        wait), one round trip instead of two. None, with nothing written, when any alert id
+        was seen before (the caller then takes the ordinary way, which drops duplicates)."""
+        params = [(a.id, states[a.id], now, alert_to_json(a)) for a in alerts]
+
+        def go(conn: sqlite3.Connection) -> list[OutboxRow] | None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for p in params:
+                    cur = conn.execute(
+                        "INSERT OR IGNORE INTO dispatch_alerts (id, state, received, alert) "
+                        "VALUES (?, ?, ?, ?)",
+                        p,
+                    )
+                    if cur.rowcount != 1:
+                        conn.execute("ROLLBACK")
+                        return None
+                added = _insert_rows(conn, notifications)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return added
+
+        added = await self.db.run(go)
+        if added is None:
+            return None
+        self._handed(added)
+        return len(added)
 
     async def pending_count(self) -> int:
         """How many (notification, URL) rows wait for delivery."""
