@@ -377,3 +377,54 @@ async def test_drain_delivers_pending_within_the_deadline(
     assert trio.current_time() - start <= 5.0 + 0.1
     assert [m.url for m in notifier.sent] == ["fake://fast"]
     assert left == 1
+
+
+async def test_backlog_goes_out_in_order_each_once(
+    outbox: Outbox, clock: trio.testing.MockClock
+) -> None:
+    """300 rows queued before delivery starts, and 50 more while it sends, reach the service
+    once each, in the order they were queued, and all end delivered."""
+    config = make_config({"me": channel("fake://me")})
+    notifier = RecordingNotifier()
+    for n in range(300):
+        await _queue(outbox, config, "me", n)
+    delivery = Delivery(config, outbox, notifier)
+    with trio.fail_after(3600):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(delivery.run)
+            for n in range(300, 350):
+                await _queue(outbox, config, "me", n)
+            await wait_until(lambda: len(notifier.sent) >= 350)
+            await trio.sleep(60)
+            nursery.cancel_scope.cancel()
+    titles = [m.title for m in notifier.sent]
+    assert titles == [f"Alert {n}" for n in range(350)]
+    assert {r.status for r in await outbox.rows()} == {"delivered"}
+
+
+async def test_failure_inside_a_batch_keeps_the_rest_pending(
+    outbox: Outbox, clock: trio.testing.MockClock
+) -> None:
+    """When the third of five queued rows fails, the first two are delivered once, the third
+    is retried later, and the last two still go out: each row reaches the service once."""
+    config = make_config({"me": channel("fake://me")}, retry_initial=5, retry_max=5)
+    calls = [0]
+
+    def answer(url: str, title: str, body: str) -> SendResult:
+        calls[0] += 1
+        return SendResult(ok=calls[0] != 3, recoverable=True, detail="HTTP 500")
+
+    notifier = RecordingNotifier(answer=answer)
+    for n in range(5):
+        await _queue(outbox, config, "me", n)
+    delivery = Delivery(config, outbox, notifier, rng=random.Random(1))
+    with trio.fail_after(3600):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(delivery.run)
+            await wait_until(lambda: len(notifier.sent) == 5)
+            await trio.sleep(60)
+            nursery.cancel_scope.cancel()
+    assert sorted(m.title for m in notifier.sent) == [f"Alert {n}" for n in range(5)]
+    assert [m.title for m in notifier.sent][:2] == ["Alert 0", "Alert 1"]
+    assert notifier.sent[-1].title == "Alert 2"  # the retry comes after its backoff
+    assert {r.status for r in await outbox.rows()} == {"delivered"}

@@ -26,7 +26,6 @@ follows the trio clock); rate-limit windows use the trio clock directly.
 from __future__ import annotations
 
 import logging
-import math
 import random
 import textwrap
 from collections.abc import Sequence
@@ -49,6 +48,7 @@ from alertd.notify.split import split_message
 log = logging.getLogger(__name__)
 
 DUE_BATCH = 1000  # rows read per pass for one URL; a bigger backlog goes out in more digests
+MARK_BATCH = 50  # rows sent (no rate limit) before they are marked delivered in one write
 SUPERVISE_INTERVAL = 30.0  # seconds: safety net re-scan for URLs with pending rows
 PRUNE_INTERVAL = 3600.0  # seconds between deletions of old finished rows
 KEEP_FINISHED = 7 * 86400.0  # seconds finished rows stay for inspection (at least max_age)
@@ -132,16 +132,23 @@ class Delivery:
         try:
             async with trio.open_nursery() as nursery:
                 task_status.started()
-                next_prune = trio.current_time()
+                next_prune = next_scan = trio.current_time()
                 while True:
                     event = self._outbox.change_event()
-                    for target in await self._outbox.pending_targets() - self._workers:
+                    # Targets queued to are handed over in memory; the table is scanned only
+                    # at start and then every SUPERVISE_INTERVAL, as a safety net (a read on
+                    # every change was one more round trip per alert).
+                    targets = self._outbox.new_targets()
+                    if trio.current_time() >= next_scan:
+                        targets |= await self._outbox.pending_targets()
+                        next_scan = trio.current_time() + SUPERVISE_INTERVAL
+                    for target in targets - self._workers:
                         self._workers.add(target)
                         nursery.start_soon(self._worker, target, None)
                     if trio.current_time() >= next_prune:
                         await self._prune()
                         next_prune = trio.current_time() + PRUNE_INTERVAL
-                    with trio.move_on_after(SUPERVISE_INTERVAL):
+                    with trio.move_on_at(next_scan):
                         await event.wait()
         finally:
             self._running = False
@@ -177,29 +184,63 @@ class Delivery:
         return False
 
     async def _worker(self, target: Target, until: float | None) -> None:
-        """Serve one URL. With ``until`` (drain), return once nothing is due before it."""
+        """Serve one URL. With ``until`` (drain), return once nothing is due before it.
+
+        While the table holds no pending row for this URL but those handed over by
+        ``Outbox.enqueue`` (``clean``), the worker sends what it is handed without reading
+        it back: the rows are committed before they are handed over (invariant 2), in the
+        order they were queued. Anything else (a retry, quiet hours, a rate limit, a row
+        held back by a silence, more rows than were kept, a restart) sends it back to the
+        table until the table is empty of pending rows again."""
         channel, index = target
-        while True:
-            event = self._outbox.change_event()
-            now = self._wall()
-            rows = await self._outbox.due(channel, index, now, DUE_BATCH)
-            if rows:
-                await self._handle(channel, index, rows, now)
-                continue
-            due = await self._outbox.next_due(channel, index)
-            wait = math.inf if due is None else max(0.0, due - now)
-            if until is not None and trio.current_time() + wait > until:
-                return
-            with trio.move_on_after(wait):
-                await event.wait()
+        self._outbox.subscribe(target)
+        clean = False
+        try:
+            while True:
+                event = self._outbox.change_event()
+                now = self._wall()
+                fresh = self._outbox.take_fresh(target)
+                if clean and fresh is not None and all(r.next_attempt <= now for r in fresh):
+                    if fresh:
+                        clean = await self._handle(channel, index, fresh, now)
+                        continue
+                    if until is not None:
+                        return
+                    # Another process could queue rows (none does today): look again now
+                    # and then.
+                    with trio.move_on_after(SUPERVISE_INTERVAL) as idle:
+                        await event.wait()
+                    clean = not idle.cancelled_caught
+                    continue
+                # Read the table. Rows handed over before this point are in it (committed),
+                # so what was taken above is dropped, not sent twice.
+                clean = False
+                rows = await self._outbox.due(channel, index, now, DUE_BATCH)
+                if rows:
+                    await self._handle(channel, index, rows, now)
+                    continue
+                due = await self._outbox.next_due(channel, index)
+                if due is None:
+                    # Nothing pending: from here on, what is handed over is all there is.
+                    clean = True
+                    continue
+                wait = max(0.0, due - now)
+                if until is not None and trio.current_time() + wait > until:
+                    return
+                with trio.move_on_after(wait):
+                    await event.wait()
+        finally:
+            self._outbox.unsubscribe(target)
 
     # -- one pass -----------------------------------------------------------------------------
 
-    async def _handle(self, channel: str, index: int, rows: list[OutboxRow], now: float) -> None:
+    async def _handle(self, channel: str, index: int, rows: list[OutboxRow], now: float) -> bool:
+        """Send (or expire, or finish as silenced) ``rows``, due rows of one URL, oldest
+        first. True when every one of them is finished, False when some are left pending."""
         settings = self._config.channels.get(channel)
         if settings is None or index >= len(settings.urls):
             await self._expire(channel, rows, f"channel {channel} URL #{index} is not configured")
-            return
+            return True
         max_age = self._config.dispatch.max_age
         # Age counts from when a row became due, not when it was queued: a row held through
         # a weekend of quiet hours has not been failing all that time.
@@ -208,25 +249,29 @@ class Delivery:
             await self._expire(channel, old, f"undelivered after {max_age:g}s")
             rows = [r for r in rows if now - r.due_since <= max_age]
             if not rows:
-                return
+                return True
         rows = await self._unsilenced(channel, index, rows, now)
         if not rows:
-            return
+            return True
         rate = self._rate((channel, index), settings)
-        if rate is not None:
-            t = trio.current_time()
-            available = rate.available(t)
-            if available < 1:
-                await trio.sleep_until(rate.next_free(t))
-                return
-            if len(rows) > available:
-                chunks = self._digest_chunks(channel, index, settings, rows, available)
-                if chunks:
-                    await self._send_digests(channel, index, settings, chunks, rate)
-                    return
-                # The oldest row does not fit in one message even alone: it goes on its own,
-                # split, with its progress kept per part (parts_done).
+        if rate is None:
+            # No limit: the whole batch goes out, in order, before the next read (one row a
+            # read made a backlog cost O(backlog) a row).
+            return await self._send_rows(channel, index, settings, rows)
+        t = trio.current_time()
+        available = rate.available(t)
+        if available < 1:
+            await trio.sleep_until(rate.next_free(t))
+            return False
+        if len(rows) > available:
+            chunks = self._digest_chunks(channel, index, settings, rows, available)
+            if chunks:
+                await self._send_digests(channel, index, settings, chunks, rate)
+                return False
+            # The oldest row does not fit in one message even alone: it goes on its own,
+            # split, with its progress kept per part (parts_done).
         await self._send_row(channel, index, settings, rows[0], rate)
+        return False
 
     async def _unsilenced(
         self, channel: str, index: int, rows: list[OutboxRow], now: float
@@ -324,6 +369,58 @@ class Delivery:
             if row_key is not None and number + 1 < len(parts):
                 await self._outbox.mark_parts_done(row_key, number + 1, self._wall())
         return result
+
+    async def _send_rows(
+        self, channel: str, index: int, settings: ChannelSettings, rows: list[OutboxRow]
+    ) -> bool:
+        """Send ``rows`` one after another (no rate limit), marking them delivered in batches
+        of at most MARK_BATCH; stops at the first failure. True when all were delivered.
+
+        A crash between a send and its mark resends at most MARK_BATCH rows on restart
+        (at-least-once); a delivered row is marked before any later failure is handled."""
+        done: list[OutboxRow] = []
+        try:
+            for row in rows:
+                result = await self._send_parts(
+                    settings,
+                    index,
+                    row.title,
+                    row.body,
+                    None,
+                    skip=row.parts_done,
+                    row_key=row.key,
+                    severity=row.severity,
+                )
+                if not result.ok:
+                    await self._delivered(channel, index, done)
+                    done = []
+                    await self._failed(channel, index, [row], result)
+                    return False
+                done.append(row)
+                if len(done) >= MARK_BATCH:
+                    await self._delivered(channel, index, done)
+                    done = []
+        finally:
+            if done:
+                # Also on cancellation: what the service accepted is not sent again.
+                with trio.CancelScope(shield=True):
+                    await self._delivered(channel, index, done)
+        return True
+
+    async def _delivered(self, channel: str, index: int, rows: list[OutboxRow]) -> None:
+        if not rows:
+            return
+        now = self._wall()
+        await self._outbox.mark_delivered([r.key for r in rows], now)
+        for row in rows:
+            self._metrics.delivered(channel, max(0.0, now - row.due_since))
+            log.info(
+                "delivery.sent channel=%s url=%d key=%s attempts=%d",
+                channel,
+                index,
+                row.key,
+                row.attempts + 1,
+            )
 
     async def _send_row(
         self,
