@@ -1,6 +1,6 @@
 """Every alertd benchmark, then one table: benchmark, measured, target, pass/fail.
 
-    .venv/bin/python bench/run.py            # full: about 20 minutes (memory alone is 11)
+    .venv/bin/python bench/run.py            # full: about 45 minutes (memory alone is 32)
     .venv/bin/python bench/run.py --quick    # CI-sized: about 3 minutes
     .venv/bin/python bench/run.py --only e2e,latency
 
