@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from alertd.engine import RuleStateStore, compile_rules
+from alertd.config.model import AccountSettings, Config
+from alertd.engine import Engine, RuleStateStore, compile_rules
 from alertd.store import Database, db_path
 
 from .factories import FakeWall, balance, engine, filled, placed, rule
@@ -173,3 +174,28 @@ def test_snapshot_restores_into_a_fresh_engine() -> None:
     b.start(0.0, a.snapshot())
     assert b.process(balance(40), 1.0) == []
     assert b.process(balance(200), 2.0)[0].status == "resolved"
+
+
+def test_account_removed_while_down_gets_no_absence_alert_after_restart(
+    tmp_path: Path,
+) -> None:
+    """An account taken out of the config between two runs is not reported as gone quiet by
+    the next run; the accounts still configured are watched as before."""
+    r = rule("quiet", type="absence", on="balance.changed", after=60)
+
+    def config(*names: str) -> Config:
+        accounts = [
+            AccountSettings(name=n, exchange="piexgo", url="ws://127.0.0.1:1/ws") for n in names
+        ]
+        return Config(accounts=accounts, rules=[r])
+
+    a = Engine.from_config(config("main", "old"), state=store_at(tmp_path))
+    a.start(0.0)
+    a.process(balance(1, account="old"), 10.0)
+    a.process(balance(1, account="main"), 10.0)
+    a.flush_state()
+
+    b = Engine.from_config(config("main"), state=store_at(tmp_path))
+    b.start(0.0)
+    alerts = b.advance(10_000.0)
+    assert [x.key for x in alerts] == ["main"]

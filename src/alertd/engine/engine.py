@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,8 +43,13 @@ class Engine:
         state: RuleStateStore | None = None,
         wall: Callable[[], datetime] = utc_now,
         accounts: Iterable[str] = (),
+        accounts_complete: bool = False,
     ) -> None:
         self.state = state
+        # ``accounts`` is every enabled account of the config (from_config): state restored
+        # for any other account belongs to one removed while alertd was down, and is dropped
+        # at start, as a reload drops it (a removed account's silence is not news).
+        self._accounts_complete = accounts_complete
         self._wall = wall
         self._accounts = tuple(accounts)
         self._rt = Runtime(timers=TimerQueue(), wall=wall)
@@ -69,7 +74,7 @@ class Engine:
         """Compile ``config.rules`` (raises RuleCompileError) into a new engine."""
         rules = compile_rules(config.rules, timezone=config.daemon.timezone)
         accounts = [a.name for a in config.accounts if a.enabled]
-        return cls(rules, state=state, wall=wall, accounts=accounts)
+        return cls(rules, state=state, wall=wall, accounts=accounts, accounts_complete=True)
 
     @property
     def rules(self) -> list[CompiledRule]:
@@ -91,14 +96,30 @@ class Engine:
         if restored is None and self.state is not None:
             restored = self.state.load_sync()
         by_rule = rows_by_rule(restored or ())
+        gone = self._gone_accounts(restored or ()) if self._accounts_complete else frozenset()
         for b in self._behaviours:
             for row in by_rule.get((b.rule.name, b.rule.fingerprint), ()):
                 if row.data:
                     b.load(row.key, row.data)
             b.start(now, self._accounts)
+            if gone:
+                b.accounts_changed(now, self._accounts, gone)
         log.info(
             "engine.start rules=%d restored_keys=%d", len(self._behaviours), len(restored or ())
         )
+
+    def _gone_accounts(self, rows: Sequence[StateRow]) -> frozenset[str]:
+        """Accounts named in restored state that the config no longer has."""
+        known = set(self._accounts)
+        named = set()
+        for row in rows:
+            fields = row.data.get("fields") if isinstance(row.data, Mapping) else None
+            account = fields.get("account") if isinstance(fields, Mapping) else None
+            if isinstance(account, str) and account not in known:
+                named.add(account)
+        if named:
+            log.info("engine.forget_accounts accounts=%s", ",".join(sorted(named)))
+        return frozenset(named)
 
     def process(self, event: Event, now: float) -> list[Alert]:
         """Alerts caused by ``event`` at trio time ``now``, after those of timers due
