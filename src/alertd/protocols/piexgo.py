@@ -46,7 +46,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 import attrs
@@ -66,9 +65,9 @@ from alertd.events import (
     Trade,
     normalize_symbol,
 )
-from alertd.protocols import BUG_REASON, ProtocolError
+from alertd.protocols._base import DecoderBase
 from alertd.protocols._json import Obj, Reader, load_object, sub
-from alertd.protocols.orders import OrderTracker, TrackedOrder, slippage
+from alertd.protocols.orders import TrackedOrder, slippage
 
 log = logging.getLogger(__name__)
 
@@ -107,13 +106,10 @@ def _op_frames(op: str, streams: Iterable[str]) -> list[str]:
 
 
 @attrs.define
-class PiexgoDecoder:
+class PiexgoDecoder(DecoderBase):
     """One Piexgo account's protocol state: the order tracker and the last balances."""
 
-    account: str
     exchange: str = attrs.field(default=EXCHANGE, init=False)
-    balances: dict[str, Decimal] = attrs.field(factory=dict, init=False)
-    orders: OrderTracker = attrs.field(factory=OrderTracker, init=False)
 
     normalize_stream = staticmethod(normalize_stream)
     is_market_stream = staticmethod(is_market_stream)
@@ -133,17 +129,6 @@ class PiexgoDecoder:
         if isinstance(event, Book):
             return "depth." + event.symbol.lower()
         return None
-
-    def decode(self, frame: str | bytes, received: datetime) -> list[Event]:
-        """Events in one frame; ``ProtocolError`` (and nothing else) if it cannot be read.
-        A frame that fails changes no state."""
-        try:
-            return self._decode(frame, received)
-        except ProtocolError:
-            raise
-        except Exception as exc:  # a bug here must cost one frame, not the stream
-            log.exception("protocol.bug exchange=piexgo account=%s", self.account)
-            raise ProtocolError(f"{BUG_REASON} ({type(exc).__name__}: {exc})", frame) from exc
 
     def _decode(self, frame: str | bytes, received: datetime) -> list[Event]:
         obj = load_object(frame)
