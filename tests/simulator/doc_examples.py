@@ -1,89 +1,25 @@
-"""The example frames of the two protocol documents (../shared/protocols), verbatim, so that
-tests can compare the simulator's frames with what the documents show."""
+"""The example frames of the two protocol documents (../shared/protocols), as decoded JSON,
+so that tests can compare the simulator's frames with what the documents show. The text is
+tests/protocols/frames.py's, which test_documents.py checks against the documents."""
 
 import json
 
-PIEXGO_DEALINFO = json.loads("""{
-    "topic":"dealinfo",
-    "symbol":"btc_usdt",
-    "deals":[
-        {"time":1553326491272, "direct":0, "price":"4003.9000000000", "vol":"0.01510000"}
-    ]
-}""")
+from protocols import frames
 
-PIEXGO_DEPTH = json.loads("""{
-    "topic":"depth",
-    "symbol":"btc_usdt",
-    "buy_book":[{"index":0, "price":3990.67, "qty":0.21}],
-    "sell_book":[{"index":0, "price":3990.69, "qty":0.07}],
-    "change_id":36296
-}""")
+PIEXGO_DEALINFO = json.loads(frames.PIEXGO_DEALINFO)
+PIEXGO_DEPTH = json.loads(frames.PIEXGO_DEPTH)
+PIEXGO_ORDER = json.loads(frames.PIEXGO_ORDER)
+PIEXGO_BALANCE = json.loads(frames.PIEXGO_BALANCE)
 
-PIEXGO_ORDER = json.loads("""{
-    "topic":"pinfo",
-    "type":"order",
-    "data":{
-        "order_price":"7831.1600000000",
-        "price":"7828.08",
-        "stop":"0.0000000000",
-        "market_price":"0.0000000000",
-        "volume":"1.00000000",
-        "remain":"0.00000000",
-        "amount":"7828.07520000",
-        "type":"buy",
-        "timestamp":1559734776,
-        "order_id":"1136203593297424385",
-        "market":"BTC_USDT",
-        "status":2,
-        "flag":0,
-        "id":1559734776923657000
-    }
-}""")
-
-PIEXGO_BALANCE = json.loads("""{
-    "topic":"pinfo",
-    "type":"balance",
-    "data":{
-        "token":"BTC",
-        "type":"balance",
-        "value":"10000991076.10471725",
-        "id":10897125
-    }
-}""")
-
-_T = '"time": [946684800, 0]'
 CRYPTOLOGY = {
-    "OrderPlaced": json.loads(
-        '{"@type": "BuyOrderPlaced", "amount": "1", "closed_inline": false, "order_id": 1,'
-        f' "price": "1", {_T}, "trade_pair": "BTC_USD", "client_order_id": 123}}'
-    ),
-    "OrderAmountChanged": json.loads(
-        '{"@type": "BuyOrderAmountChanged", "amount": "1", "order_id": 1,'
-        f' {_T}, "trade_pair": "BTC_USD", "client_order_id": 123}}'
-    ),
-    "OrderCancelled": json.loads(
-        '{"@type": "BuyOrderCancelled", "order_id": 1,'
-        f' {_T}, "trade_pair": "BTC_USD", "client_order_id": 123}}'
-    ),
-    "OrderClosed": json.loads(
-        '{"@type": "BuyOrderClosed", "order_id": 1,'
-        f' {_T}, "trade_pair": "BTC_USD", "client_order_id": 123}}'
-    ),
-    "SetBalance": json.loads(
-        '{"@type": "SetBalance", "balance": "1", "change": "1", "currency": "USD",'
-        f' "reason": "aaaaa", {_T}}}'
-    ),
-    "InsufficientFunds": json.loads(
-        '{"@type": "InsufficientFunds", "order_id": 1, "currency": "USD"}'
-    ),
-    "AnonymousTrade": json.loads(
-        '{"@type": "AnonymousTrade", "amount": "1", "maker_buy": false, "price": "1",'
-        f' {_T}, "trade_pair": "BTC_USD"}}'
-    ),
-    "OrderBookAgg": json.loads(
-        '{"@type": "OrderBookAgg", "buy_levels": {"1": "1"}, "sell_levels": {"0.1": "1"},'
-        ' "trade_pair": "BTC_USD"}'
-    ),
+    "OrderPlaced": json.loads(frames.CRYPTOLOGY_PLACED),
+    "OrderAmountChanged": json.loads(frames.CRYPTOLOGY_AMOUNT_CHANGED),
+    "OrderCancelled": json.loads(frames.CRYPTOLOGY_CANCELLED),
+    "OrderClosed": json.loads(frames.CRYPTOLOGY_CLOSED),
+    "SetBalance": json.loads(frames.CRYPTOLOGY_SET_BALANCE),
+    "InsufficientFunds": json.loads(frames.CRYPTOLOGY_INSUFFICIENT_FUNDS),
+    "AnonymousTrade": json.loads(frames.CRYPTOLOGY_ANONYMOUS_TRADE),
+    "OrderBookAgg": json.loads(frames.CRYPTOLOGY_BOOK),
 }
 
 
