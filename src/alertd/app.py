@@ -153,6 +153,7 @@ class Daemon:
         sources = self._sources = Sources(config.accounts, events_send, recorder=recorder)
 
         async with trio.open_nursery() as tail:
+            await tail.start(db.checkpoints)  # the hot path's commits never wait on an fsync
             await tail.start(delivery.run)
             if recorder is not None:
                 await tail.start(recorder.run)

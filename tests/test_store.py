@@ -1,0 +1,89 @@
+"""The state database's background checkpoints, on a real SQLite file.
+
+The size of the main database file tells whether a checkpoint happened: written pages live
+in the WAL until a checkpoint copies them back.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import trio
+import trio.testing
+
+from alertd.store import WAL_SIZE_LIMIT, Database, db_path
+
+MiB = 1024 * 1024
+BLOB = 2 * MiB  # about 500 pages: three of them cross SQLite's 1,000-page autocheckpoint
+
+
+def write_blob(conn: sqlite3.Connection) -> None:
+    conn.execute("CREATE TABLE IF NOT EXISTS blobs (b BLOB)")
+    conn.execute("INSERT INTO blobs VALUES (zeroblob(?))", (BLOB,))
+
+
+async def write_blobs(db: Database, n: int = 3) -> None:
+    for _ in range(n):
+        await db.run(write_blob)
+
+
+def sizes(db: Database) -> tuple[int, int]:
+    """(main database file, WAL file) in bytes."""
+    wal = Path(f"{db.path}-wal")
+    return db.path.stat().st_size, wal.stat().st_size if wal.exists() else 0
+
+
+async def test_without_background_checkpoints_a_commit_checkpoints_itself(
+    tmp_path: Path,
+) -> None:
+    """The control for the test below: SQLite's own checkpoint runs inside a commit."""
+    db = Database(db_path(tmp_path))
+    try:
+        await write_blobs(db)
+        main, _ = sizes(db)
+        assert main >= 2 * BLOB
+    finally:
+        db.close()
+
+
+async def wait_for(condition: Callable[[], bool]) -> None:
+    """Poll in real time (a checkpoint runs in a worker thread), for at most 10 s."""
+    for _ in range(1000):
+        if condition():
+            return
+        await trio.to_thread.run_sync(time.sleep, 0.01)
+    raise AssertionError("condition not met in 10 s")
+
+
+async def test_commits_leave_checkpoints_to_the_background_task(
+    tmp_path: Path, mock_clock: trio.testing.MockClock
+) -> None:
+    # A clock that moves only when told: autojump would run the checkpoint while a write
+    # waits for its worker thread.
+    db = Database(db_path(tmp_path))
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(db.checkpoints, 60.0)
+            await write_blobs(db)
+            main, wal = sizes(db)
+            assert main < BLOB, "a commit checkpointed on the writing connection"
+            assert wal > 3 * BLOB  # everything written is still in the WAL
+
+            mock_clock.jump(61)  # the background checkpoint copies it back
+            await wait_for(lambda: sizes(db)[0] >= 3 * BLOB)
+
+            await db.run(lambda conn: conn.execute("DELETE FROM blobs WHERE rowid = 1"))
+            _, wal = sizes(db)
+            assert wal <= WAL_SIZE_LIMIT  # the WAL restarted and was cut back
+            nursery.cancel_scope.cancel()
+
+        # Stopped: the connection checkpoints by itself again, so the WAL cannot grow forever.
+        before, _ = sizes(db)
+        await write_blobs(db)
+        main, _ = sizes(db)
+        assert main > before
+    finally:
+        db.close()
