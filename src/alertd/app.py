@@ -23,6 +23,7 @@ import signal
 import sqlite3
 import sys
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -149,7 +150,6 @@ class Daemon:
         recorder = Recorder(self.record_dir) if self.record_dir else None
         events_send, events_recv = trio.open_memory_channel[Event](EVENT_QUEUE)
         alerts_send, alerts_recv = trio.open_memory_channel[Alert](ALERT_QUEUE)
-        tapped_send, tapped_recv = trio.open_memory_channel[Alert](ALERT_QUEUE)
         sources = self._sources = Sources(config.accounts, events_send, recorder=recorder)
 
         async with trio.open_nursery() as tail:
@@ -177,9 +177,13 @@ class Daemon:
                 # action restored and kill the process.
                 await tail.start(watch_signals, self.reload, self.request_stop)
             async with trio.open_nursery() as pipeline:
-                await pipeline.start(dispatcher.run, tapped_recv)
-                pipeline.start_soon(self._tap, alerts_recv, tapped_send)
-                await pipeline.start(run_engine, engine, events_recv, alerts_send)
+                await pipeline.start(dispatcher.run, alerts_recv)
+                await pipeline.start(
+                    partial(run_engine, on_alert=self._count_alert),
+                    engine,
+                    events_recv,
+                    alerts_send,
+                )
                 async with trio.open_nursery() as intake:
                     await intake.start(sources.run)
                     intake.start_soon(self._observe)
@@ -228,16 +232,11 @@ class Daemon:
                 "(set [daemon] state_dir or --state-dir to a writable directory)"
             ) from e
 
-    async def _tap(
-        self, receive: trio.MemoryReceiveChannel[Alert], send: trio.MemorySendChannel[Alert]
-    ) -> None:
-        """Counts alerts on their way from the engine to dispatch; closes ``send`` at the end."""
-        async with receive, send:
-            async for alert in receive:
-                self.alerts_fired += 1
-                self.last_alert = trio.current_time()
-                self._metrics.alert_fired(alert.rule)
-                await send.send(alert)
+    def _count_alert(self, alert: Alert) -> None:
+        """Counts an alert on its way from the engine to dispatch."""
+        self.alerts_fired += 1
+        self.last_alert = trio.current_time()
+        self._metrics.alert_fired(alert.rule)
 
     async def _observe(self) -> None:
         """Copies the stages' counters into metrics, and the status line to systemd."""

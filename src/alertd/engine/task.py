@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 
 import trio
 import trio.lowlevel
@@ -43,9 +44,13 @@ async def run_engine(
     receive: trio.MemoryReceiveChannel[Event],
     send: trio.MemorySendChannel[Alert],
     *,
+    on_alert: Callable[[Alert], None] | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run ``engine`` until ``receive`` ends (then close ``send``) or the task is cancelled.
+    ``on_alert`` sees each alert as it is sent (the daemon counts them there rather than in a
+    task of its own between the engine and dispatch: each task on the way is one more trip
+    through trio's run queue for every alert).
 
     Waits for the next event or the next timer deadline (``trio.sleep_until`` semantics via
     ``move_on_at``), so an ``autojump_clock`` drives hours of rule timers in milliseconds.
@@ -98,6 +103,8 @@ async def run_engine(
                     alerts += engine.process(event, now)
                 alerts += engine.advance(now)
                 for alert in alerts:
+                    if on_alert is not None:
+                        on_alert(alert)
                     await send.send(alert)
                 if trio.current_time() >= save_at and engine.has_state_changes():
                     await _save(engine)
