@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from alertd.config.model import AccountSettings, Config
+from alertd.engine import Engine, RuleStateStore, compile_rules
+from alertd.store import Database, db_path
+
 from .factories import cancelled, engine, filled, partial, placed, rule
 
 
@@ -88,3 +94,48 @@ def test_progress_keeps_the_key_firing_while_the_order_is_still_overdue() -> Non
     assert [a.status for a in e.advance(700.0)] == ["firing", "firing"]  # open, stalled
     assert e.process(partial("1", filled_="0.5"), 800.0) == []
     assert [a.status for a in e.process(filled("1", amount="1"), 900.0)] == ["resolved"]
+
+
+def test_reload_stops_timing_orders_of_a_removed_account() -> None:
+    """After a reload drops account "old", its open orders neither alert nor resolve, and
+    their saved state is deleted; the remaining account's orders are timed as before."""
+    r = slow(open_for=3600, stalled_for=600)
+    e = engine(r, accounts=("main", "old"))
+    e.start(0.0)
+    e.process(placed("1", account="main"), 0.0)
+    e.process(placed("2", account="old"), 0.0)
+    e.process(partial("2", account="old", filled_="0.5"), 10.0)
+    e.take_state_changes()
+    e.reload(compile_rules([r], timezone="UTC"), accounts=["main"])
+    assert [a.key for a in e.advance(10_000.0)] == ["main/1"]
+    gone = [row for row in e.take_state_changes().rows if row.key == "old/2"]
+    assert [row.data for row in gone] == [None]
+    assert e.process(filled("2", account="old"), 10_001.0) == []
+
+
+def test_order_of_an_account_removed_while_down_is_not_timed_after_restart(
+    tmp_path: Path,
+) -> None:
+    """An open order of an account taken out of the config between two runs sends nothing
+    in the next run; the configured account's open order still fires at its deadline."""
+    r = slow(open_for=3600)
+
+    def config(*names: str) -> Config:
+        accounts = [
+            AccountSettings(name=n, exchange="piexgo", url="ws://127.0.0.1:1/ws") for n in names
+        ]
+        return Config(accounts=accounts, rules=[r])
+
+    db = Database(db_path(tmp_path))
+    try:
+        a = Engine.from_config(config("main", "old"), state=RuleStateStore(db))
+        a.start(0.0)
+        a.process(placed("1", account="main"), 0.0)
+        a.process(placed("2", account="old"), 0.0)
+        a.flush_state()
+
+        b = Engine.from_config(config("main"), state=RuleStateStore(db))
+        b.start(100.0)
+        assert [x.key for x in b.advance(100_000.0)] == ["main/1"]
+    finally:
+        db.close()

@@ -71,10 +71,7 @@ class AbsenceRule(Behaviour):
         for key, st in list(self.keys.items()):
             if st.fields.get("account") in removed:
                 del self.keys[key]
-                self.last_alert.pop(key, None)
-                self.disarm(key, "silent")
-                self.disarm(key, "repeat")
-                self.rt.dirty.add((self, key))
+                self.forget(key, "silent", "repeat")
         # An added account is watched from now, as every account is from start.
         for key, fields in self.declared(accounts):
             if key not in self.keys:

@@ -132,6 +132,14 @@ class Behaviour:
         if seq is not None:
             self.rt.timers.cancel(seq)
 
+    def forget(self, key: str, *tags: str) -> None:
+        """Drop ``key``'s cooldown and its ``tags`` timers, and have its saved state deleted
+        (the caller drops the kind's own entry for ``key`` first)."""
+        self.last_alert.pop(key, None)
+        for tag in tags:
+            self.disarm(key, tag)
+        self.rt.dirty.add((self, key))
+
     def disarm_all(self) -> None:
         for seq in self._timers.values():
             self.rt.timers.cancel(seq)

@@ -11,7 +11,7 @@ their real deadlines.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -197,3 +197,13 @@ class OrderTimeoutRule(Behaviour):
                     self.arm(key, "stalled", order.last_progress + self.stalled_for)
                 elif self.repeat is not None:
                     self.arm(key, "stalled", now + self.repeat)
+
+    def accounts_changed(
+        self, now: float, accounts: Iterable[str], removed: frozenset[str]
+    ) -> None:
+        # A removed or disabled account's orders are no longer watched: no alert or
+        # resolution will come for them, and their state is deleted.
+        for key, order in list(self.orders.items()):
+            if order.fields.get("account") in removed:
+                del self.orders[key]
+                self.forget(key, "open", "stalled")
