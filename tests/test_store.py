@@ -6,14 +6,17 @@ in the WAL until a checkpoint copies them back.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import trio
 import trio.testing
 
+from alertd import store
 from alertd.store import WAL_SIZE_LIMIT, Database, db_path
 
 MiB = 1024 * 1024
@@ -73,7 +76,9 @@ async def test_commits_leave_checkpoints_to_the_background_task(
             assert wal > 3 * BLOB  # everything written is still in the WAL
 
             mock_clock.jump(61)  # the background checkpoint copies it back
-            await wait_for(lambda: sizes(db)[0] >= 3 * BLOB)
+            await wait_for(lambda: db.checkpoint_rounds == 1)
+            main, _ = sizes(db)
+            assert main >= 3 * BLOB
 
             await db.run(lambda conn: conn.execute("DELETE FROM blobs WHERE rowid = 1"))
             _, wal = sizes(db)
@@ -87,3 +92,38 @@ async def test_commits_leave_checkpoints_to_the_background_task(
         assert main > before
     finally:
         db.close()
+
+
+async def test_failing_checkpoints_are_reported_once_and_retried(
+    tmp_path: Path,
+    mock_clock: trio.testing.MockClock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A checkpoint that fails (a full disk) is one warning, not one a second; the daemon
+    goes on, and the next success says so."""
+    calls: list[int] = []
+
+    def flaky(conn: sqlite3.Connection) -> None:
+        calls.append(1)
+        if len(calls) <= 3:
+            raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(store, "_checkpoint", flaky)
+    caplog.set_level(logging.INFO, logger="alertd.store")
+    db = Database(db_path(tmp_path))
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(db.checkpoints, 1.0)
+            for n in range(1, 5):
+                mock_clock.jump(1)
+                await wait_for(lambda n=n: db.checkpoint_rounds == n)  # type: ignore[misc]
+            nursery.cancel_scope.cancel()
+    finally:
+        db.close()
+    assert len(calls) == 4
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "alertd.store"]
+    assert said == [
+        ("WARNING", "store.checkpoint_failed error=database or disk is full (retrying)"),
+        ("INFO", "store.checkpoint_recovered"),
+    ]

@@ -61,6 +61,7 @@ class Database:
         self.conn = connect(self.path)
         self._lock = threading.Lock()
         self._limiter = trio.CapacityLimiter(1)
+        self.checkpoint_rounds = 0  # background checkpoints tried (``checkpoints``)
 
     def run_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:
@@ -80,14 +81,25 @@ class Database:
         """Checkpoint the WAL every ``interval`` seconds from a connection of its own, in its
         own worker thread, until cancelled; meanwhile ``self.conn`` does not checkpoint (see
         the module docstring). On the way out ``self.conn`` checkpoints again by itself."""
-        checkpointer = connect(self.path)
+        checkpointer = await trio.to_thread.run_sync(connect, self.path)
         await self.run(lambda conn: conn.execute("PRAGMA wal_autocheckpoint=0"))
         limiter = trio.CapacityLimiter(1)
+        failing = False  # say so once, not every second, while checkpoints fail
         try:
             task_status.started()
             while True:
                 await trio.sleep(interval)
-                await trio.to_thread.run_sync(_checkpoint, checkpointer, limiter=limiter)
+                try:
+                    await trio.to_thread.run_sync(_checkpoint, checkpointer, limiter=limiter)
+                except sqlite3.Error as e:  # a full disk, an I/O error: try again later
+                    if not failing:
+                        log.warning("store.checkpoint_failed error=%s (retrying)", e)
+                    failing = True
+                else:
+                    if failing:
+                        log.info("store.checkpoint_recovered")
+                    failing = False
+                self.checkpoint_rounds += 1
         finally:
             with trio.CancelScope(shield=True):
                 await self.run(
@@ -101,10 +113,8 @@ class Database:
 
 
 def _checkpoint(conn: sqlite3.Connection) -> None:
-    try:
-        busy, wal_pages, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-    except sqlite3.Error as e:  # another process's checkpoint, a full disk: try again later
-        log.warning("store.checkpoint_failed error=%s", e)
-        return
+    # PASSIVE reports "busy" when it could not copy everything (a reader of older pages,
+    # another process's checkpoint); the next round copies the rest.
+    busy, wal_pages, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
     if busy:
         log.debug("store.checkpoint_busy wal_pages=%s copied=%s", wal_pages, copied)
