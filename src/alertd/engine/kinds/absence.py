@@ -68,10 +68,7 @@ class AbsenceRule(Behaviour):
         self, now: float, accounts: Iterable[str], removed: frozenset[str]
     ) -> None:
         # A removed or disabled account sends nothing more: its silence is not news.
-        for key, st in list(self.keys.items()):
-            if st.fields.get("account") in removed:
-                del self.keys[key]
-                self.forget(key, "silent", "repeat")
+        self.forget_accounts(self.keys, removed, "silent", "repeat")
         # An added account is watched from now, as every account is from start.
         for key, fields in self.declared(accounts):
             if key not in self.keys:

@@ -132,13 +132,17 @@ class Behaviour:
         if seq is not None:
             self.rt.timers.cancel(seq)
 
-    def forget(self, key: str, *tags: str) -> None:
-        """Drop ``key``'s cooldown and its ``tags`` timers, and have its saved state deleted
-        (the caller drops the kind's own entry for ``key`` first)."""
-        self.last_alert.pop(key, None)
-        for tag in tags:
-            self.disarm(key, tag)
-        self.rt.dirty.add((self, key))
+    def forget_accounts(self, entries: dict[str, Any], removed: frozenset[str], *tags: str) -> None:
+        """Drop the ``entries`` (key -> an object with ``fields``) of accounts in
+        ``removed``, with their cooldowns and ``tags`` timers, and have their saved state
+        deleted: a removed account's keys send nothing more, not even a resolution."""
+        for key, entry in list(entries.items()):
+            if entry.fields.get("account") in removed:
+                del entries[key]
+                self.last_alert.pop(key, None)
+                for tag in tags:
+                    self.disarm(key, tag)
+                self.rt.dirty.add((self, key))
 
     def disarm_all(self) -> None:
         for seq in self._timers.values():

@@ -201,9 +201,5 @@ class OrderTimeoutRule(Behaviour):
     def accounts_changed(
         self, now: float, accounts: Iterable[str], removed: frozenset[str]
     ) -> None:
-        # A removed or disabled account's orders are no longer watched: no alert or
-        # resolution will come for them, and their state is deleted.
-        for key, order in list(self.orders.items()):
-            if order.fields.get("account") in removed:
-                del self.orders[key]
-                self.forget(key, "open", "stalled")
+        # A removed or disabled account's orders are no longer timed.
+        self.forget_accounts(self.orders, removed, "open", "stalled")
