@@ -78,6 +78,16 @@ def test_reload_forgets_removed_accounts_and_watches_added_ones() -> None:
     assert [row.data for row in gone] == [None]  # its persisted state is deleted too
 
 
+def test_late_event_of_a_removed_account_is_not_watched_again() -> None:
+    """An event of "old" still queued when the reload removed it starts no new watch."""
+    r = quiet()
+    e = engine(r, accounts=("main", "old"))
+    e.start(0.0)
+    e.reload(compile_rules([r], timezone="UTC"), accounts=["main"])
+    assert e.process(balance(1, account="old"), 10.0) == []
+    assert [a.key for a in e.advance(100_000.0)] == ["main"]
+
+
 def test_reload_drops_a_firing_key_of_a_disabled_account() -> None:
     """A key already firing for an account the reload disables sends no repeat and no
     resolution afterwards."""

@@ -113,6 +113,23 @@ def test_reload_stops_timing_orders_of_a_removed_account() -> None:
     assert e.process(filled("2", account="old"), 10_001.0) == []
 
 
+def test_late_event_of_a_removed_account_does_not_start_timing_again() -> None:
+    """An event of the removed account still queued at the reload (or arriving before its
+    connection is closed) is dropped; an account added back is watched again."""
+    r = slow(open_for=3600)
+    e = engine(r, accounts=("main", "old"))
+    e.start(0.0)
+    e.process(placed("2", account="old"), 0.0)
+    e.reload(compile_rules([r], timezone="UTC"), accounts=["main"])
+    assert e.process(partial("2", account="old", filled_="0.5"), 10.0) == []
+    assert e.process(placed("3", account="old"), 11.0) == []
+    assert e.advance(10_000.0) == []
+
+    e.reload(compile_rules([r], timezone="UTC"), accounts=["main", "old"])
+    e.process(placed("4", account="old"), 10_001.0)
+    assert [a.key for a in e.advance(20_000.0)] == ["old/4"]
+
+
 def test_order_of_an_account_removed_while_down_is_not_timed_after_restart(
     tmp_path: Path,
 ) -> None:

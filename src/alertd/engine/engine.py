@@ -62,6 +62,10 @@ class Engine:
         # learns the time from its caller, and the last reading may be hours old.
         self._pending: list[tuple[Behaviour, Callable[[float], None]]] = []
         self._prune = True  # the next state changes say which (rule, fingerprint) to keep
+        # Accounts removed (by a reload, or while alertd was down): their events still in the
+        # queue, or arriving before their source stops, are dropped, so no rule starts
+        # watching an order or a silence of an account that is gone.
+        self._removed: frozenset[str] = frozenset()
 
     @classmethod
     def from_config(
@@ -97,6 +101,7 @@ class Engine:
             restored = self.state.load_sync()
         by_rule = rows_by_rule(restored or ())
         gone = self._gone_accounts(restored or ()) if self._accounts_complete else frozenset()
+        self._removed |= gone
         for b in self._behaviours:
             for row in by_rule.get((b.rule.name, b.rule.fingerprint), ()):
                 if row.data:
@@ -130,6 +135,8 @@ class Engine:
         if self._pending:
             self._apply_pending(now)
         alerts = self._fire_timers(now, strict=True)
+        if self._removed and event.account in self._removed:
+            return alerts
         candidates = self._index.candidates(event)
         if not candidates:
             return alerts
@@ -195,6 +202,7 @@ class Engine:
             new_accounts = tuple(accounts)
             removed = frozenset(self._accounts) - frozenset(new_accounts)
             self._accounts = new_accounts
+            self._removed = (self._removed | removed) - frozenset(new_accounts)
         old = {(b.rule.name, b.rule.fingerprint): b for b in self._behaviours}
         behaviours: list[Behaviour] = []
         for rule in rules:
