@@ -17,7 +17,7 @@ import trio
 import trio.testing
 
 from alertd import store
-from alertd.store import WAL_SIZE_LIMIT, Database, db_path
+from alertd.store import BACKSTOP_PAGES, WAL_SIZE_LIMIT, Database, db_path
 
 MiB = 1024 * 1024
 BLOB = 2 * MiB  # about 500 pages: three of them cross SQLite's 1,000-page autocheckpoint
@@ -90,6 +90,27 @@ async def test_commits_leave_checkpoints_to_the_background_task(
         await write_blobs(db)
         main, _ = sizes(db)
         assert main > before
+    finally:
+        db.close()
+
+
+async def test_a_writer_that_never_pauses_still_bounds_the_wal(
+    tmp_path: Path, mock_clock: trio.testing.MockClock
+) -> None:
+    """Background rounds beside a steady writer rarely copy every frame, so the WAL could
+    not start over; the writer's own backstop checkpoint keeps it bounded."""
+    db = Database(db_path(tmp_path))
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(db.checkpoints, 3600.0)  # no background round in this test
+            page = await db.run(lambda conn: conn.execute("PRAGMA page_size").fetchone()[0])
+            largest = 0
+            for _ in range(12):  # 24 MiB in all
+                await db.run(write_blob)
+                largest = max(largest, sizes(db)[1])
+            assert largest <= BACKSTOP_PAGES * page + 2 * BLOB
+            assert sizes(db)[0] >= 6 * BLOB  # copied back by the writer's backstop
+            nursery.cancel_scope.cancel()
     finally:
         db.close()
 
