@@ -129,3 +129,48 @@ async def test_a_burst_of_state_changes_is_saved_once_and_lands_within_the_inter
             nursery.cancel_scope.cancel()
     finally:
         db.close()
+
+
+class StuckStore(RuleStateStore):
+    """The real SQLite store, whose saves wait until ``release`` is set."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self.stuck = trio.Event()  # a save is waiting
+        self.release = trio.Event()
+
+    async def save(self, changes: StateChanges) -> None:
+        self.stuck.set()
+        await self.release.wait()
+        await super().save(changes)
+
+
+async def test_events_keep_flowing_while_a_state_save_waits_for_the_disk(
+    tmp_path: Path,
+) -> None:
+    """A save stuck on a slow disk does not hold up the engine: alerts for later events
+    still come out, and every change is on disk once the task ends."""
+    db = Database(db_path(tmp_path))
+    try:
+        store = StuckStore(db)
+        rules = [
+            rule("quiet", type="absence", on="balance.changed", after=600),
+            rule("moved", on="balance.changed", message="{{ balance }}"),
+        ]
+        e = engine(*rules, state=store)
+        with trio.fail_after(5):
+            async with trio.open_nursery() as nursery:
+                events, alerts = await start(nursery, e)
+                await events.send(balance(1))
+                assert (await alerts.receive()).body == "1"
+                await store.stuck.wait()
+                for i in (2, 3):
+                    await events.send(balance(i, t=i))
+                    assert (await alerts.receive()).body == str(i)
+                store.release.set()
+                await events.aclose()
+        on_disk = {(r.rule, r.key): r.data for r in store.load_sync()}
+        in_memory = {(r.rule, r.key): r.data for r in e.snapshot()}
+        assert on_disk == in_memory != {}
+    finally:
+        db.close()

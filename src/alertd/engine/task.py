@@ -56,16 +56,20 @@ async def run_engine(
     ``move_on_at``), so an ``autojump_clock`` drives hours of rule timers in milliseconds.
     Restores state from ``engine.state`` before reporting started. State changes are saved
     after a batch when the last save is at least STATE_SAVE_INTERVAL old, else when it is
-    (the task wakes for that even without events); on cancellation or the end of ``receive``
-    the last changes are saved under a shield, bounded by FINAL_SAVE_TIMEOUT. A failing save
-    is logged and the engine goes on.
+    (the task wakes for that even without events). Saves run in a task of their own, so
+    the engine goes on taking events while SQLite writes (a slow disk must not back events
+    up into the account buffers); on cancellation or the end of ``receive`` the last
+    changes are saved under a shield, bounded by FINAL_SAVE_TIMEOUT. A failing save is
+    logged and the engine goes on.
     """
     store = engine.state
     restored = await store.load() if store is not None else []
     engine.start(trio.current_time(), restored)
     task_status.started()
+    saver = _Saver(engine)
     try:
-        async with receive, send:
+        async with trio.open_nursery() as nursery, receive, send:
+            nursery.start_soon(saver.run)
             save_at = -math.inf  # trio clock: no save before this (one was just done)
             busy = False  # the last pass had events
             while True:
@@ -107,12 +111,36 @@ async def run_engine(
                         on_alert(alert)
                     await send.send(alert)
                 if trio.current_time() >= save_at and engine.has_state_changes():
-                    await _save(engine)
+                    saver.request()
                     save_at = trio.current_time() + STATE_SAVE_INTERVAL
+            nursery.cancel_scope.cancel()
     finally:
         with trio.move_on_after(FINAL_SAVE_TIMEOUT) as scope:
             scope.shield = True
             await _save(engine)
+
+
+class _Saver:
+    """Saves the engine's state changes when asked, one save at a time. The changes are
+    taken when the save starts, so a request made during a save is answered by the next
+    one, with everything changed until then."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._wanted = trio.Event()
+
+    def request(self) -> None:
+        self._wanted.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._wanted.wait()
+            self._wanted = trio.Event()
+            # Shielded: the changes are taken from the engine when the save starts, so a
+            # save cancelled on its way (waiting for the database) would lose them.
+            with trio.move_on_after(FINAL_SAVE_TIMEOUT) as scope:
+                scope.shield = True
+                await _save(self._engine)
 
 
 async def _save(engine: Engine) -> None:
