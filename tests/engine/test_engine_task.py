@@ -5,11 +5,12 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 import trio
 import trio.lowlevel
 import trio.testing
 
-from alertd.engine import Engine, RuleStateStore, run_engine
+from alertd.engine import Engine, RuleStateStore, run_engine, task
 from alertd.engine.state import StateChanges
 from alertd.events import Alert, Event
 from alertd.store import Database, db_path
@@ -146,10 +147,12 @@ class StuckStore(RuleStateStore):
 
 
 async def test_events_keep_flowing_while_a_state_save_waits_for_the_disk(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A save stuck on a slow disk does not hold up the engine: alerts for later events
-    still come out, and every change is on disk once the task ends."""
+    still come out, the save is not given up while the engine runs (however long it
+    takes), and every change is on disk once the task ends."""
+    monkeypatch.setattr(task, "FINAL_SAVE_TIMEOUT", 0.05)  # the stop's limit, not a save's
     db = Database(db_path(tmp_path))
     try:
         store = StuckStore(db)
@@ -157,20 +160,44 @@ async def test_events_keep_flowing_while_a_state_save_waits_for_the_disk(
             rule("quiet", type="absence", on="balance.changed", after=600),
             rule("moved", on="balance.changed", message="{{ balance }}"),
         ]
-        e = engine(*rules, state=store)
+        e = engine(*rules, accounts=("main", "other"), state=store)
         with trio.fail_after(5):
             async with trio.open_nursery() as nursery:
                 events, alerts = await start(nursery, e)
                 await events.send(balance(1))
                 assert (await alerts.receive()).body == "1"
-                await store.stuck.wait()
+                await store.stuck.wait()  # saving main's change; other's come after it
                 for i in (2, 3):
-                    await events.send(balance(i, t=i))
+                    await events.send(balance(i, account="other", t=i))
                     assert (await alerts.receive()).body == str(i)
+                await trio.sleep(0.2)  # the disk stays slow longer than a stop may take
                 store.release.set()
                 await events.aclose()
         on_disk = {(r.rule, r.key): r.data for r in store.load_sync()}
         in_memory = {(r.rule, r.key): r.data for r in e.snapshot()}
         assert on_disk == in_memory != {}
+    finally:
+        db.close()
+
+
+async def test_a_stop_during_a_stuck_save_takes_one_time_limit_not_two(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Cancelled while a save cannot finish, the engine task ends after FINAL_SAVE_TIMEOUT
+    (the save in progress and the last one share it) and says what was not saved."""
+    db = Database(db_path(tmp_path))
+    try:
+        store = StuckStore(db)
+        e = engine(rule("quiet", type="absence", on="balance.changed", after=600), state=store)
+        async with trio.open_nursery() as nursery:
+            events, _alerts = await start(nursery, e)
+            await events.send(balance(1))
+            await store.stuck.wait()
+            await events.send(balance(2, t=2))
+            await trio.testing.wait_all_tasks_blocked()
+            stopped_at = trio.current_time()
+            nursery.cancel_scope.cancel()
+        assert trio.current_time() - stopped_at == pytest.approx(task.FINAL_SAVE_TIMEOUT)
+        assert "engine.state_save_timeout" in caplog.text
     finally:
         db.close()

@@ -16,7 +16,7 @@ from alertd.events import Alert, Event
 log = logging.getLogger(__name__)
 
 BATCH_MAX = 256  # events taken without waiting before alerts go out and state is saved
-FINAL_SAVE_TIMEOUT = 5.0  # seconds a cancelled task still spends saving its last changes
+FINAL_SAVE_TIMEOUT = 5.0  # seconds a stopping task still spends saving its last changes
 # Rule state is saved at most this often (trio clock seconds). Absence and order_timeout
 # rules change state on nearly every event, so saving after every batch put a worker-thread
 # SQLite transaction behind every few events under load (~15% of the daemon's time on the
@@ -58,9 +58,10 @@ async def run_engine(
     after a batch when the last save is at least STATE_SAVE_INTERVAL old, else when it is
     (the task wakes for that even without events). Saves run in a task of their own, so
     the engine goes on taking events while SQLite writes (a slow disk must not back events
-    up into the account buffers); on cancellation or the end of ``receive`` the last
-    changes are saved under a shield, bounded by FINAL_SAVE_TIMEOUT. A failing save is
-    logged and the engine goes on.
+    up into the account buffers), and are never given up while the engine runs. On
+    cancellation or the end of ``receive``, the save in progress and one last save of what
+    is left share one FINAL_SAVE_TIMEOUT, under a shield. A failing save is logged and the
+    engine goes on.
     """
     store = engine.state
     restored = await store.load() if store is not None else []
@@ -70,77 +71,105 @@ async def run_engine(
     try:
         async with trio.open_nursery() as nursery, receive, send:
             nursery.start_soon(saver.run)
-            save_at = -math.inf  # trio clock: no save before this (one was just done)
-            busy = False  # the last pass had events
-            while True:
-                events: list[Event] = []
-                try:
-                    events.append(receive.receive_nowait())
-                except (trio.WouldBlock, trio.EndOfChannel):
-                    if busy:
-                        # Under load, yield once and look again before waiting: waiting for
-                        # the next event or deadline takes a cancel scope (~6 us to enter and
-                        # leave, more than a small batch's processing), and while a flood
-                        # lasts there is an event again by the time the readers have run.
-                        # Timers are not delayed: each pass fires the ones due.
-                        busy = False
-                        await trio.lowlevel.checkpoint()
-                        continue
-                    deadline = engine.next_deadline()
-                    wake = math.inf if deadline is None else deadline
-                    if engine.has_state_changes():
-                        wake = min(wake, save_at)
-                    with trio.move_on_at(wake):
-                        try:
-                            events.append(await receive.receive())
-                        except trio.EndOfChannel:
-                            break
-                busy = bool(events)
-                while len(events) < BATCH_MAX:
-                    try:
-                        events.append(receive.receive_nowait())
-                    except (trio.WouldBlock, trio.EndOfChannel):
-                        break
-                now = trio.current_time()
-                alerts: list[Alert] = []
-                for event in events:
-                    alerts += engine.process(event, now)
-                alerts += engine.advance(now)
-                for alert in alerts:
-                    if on_alert is not None:
-                        on_alert(alert)
-                    await send.send(alert)
-                if trio.current_time() >= save_at and engine.has_state_changes():
-                    saver.request()
-                    save_at = trio.current_time() + STATE_SAVE_INTERVAL
-            nursery.cancel_scope.cancel()
+            try:
+                await _process(engine, receive, send, saver, on_alert)
+            finally:
+                # Stopping: the save in progress and the last one share one time limit.
+                saver.stop_by(trio.current_time() + FINAL_SAVE_TIMEOUT)
+                nursery.cancel_scope.cancel()
     finally:
-        with trio.move_on_after(FINAL_SAVE_TIMEOUT) as scope:
-            scope.shield = True
-            await _save(engine)
+        saver.stop_by(trio.current_time() + FINAL_SAVE_TIMEOUT)
+        await saver.save()
+
+
+async def _process(
+    engine: Engine,
+    receive: trio.MemoryReceiveChannel[Event],
+    send: trio.MemorySendChannel[Alert],
+    saver: _Saver,
+    on_alert: Callable[[Alert], None] | None,
+) -> None:
+    """The engine's loop, until ``receive`` ends."""
+    save_at = -math.inf  # trio clock: no save before this (one was just done)
+    busy = False  # the last pass had events
+    while True:
+        events: list[Event] = []
+        try:
+            events.append(receive.receive_nowait())
+        except (trio.WouldBlock, trio.EndOfChannel):
+            if busy:
+                # Under load, yield once and look again before waiting: waiting for
+                # the next event or deadline takes a cancel scope (~6 us to enter and
+                # leave, more than a small batch's processing), and while a flood
+                # lasts there is an event again by the time the readers have run.
+                # Timers are not delayed: each pass fires the ones due.
+                busy = False
+                await trio.lowlevel.checkpoint()
+                continue
+            deadline = engine.next_deadline()
+            wake = math.inf if deadline is None else deadline
+            if engine.has_state_changes():
+                wake = min(wake, save_at)
+            with trio.move_on_at(wake):
+                try:
+                    events.append(await receive.receive())
+                except trio.EndOfChannel:
+                    break
+        busy = bool(events)
+        while len(events) < BATCH_MAX:
+            try:
+                events.append(receive.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+        now = trio.current_time()
+        alerts: list[Alert] = []
+        for event in events:
+            alerts += engine.process(event, now)
+        alerts += engine.advance(now)
+        for alert in alerts:
+            if on_alert is not None:
+                on_alert(alert)
+            await send.send(alert)
+        if trio.current_time() >= save_at and engine.has_state_changes():
+            saver.request()
+            save_at = trio.current_time() + STATE_SAVE_INTERVAL
 
 
 class _Saver:
     """Saves the engine's state changes when asked, one save at a time. The changes are
     taken when the save starts, so a request made during a save is answered by the next
-    one, with everything changed until then."""
+    one, with everything changed until then. A save is shielded (a save cancelled while it
+    waits for the database would lose the changes it took) and unbounded while the engine
+    runs; once it stops, the save in progress and the last one end by ``stop_by``."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._wanted = trio.Event()
+        self._scope: trio.CancelScope | None = None
+        self._stop_at = math.inf
 
     def request(self) -> None:
         self._wanted.set()
+
+    def stop_by(self, deadline: float) -> None:
+        """The engine is stopping: saves end by ``deadline`` (the earliest one given)."""
+        self._stop_at = min(self._stop_at, deadline)
+        if self._scope is not None:
+            self._scope.deadline = self._stop_at
 
     async def run(self) -> None:
         while True:
             await self._wanted.wait()
             self._wanted = trio.Event()
-            # Shielded: the changes are taken from the engine when the save starts, so a
-            # save cancelled on its way (waiting for the database) would lose them.
-            with trio.move_on_after(FINAL_SAVE_TIMEOUT) as scope:
-                scope.shield = True
-                await _save(self._engine)
+            await self.save()
+
+    async def save(self) -> None:
+        with trio.CancelScope(shield=True, deadline=self._stop_at) as scope:
+            self._scope = scope
+            await _save(self._engine)
+        self._scope = None
+        if scope.cancelled_caught:
+            log.warning("engine.state_save_timeout (the last rule state changes are not saved)")
 
 
 async def _save(engine: Engine) -> None:
