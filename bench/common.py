@@ -285,7 +285,7 @@ def bench_config_text(
 
 
 def parse(text: str):  # type: ignore[no-untyped-def]
-    from alertd.config.load import parse_config
+    from alertd.check import parse_config
 
     config, problems = parse_config(text, file="bench.toml")
     if config is None or problems:

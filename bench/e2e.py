@@ -36,7 +36,7 @@ import trio_websocket
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from alertd.app import Daemon
+from alertd.daemon.app import Daemon
 from alertd.daemon.logs import configure_logging
 from alertd.protocols import decoder_for
 from alertd.sources.session import MESSAGE_QUEUE_SIZE

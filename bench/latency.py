@@ -33,7 +33,7 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from alertd.app import Daemon
+from alertd.daemon.app import Daemon
 from alertd.daemon.logs import configure_logging
 from common import (
     CountingNotifier,

@@ -9,15 +9,15 @@ import attrs
 import pytest
 import trio
 
-from alertd import store
-from alertd.app import Daemon, StartupError, iter_secrets, resolve_state_dir
-from alertd.config.load import parse_config
+from alertd.check import parse_config
 from alertd.config.model import Config, Duration, Secret
 from alertd.config.secrets import SecretEnvironment
+from alertd.daemon.app import Daemon, StartupError, iter_secrets, resolve_state_dir
 from alertd.dispatch.silences import add_silence
 from alertd.notify.notifier import SendResult
 from alertd.notify.recording import RecordingNotifier
 from alertd.simulator.server import serve
+from alertd.store import database as store
 
 FILLS_EARLY = 33  # a simulator seed whose Piexgo account fills an order in its first steps
 

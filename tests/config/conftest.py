@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from alertd.check import check_config
 from alertd.config.errors import Problem
-from alertd.config.load import check_config
 from alertd.config.secrets import SecretEnvironment
 
 REPO = Path(__file__).resolve().parents[2]

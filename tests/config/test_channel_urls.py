@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from alertd.config.load import check_config, parse_config
+from alertd.check import check_config, parse_config
+from alertd.commands.demo import demo_config_text
 from alertd.config.secrets import SecretEnvironment
-from alertd.demo import demo_config_text
 
 from .conftest import EXAMPLE, ProblemsOf, lines
 

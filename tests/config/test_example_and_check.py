@@ -10,8 +10,8 @@ from typing import Any, get_args, get_origin
 import attrs
 import pytest
 
+from alertd.check import load_config
 from alertd.cli import main
-from alertd.config.load import load_config
 from alertd.config.model import Config
 from alertd.config.secrets import SecretEnvironment
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from alertd.check import load_config, parse_config
 from alertd.config.errors import ConfigError
-from alertd.config.load import load_config, parse_config
 from alertd.config.model import ChannelSettings
 from alertd.config.secrets import SecretEnvironment
 

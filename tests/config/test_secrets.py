@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from alertd.config.channel_urls import literal_secrets
+from alertd.check import load_config, parse_config
+from alertd.check.channel_urls import literal_secrets
 from alertd.config.errors import ConfigError
-from alertd.config.load import load_config, parse_config
 from alertd.config.secrets import SecretEnvironment
 
 from .conftest import EXAMPLE, EXAMPLE_CREDENTIALS, EXAMPLE_ENV, ProblemsOf, lines

@@ -11,13 +11,8 @@ import pytest
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
-from alertd.daemon.metrics import (
-    Metrics,
-    MetricsError,
-    MetricsSink,
-    NullMetrics,
-    parse_listen,
-)
+from alertd.config.values import parse_listen
+from alertd.daemon.metrics import Metrics, MetricsError, MetricsSink, NullMetrics
 
 
 def _get(url: str) -> str:
@@ -154,7 +149,7 @@ def test_listen_addresses_parse(listen: str, expected: tuple[str, int]) -> None:
 @pytest.mark.parametrize("listen", ["", "127.0.0.1", "host:port", "127.0.0.1:70000", "::1:80"])
 def test_bad_listen_addresses_are_rejected(listen: str) -> None:
     """Anything that is not host:port is an error that shows the value and an example."""
-    with pytest.raises(MetricsError, match=r"127\.0\.0\.1:9108"):
+    with pytest.raises(ValueError, match=r"127\.0\.0\.1:9108"):
         parse_listen(listen)
 
 

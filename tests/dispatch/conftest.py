@@ -9,8 +9,8 @@ import pytest
 import trio.testing
 
 from alertd.dispatch.silences import Silences
-from alertd.notify.outbox import Outbox
-from alertd.store import Database, db_path
+from alertd.store.database import Database, db_path
+from alertd.store.outbox import Outbox
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from typing import Any
 
 import trio
 
+from alertd import clock
 from alertd.config.model import (
     ChannelSettings,
     Config,
@@ -21,8 +22,7 @@ from alertd.config.model import (
 from alertd.dispatch.dispatcher import Dispatcher
 from alertd.dispatch.silences import Silences
 from alertd.events import Alert
-from alertd.notify import clock
-from alertd.notify.outbox import Outbox, OutboxRow
+from alertd.store.outbox import Outbox, OutboxRow
 
 
 def make_alert(n: int = 1, **kw: Any) -> Alert:

@@ -12,9 +12,9 @@ from alertd.config.model import ChannelSettings, Config, QuietHours, Secret
 from alertd.dispatch.silences import Silences, add_silence
 from alertd.notify.delivery import Delivery
 from alertd.notify.notifier import SendResult
-from alertd.notify.outbox import Outbox
 from alertd.notify.recording import RecordingNotifier
-from alertd.store import Database, connect
+from alertd.store.database import Database, connect
+from alertd.store.outbox import Outbox
 
 from .helpers import make_alert, make_config, queued, running, settle
 

@@ -13,9 +13,9 @@ from alertd.dispatch.router import route
 from alertd.dispatch.silences import Silences
 from alertd.events import Alert
 from alertd.notify.delivery import Delivery
-from alertd.notify.outbox import Outbox
 from alertd.notify.recording import RecordingNotifier
-from alertd.store import Database
+from alertd.store.database import Database
+from alertd.store.outbox import Outbox
 
 from .helpers import make_alert, make_config, queued, running, settle
 

@@ -7,9 +7,10 @@ from datetime import UTC
 import trio
 import trio.testing
 
-from alertd.dispatch.grouping import Grouper, summarize
+from alertd.dispatch.grouping import Grouper
 from alertd.dispatch.silences import Silences
-from alertd.notify.outbox import Outbox
+from alertd.messages.summary import summarize
+from alertd.store.outbox import Outbox
 
 from .helpers import make_alert, make_config, queued, running, settle
 

@@ -8,7 +8,7 @@ import trio.testing
 
 from alertd.config.model import InhibitSettings, RuleSettings
 from alertd.dispatch.silences import Silences
-from alertd.notify.outbox import Outbox
+from alertd.store.outbox import Outbox
 
 from .helpers import make_alert, make_config, queued, running, settle
 

@@ -12,8 +12,8 @@ from alertd.config.model import ChannelSettings, Duration, QuietHours, Secret
 from alertd.dispatch.quiet import quiet_until
 from alertd.dispatch.silences import Silences
 from alertd.notify.delivery import Delivery
-from alertd.notify.outbox import Outbox
 from alertd.notify.recording import RecordingNotifier
+from alertd.store.outbox import Outbox
 
 from .helpers import make_alert, make_config, queued, running, settle
 

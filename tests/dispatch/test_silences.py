@@ -11,10 +11,10 @@ import trio
 import trio.testing
 
 from alertd.cli import build_parser
-from alertd.dispatch.silence_cli import main as silence_main
+from alertd.commands.silence import main as silence_main
 from alertd.dispatch.silences import Silence, Silences
-from alertd.notify.outbox import Outbox
-from alertd.store import Database
+from alertd.store.database import Database
+from alertd.store.outbox import Outbox
 
 from .helpers import make_alert, make_config, queued, running, settle
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from alertd.config.model import AccountSettings, Config
 from alertd.engine import Engine, RuleStateStore, compile_rules
-from alertd.store import Database, db_path
+from alertd.store.database import Database, db_path
 
 from .factories import cancelled, engine, filled, partial, placed, rule
 

@@ -10,7 +10,7 @@ import pytest
 
 from alertd.config.model import AccountSettings, Config
 from alertd.engine import Engine, RuleStateStore, compile_rules
-from alertd.store import Database, db_path
+from alertd.store.database import Database, db_path
 
 from .factories import FakeWall, balance, engine, filled, placed, rule
 

@@ -11,9 +11,9 @@ import trio.lowlevel
 import trio.testing
 
 from alertd.engine import Engine, RuleStateStore, run_engine, task
-from alertd.engine.state import StateChanges
 from alertd.events import Alert, Event
-from alertd.store import Database, db_path
+from alertd.store.database import Database, db_path
+from alertd.store.rule_state import StateChanges
 
 from .factories import balance, engine, placed, rule
 

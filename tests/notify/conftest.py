@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import trio.testing
 
-from alertd.notify.outbox import Outbox
-from alertd.store import Database, db_path
+from alertd.store.database import Database, db_path
+from alertd.store.outbox import Outbox
 
 
 @pytest.fixture

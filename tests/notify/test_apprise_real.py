@@ -16,8 +16,8 @@ import trio
 from alertd.config.model import Secret
 from alertd.notify.apprise_notifier import AppriseNotifier
 from alertd.notify.delivery import Delivery
-from alertd.notify.outbox import Notification, Outbox, notification_key
-from alertd.store import Database, db_path
+from alertd.store.database import Database, db_path
+from alertd.store.outbox import Notification, Outbox, notification_key
 
 from .helpers import channel, make_config, wait_until
 from .receivers import http_receiver, smtp_receiver
@@ -27,7 +27,7 @@ SLACK_TOKENS = "T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ"
 
 
 async def _queue(outbox: Outbox, name: str, urls: int, title: str, body: str) -> None:
-    from alertd.notify import clock
+    from alertd import clock
 
     now = clock.wall()
     await outbox.enqueue(

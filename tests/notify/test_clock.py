@@ -9,7 +9,7 @@ import pytest
 import trio
 import trio.testing
 
-from alertd.notify import clock as wallclock
+from alertd import clock as wallclock
 
 STEP = 3 * 3600.0  # NTP steps the clock forward 3 h after the daemon started
 

@@ -8,13 +8,13 @@ import random
 import trio
 import trio.testing
 
+from alertd import clock
 from alertd.config.model import Config
-from alertd.notify import clock
 from alertd.notify.delivery import Delivery, retry_delay
 from alertd.notify.notifier import MessageLimits, SendResult
-from alertd.notify.outbox import Notification, Outbox, notification_key
 from alertd.notify.recording import RecordingNotifier
-from alertd.store import Database
+from alertd.store.database import Database
+from alertd.store.outbox import Notification, Outbox, notification_key
 
 from .helpers import channel, make_config, wait_until
 

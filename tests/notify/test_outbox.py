@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from alertd.notify.outbox import Notification, Outbox, notification_key
-from alertd.store import Database
+from alertd.store.database import Database
+from alertd.store.outbox import Notification, Outbox, notification_key
 
 from .helpers import make_alert
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from alertd.notify.ratelimit import RateLimiter, parse_rate
+from alertd.config.values import parse_rate
+from alertd.notify.ratelimit import RateLimiter
 
 
 @pytest.mark.parametrize(

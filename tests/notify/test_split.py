@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from alertd.notify.split import MAX_PARTS, TITLE_OVERHEAD, split_message
+from alertd.messages.split import MAX_PARTS, TITLE_OVERHEAD, split_message
 
 
 def test_message_that_fits_is_unchanged() -> None:

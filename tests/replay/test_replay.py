@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from alertd.check import load_config, parse_config
 from alertd.cli import main
-from alertd.config.load import load_config, parse_config
+from alertd.commands.replay import replay
 from alertd.config.secrets import SecretEnvironment
-from alertd.replay import replay
 
 DATA = Path(__file__).parent / "data"
 CONFIG = DATA / "config.toml"

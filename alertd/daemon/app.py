@@ -1,0 +1,335 @@
+"""The daemon (``alertd run``): builds every stage from the config and wires them in one
+supervising nursery, as DESIGN.md draws it::
+
+    sources --Event--> engine --Alert--> dispatch --outbox--> delivery (apprise)
+
+Shutdown is nested nurseries, hypercorn style: intake (sources, signals) stops first; the
+engine and dispatcher then finish what is already queued (closing each channel in turn), so no
+accepted event or alert is lost; last, delivery gets ``[daemon] drain_timeout`` to empty the
+outbox. What is still pending then stays in the outbox for the next start. A second stop
+signal cuts the drain short.
+
+Reload (SIGHUP) validates the new file first; a broken one is logged, shown in the service
+status, and the old config keeps running. A good one is applied in place: rules keep their
+state where they did not change, and only accounts whose settings changed reconnect.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sqlite3
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import attrs
+import trio
+
+from alertd.check import read_config
+from alertd.config.errors import ConfigError
+from alertd.config.model import Config, Secret
+from alertd.daemon.logs import SecretMasker, set_level
+from alertd.daemon.metrics import Metrics, MetricsError, MetricsSink, NullMetrics
+from alertd.daemon.sdnotify import SdNotifier, run_watchdog
+from alertd.daemon.signals import watch_signals
+from alertd.daemon.status import format_status
+from alertd.dispatch.dispatcher import Dispatcher
+from alertd.dispatch.silences import Silences
+from alertd.engine import Engine, RuleCompileError, RuleStateStore, compile_rules, run_engine
+from alertd.events import Alert, Event
+from alertd.notify.apprise_notifier import AppriseNotifier
+from alertd.notify.delivery import Delivery
+from alertd.notify.notifier import Notifier
+from alertd.sources.capture import Recorder
+from alertd.sources.supervisor import Sources
+from alertd.store.database import Database, db_path
+from alertd.store.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+# Events between the sources and the engine. Each account also has its own buffer (sources),
+# so this only has to absorb the engine's scheduling jitter, not a whole burst.
+EVENT_QUEUE = 4096
+ALERT_QUEUE = 1024  # alerts between the engine and dispatch; dispatch only writes to SQLite
+OBSERVE_INTERVAL = 1.0  # seconds between metrics updates from the stages' counters
+STATUS_INTERVAL = 5.0  # seconds between STATUS= updates to systemd
+PIPELINE_STOP_TIMEOUT = 5.0  # for the engine and dispatch to finish what is queued on stop
+
+
+class StartupError(Exception):
+    """The daemon cannot start; the message says what to fix."""
+
+
+def iter_secrets(value: Any) -> Iterator[Secret]:
+    """Every ``Secret`` in a config (so logging can mask them all)."""
+    if isinstance(value, Secret):
+        yield value
+    elif attrs.has(type(value)):
+        for field in attrs.fields(type(value)):
+            yield from iter_secrets(getattr(value, field.name))
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from iter_secrets(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from iter_secrets(item)
+
+
+def resolve_state_dir(override: str | None, config: Config) -> Path:
+    """``--state-dir``, else systemd's ``$STATE_DIRECTORY`` (first entry), else the config."""
+    if override:
+        return Path(override)
+    from_systemd = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    return Path(from_systemd or config.daemon.state_dir)
+
+
+@attrs.define(eq=False)
+class Daemon:
+    """One running alertd. ``config_path`` is what SIGHUP re-reads (None: reload disabled,
+    as in the demo). ``notifier`` defaults to apprise; tests and the demo may pass another."""
+
+    config: Config
+    state_dir: Path
+    config_path: str | None = None
+    record_dir: Path | None = None
+    notifier: Notifier | None = None
+    sd: SdNotifier = attrs.field(factory=SdNotifier.from_env)
+    masker: SecretMasker | None = None
+    log_level_override: str | None = None
+    handle_signals: bool = True
+    problem: str | None = None  # shown in STATUS=, e.g. a failed reload
+    last_alert: float | None = None  # trio clock
+    alerts_fired: int = 0
+    metrics_address: tuple[str, int] | None = None  # where /metrics is served, once bound
+    stopped_pending: int | None = None  # alerts a graceful stop left in the outbox
+    stopped: trio.Event = attrs.field(factory=trio.Event)  # set once run() has finished
+    _stop: trio.Event = attrs.field(factory=trio.Event)
+    _stop_requests: int = 0
+    _reloadable: bool = False  # between ready and the start of a stop
+    _root: trio.CancelScope | None = None
+    _sources: Sources | None = None
+    _engine: Engine | None = None
+    _dispatcher: Dispatcher | None = None
+    _delivery: Delivery | None = None
+    _outbox: Outbox | None = None
+    _metrics: MetricsSink = attrs.field(factory=NullMetrics)
+    _seen: dict[str, tuple[int, int, int]] = attrs.field(factory=dict)
+
+    # -- the supervisor ------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[Daemon] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run until ``request_stop`` (or SIGTERM/SIGINT); see the module docstring."""
+        config = self.config
+        db = self._open_database()
+        try:
+            with trio.CancelScope() as self._root:
+                await self._run(config, db, task_status)
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(db.close)
+            self.stopped.set()
+
+    async def _run(
+        self, config: Config, db: Database, task_status: trio.TaskStatus[Daemon]
+    ) -> None:
+        outbox = self._outbox = Outbox(db)
+        engine = self._engine = Engine.from_config(config, state=RuleStateStore(db))
+        silences = Silences(db)  # one view, shared: dispatch and delivery both honour it
+        dispatcher = self._dispatcher = Dispatcher(config, outbox, silences)
+        notifier = self.notifier or AppriseNotifier(workers=config.dispatch.workers)
+        if config.daemon.metrics_listen:
+            self._metrics = Metrics()
+        delivery = self._delivery = Delivery(
+            config, outbox, notifier, silences=silences, metrics=self._metrics
+        )
+        recorder = Recorder(self.record_dir) if self.record_dir else None
+        events_send, events_recv = trio.open_memory_channel[Event](EVENT_QUEUE)
+        alerts_send, alerts_recv = trio.open_memory_channel[Alert](ALERT_QUEUE)
+        sources = self._sources = Sources(config.accounts, events_send, recorder=recorder)
+
+        async with trio.open_nursery() as tail:
+            await tail.start(db.checkpoints)  # the hot path's commits never wait on an fsync
+            await tail.start(delivery.run)
+            if recorder is not None:
+                await tail.start(recorder.run)
+            listen = config.daemon.metrics_listen
+            if listen and isinstance(self._metrics, Metrics):
+                metrics = self._metrics
+                metrics.declare(
+                    accounts=[a.name for a in config.accounts if a.enabled],
+                    rules=[r.name for r in config.rules],
+                    channels=list(config.channels),
+                )
+                try:
+                    host, port = await tail.start(metrics.serve, listen)
+                except MetricsError as e:
+                    raise StartupError(str(e)) from e
+                self.metrics_address = (host, port)
+            await tail.start(run_watchdog, self.sd)
+            if self.handle_signals:
+                # In the tail, which outlives intake: a second stop signal during the drain
+                # must reach request_stop (and cut the drain short), not find the default
+                # action restored and kill the process.
+                await tail.start(watch_signals, self.reload, self.request_stop)
+            async with trio.open_nursery() as pipeline:
+                await pipeline.start(dispatcher.run, alerts_recv)
+                await pipeline.start(
+                    partial(run_engine, on_alert=self._count_alert),
+                    engine,
+                    events_recv,
+                    alerts_send,
+                )
+                async with trio.open_nursery() as intake:
+                    await intake.start(sources.run)
+                    intake.start_soon(self._observe)
+                    log.info(
+                        "daemon.ready accounts=%d rules=%d channels=%d state_dir=%s",
+                        len(config.accounts),
+                        len(config.rules),
+                        len(config.channels),
+                        self.state_dir,
+                    )
+                    self._reloadable = True
+                    self.sd.ready(await self.status_line())
+                    task_status.started(self)
+                    await self._stop.wait()
+                    self._reloadable = False
+                    log.info("daemon.stopping phase=intake")
+                    self.sd.stopping()
+                    intake.cancel_scope.cancel()
+                # Intake is closed: the engine drains the queue, then closes its output, and
+                # dispatch writes every alert (and every held group) to the outbox.
+                await events_send.aclose()
+                pipeline.cancel_scope.deadline = trio.current_time() + PIPELINE_STOP_TIMEOUT
+            if pipeline.cancel_scope.cancelled_caught:
+                log.warning("daemon.pipeline_stop_timeout (held alerts stay in the outbox)")
+            drain = self.config.daemon.drain_timeout
+            log.info("daemon.stopping phase=drain timeout=%.1f", drain)
+            self.sd.extend_timeout(drain + PIPELINE_STOP_TIMEOUT)
+            left = await delivery.drain(trio.current_time() + drain)
+            log.info("daemon.stopped pending=%d", left)
+            self.stopped_pending = left
+            tail.cancel_scope.cancel()
+
+    @property
+    def delivery_unfinished(self) -> bool:
+        """Whether a delivery may still be running in a worker thread after ``run`` returned:
+        delivery started, and no graceful stop emptied the outbox (a service that hangs, a
+        second stop signal, a failed start)."""
+        return self._delivery is not None and self.stopped_pending != 0
+
+    def _open_database(self) -> Database:
+        try:
+            return Database(db_path(self.state_dir))
+        except (OSError, sqlite3.Error) as e:
+            raise StartupError(
+                f"cannot open the state database in {self.state_dir}: {e} "
+                "(set [daemon] state_dir or --state-dir to a writable directory)"
+            ) from e
+
+    def _count_alert(self, alert: Alert) -> None:
+        """Counts an alert on its way from the engine to dispatch."""
+        self.alerts_fired += 1
+        self.last_alert = trio.current_time()
+        self._metrics.alert_fired(alert.rule)
+
+    async def _observe(self) -> None:
+        """Copies the stages' counters into metrics, and the status line to systemd."""
+        next_status = trio.current_time()
+        while True:
+            pending = await self._outbox.pending_count() if self._outbox else 0
+            self._metrics.set_pending(pending)
+            for account, stats in (self._sources.stats if self._sources else {}).items():
+                frames, errors, reconnects = self._seen.get(account, (0, 0, 0))
+                self._metrics.frame(account, stats.frames - frames)
+                self._metrics.decode_error(account, stats.decode_errors - errors)
+                self._metrics.reconnect(account, stats.reconnects - reconnects)
+                self._metrics.stream_up(account, stats.connected)
+                self._seen[account] = (stats.frames, stats.decode_errors, stats.reconnects)
+            if trio.current_time() >= next_status:
+                self.sd.status(await self.status_line(pending))
+                next_status = trio.current_time() + STATUS_INTERVAL
+            await trio.sleep(OBSERVE_INTERVAL)
+
+    async def status_line(self, pending: int | None = None) -> str:
+        accounts = [a.name for a in self.config.accounts if a.enabled]
+        stats = self._sources.stats if self._sources else {}
+        down = [name for name in accounts if not (name in stats and stats[name].connected)]
+        if pending is None:
+            pending = await self._outbox.pending_count() if self._outbox else 0
+        age = None if self.last_alert is None else trio.current_time() - self.last_alert
+        return format_status(
+            connected=len(accounts) - len(down),
+            accounts=len(accounts),
+            pending=pending,
+            last_alert_age=age,
+            down=down,
+            problem=self.problem,
+        )
+
+    # -- requests from signals (or tests) ------------------------------------------------------
+
+    def request_stop(self, signum: signal.Signals | None = None) -> None:
+        """Begin a graceful stop; a second request cancels the drain and stops at once."""
+        self._stop_requests += 1
+        name = signum.name if signum is not None else "request"
+        if self._stop_requests == 1:
+            log.info("daemon.stop signal=%s", name)
+            self._stop.set()
+        else:
+            log.warning("daemon.stop_now signal=%s (pending alerts stay in the outbox)", name)
+            if self._root is not None:
+                self._root.cancel()
+
+    async def reload(self) -> bool:
+        """Re-read ``config_path`` and apply it; keep the running config if it is broken.
+        Returns whether the new config was applied."""
+        if self.config_path is None:
+            log.warning("reload.unsupported (no config file)")
+            return False
+        if not self._reloadable:
+            log.warning("reload.skipped (the daemon is starting or stopping)")
+            return False
+        self.sd.reloading()
+        try:
+            config, problems = await trio.to_thread.run_sync(read_config, self.config_path)
+            if config is None or problems:
+                raise ConfigError(problems)
+            rules = compile_rules(config.rules, timezone=config.daemon.timezone)
+        except (ConfigError, RuleCompileError) as e:
+            text = e.format() if isinstance(e, ConfigError) else str(e)
+            first = text.splitlines()[0] if text else type(e).__name__
+            self.problem = f"reload failed, previous config kept: {first}"
+            log.error("reload.failed (previous config kept)\n%s", text)
+            self.sd.ready(await self.status_line())
+            return False
+        if self._stop.is_set():  # a stop began while the file was read
+            log.warning("reload.skipped (the daemon is stopping)")
+            return False
+        if self.masker is not None:
+            self.masker.add(*iter_secrets(config))
+        if self.log_level_override is None:
+            set_level(config.daemon.log_level)
+        if config.daemon.state_dir != self.config.daemon.state_dir:
+            log.warning("reload.ignored key=daemon.state_dir (takes effect on restart)")
+        if self._engine is not None:
+            self._engine.reload(rules, accounts=[a.name for a in config.accounts if a.enabled])
+        if self._dispatcher is not None:
+            self._dispatcher.update_config(config)
+        if self._delivery is not None:
+            self._delivery.update_config(config)
+        self.config = config
+        if self._sources is not None:
+            await self._sources.update(config.accounts)
+        self.problem = None
+        log.info(
+            "reload.done accounts=%d rules=%d channels=%d",
+            len(config.accounts),
+            len(config.rules),
+            len(config.channels),
+        )
+        self.sd.ready(await self.status_line())
+        return True

@@ -1,0 +1,155 @@
+"""``type = "absence"``: no matching event for ``after`` seconds, per key.
+
+A key is watched once seen, or from start when declared: a rule with the default key watches
+each account it names (``account = [...]``), or every enabled account of the config when it
+names none; for market kinds (trade, book) the default key is account/symbol and is declared
+for each account x ``symbol`` listed. A reload that adds accounts declares their keys (a full
+``after`` from then); one that removes or disables accounts drops their keys, whatever the
+key. Fires once, ``repeat`` re-sends, and the next matching event resolves it. After a
+restart every remembered key gets a full ``after`` again, so alertd's own downtime (reported
+as ``stream.gap``) does not read as the account's silence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from alertd.engine.expressions import duration
+from alertd.engine.rule_types.base import MARKET_KINDS, Behaviour, persisted_fields
+from alertd.events import Alert, Event
+
+
+@attrs.define
+class _Key:
+    fields: dict[str, Any] = attrs.field(factory=dict)
+    last_seen: float | None = None
+    firing: bool = False
+
+
+class AbsenceRule(Behaviour):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        after = self.rule.settings.after
+        assert after is not None
+        self.after = after
+        self.keys: dict[str, _Key] = {}
+        self.per_symbol = bool(self.rule.kinds) and self.rule.kinds <= MARKET_KINDS
+
+    def default_key(self, event: Event) -> str:
+        symbol = getattr(event, "symbol", None)
+        if self.per_symbol and symbol is not None:
+            return f"{event.account}/{symbol}"
+        return event.account
+
+    def declared(self, accounts: Iterable[str]) -> list[tuple[str, dict[str, Any]]]:
+        if self.rule.key is not None:
+            return []
+        names = sorted(self.rule.accounts) if self.rule.accounts is not None else list(accounts)
+        if not self.per_symbol:
+            return [(a, {"account": a}) for a in names]
+        symbols = sorted(self.rule.symbols or ())
+        return [(f"{a}/{s}", {"account": a, "symbol": s}) for a in names for s in symbols]
+
+    def start(self, now: float, accounts: Iterable[str]) -> None:
+        for key, fields in self.declared(accounts):
+            if key not in self.keys:
+                self.keys[key] = _Key(fields=fields)
+        for key, st in self.keys.items():
+            if st.firing:
+                if self.repeat is not None:
+                    self.arm(key, "repeat", now + self.repeat)
+            else:
+                self.arm(key, "silent", now + self.after)
+
+    def accounts_changed(
+        self, now: float, accounts: Iterable[str], removed: frozenset[str]
+    ) -> None:
+        # A removed or disabled account sends nothing more: its silence is not news.
+        self.forget_accounts(self.keys, removed, "silent", "repeat")
+        # An added account is watched from now, as every account is from start.
+        for key, fields in self.declared(accounts):
+            if key not in self.keys:
+                self.keys[key] = _Key(fields=fields)
+                self.arm(key, "silent", now + self.after)
+
+    def on_event(self, event: Event, ctx: dict[str, Any], now: float) -> list[Alert]:
+        key = self.key_for(event, ctx)
+        st = self.keys.get(key)
+        if st is None:
+            st = self.keys[key] = _Key()
+        st.fields = {n: ctx.get(n) for n in self._blank}
+        alerts: list[Alert] = []
+        if st.firing:
+            st.firing = False
+            self.disarm(key, "repeat")
+            alerts.append(self._alert(key, st, "resolved", self.event_cause(event), now))
+        st.last_seen = now
+        self.arm(key, "silent", now + self.after)
+        self.rt.dirty.add((self, key))
+        return alerts
+
+    def on_timer(self, key: str, tag: str, deadline: float, now: float) -> list[Alert]:
+        st = self.keys.get(key)
+        if st is None:
+            return []
+        cause = self.timer_cause(tag, deadline)
+        if tag == "silent" and not st.firing:
+            if self.cooling(key, now):
+                assert self.cooldown is not None
+                self.arm(key, "silent", self.last_alert[key] + self.cooldown)
+                return []
+            st.firing = True
+            self.rt.dirty.add((self, key))
+            if self.repeat is not None:
+                self.arm(key, "repeat", now + self.repeat)
+            return [self._alert(key, st, "firing", cause, now)]
+        if tag == "repeat" and st.firing:
+            self.arm(key, "repeat", self.next_repeat(deadline, now))
+            return [self._alert(key, st, "firing", cause, now)]
+        return []
+
+    def _alert(self, key: str, st: _Key, status: str, cause: str, now: float) -> Alert:
+        silent_for = None if st.last_seen is None else now - st.last_seen
+        last_seen = None if st.last_seen is None else self.rt.wall_at(st.last_seen)
+        kinds = ", ".join(sorted(self.rule.kinds)) if len(self.rule.kinds) <= 3 else "events"
+        if status == "firing":
+            quiet = duration(silent_for if silent_for is not None else self.after)
+            seen = "" if st.last_seen is not None else " (never seen since start)"
+            head = f"{self.rule.name}: no {kinds} for {quiet} ({key}){seen}"
+        else:
+            head = f"{self.rule.name}: {kinds} back after {duration(silent_for)} ({key})"
+        ctx = self.context(st.fields, after=self.after, last_seen=last_seen, silent_for=silent_for)
+        return self.make_alert(
+            key=key,
+            status="resolved" if status == "resolved" else "firing",
+            ctx=ctx,
+            cause=cause,
+            now=now,
+            headline=head,
+        )
+
+    def state_keys(self) -> list[str]:
+        return list({*self.last_alert, *self.keys})
+
+    def dump(self, key: str) -> dict[str, Any] | None:
+        data = super().dump(key) or {}
+        st = self.keys.get(key)
+        if st is not None:
+            data.update(
+                fields=persisted_fields(st.fields),
+                last_seen=None if st.last_seen is None else self.rt.epoch(st.last_seen),
+                firing=st.firing,
+            )
+        return data or None
+
+    def load(self, key: str, data: Mapping[str, Any]) -> None:
+        super().load(key, data)
+        if "firing" not in data:
+            return
+        st = self.keys[key] = _Key(fields=dict(data.get("fields") or {}))
+        st.firing = bool(data["firing"])
+        if data.get("last_seen") is not None:
+            st.last_seen = self.rt.mono(data["last_seen"])

@@ -1,0 +1,205 @@
+"""``type = "order_timeout"``: an order open longer than ``open_for``, or partly filled with no
+further fill for ``stalled_for``.
+
+Tracks orders from their first matching order event (``where`` is checked then: it picks
+which orders to time) until ``order.filled``/``order.cancelled``, which stop the timers and,
+if an alert had fired for the order, send its resolution. The age counts from when alertd
+first saw the order. A stalled alert is resolved by the next progress (reason
+``progress``) unless the order's open alert still stands. Open orders survive a restart with
+their real deadlines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+import attrs
+
+from alertd.engine.compile import ORDER_END_KINDS
+from alertd.engine.expressions import duration
+from alertd.engine.rule_types.base import Behaviour, persisted_fields
+from alertd.events import Alert, Event
+
+
+@attrs.define
+class _Order:
+    fields: dict[str, Any]
+    opened: float
+    last_progress: float | None = None
+    filled: Decimal | None = None
+    fired: set[str] = attrs.field(factory=set)  # "open" / "stalled" alerts sent
+
+
+class OrderTimeoutRule(Behaviour):
+    checks_where = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.open_for = self.rule.settings.open_for
+        self.stalled_for = self.rule.settings.stalled_for
+        self.orders: dict[str, _Order] = {}
+
+    def default_key(self, event: Event) -> str:
+        return f"{event.account}/{getattr(event, 'order_id', '-')}"
+
+    def on_event(self, event: Event, ctx: dict[str, Any], now: float) -> list[Alert]:
+        key = self.key_for(event, ctx)
+        order = self.orders.get(key)
+        if event.kind in ORDER_END_KINDS:
+            if order is None:
+                return []
+            del self.orders[key]
+            self.disarm(key, "open")
+            self.disarm(key, "stalled")
+            self.rt.dirty.add((self, key))
+            if not order.fired:
+                return []
+            order.fields = {n: ctx.get(n) for n in self._blank}
+            reason = event.kind.removeprefix("order.")
+            return [
+                self._alert(
+                    key, order, "resolved", reason=reason, cause=self.event_cause(event), now=now
+                )
+            ]
+        if order is None:
+            if not self.where_ok(ctx):
+                return []
+            order = self.orders[key] = _Order(fields={}, opened=now)
+            if self.open_for is not None:
+                self.arm(key, "open", now + self.open_for)
+        order.fields = {n: ctx.get(n) for n in self._blank}
+        filled = ctx.get("filled")
+        alerts: list[Alert] = []
+        if event.kind == "order.partially_filled" and (
+            order.last_progress is None or filled is None or order.filled is None
+            or filled > order.filled
+        ):  # fmt: skip
+            if "stalled" in order.fired:
+                order.fired.discard("stalled")
+                # The stall is over. Resolve the key only when nothing else about the order
+                # is firing: an "open" alert still stands, and its fill or cancel resolves.
+                if not order.fired:
+                    alerts.append(
+                        self._alert(
+                            key,
+                            order,
+                            "resolved",
+                            reason="progress",
+                            cause=self.event_cause(event),
+                            now=now,
+                        )
+                    )
+            order.last_progress = now
+            order.filled = filled
+            if self.stalled_for is not None:
+                self.arm(key, "stalled", now + self.stalled_for)
+        self.rt.dirty.add((self, key))
+        return alerts
+
+    def on_timer(self, key: str, tag: str, deadline: float, now: float) -> list[Alert]:
+        order = self.orders.get(key)
+        if order is None:
+            return []
+        cause = self.timer_cause(tag, deadline)
+        first = tag not in order.fired
+        if first and self.cooling(key, now):
+            assert self.cooldown is not None
+            self.arm(key, tag, self.last_alert[key] + self.cooldown)
+            return []
+        order.fired.add(tag)
+        if self.repeat is not None:
+            self.arm(key, tag, self.next_repeat(deadline, now))
+        self.rt.dirty.add((self, key))
+        return [self._alert(key, order, "firing", reason=tag, cause=cause, now=now)]
+
+    def _alert(
+        self, key: str, order: _Order, status: str, *, reason: str, cause: str, now: float
+    ) -> Alert:
+        age = now - order.opened
+        since_progress = None if order.last_progress is None else now - order.last_progress
+        f = order.fields
+        what = " ".join(
+            str(v) for v in (f.get("order_id"), f.get("symbol"), f.get("side")) if v is not None
+        )
+        if status == "resolved" and reason == "progress":
+            head = (
+                f"{self.rule.name}: order {what} filling again after "
+                f"{duration(since_progress)} without progress"
+            )
+        elif status == "resolved":
+            head = f"{self.rule.name}: order {what} {reason} after {duration(age)}"
+        elif reason == "stalled":
+            head = (
+                f"{self.rule.name}: order {what} partly filled, no progress for "
+                f"{duration(since_progress)}"
+            )
+        else:
+            head = f"{self.rule.name}: order {what} open for {duration(age)}"
+        ctx = self.context(
+            f,
+            reason=reason,
+            age=age,
+            open_for=self.open_for,
+            stalled_for=self.stalled_for,
+            since_progress=since_progress,
+        )
+        return self.make_alert(
+            key=key,
+            status="resolved" if status == "resolved" else "firing",
+            ctx=ctx,
+            cause=cause,
+            now=now,
+            headline=head,
+        )
+
+    def state_keys(self) -> list[str]:
+        return list({*self.last_alert, *self.orders})
+
+    def dump(self, key: str) -> dict[str, Any] | None:
+        data = super().dump(key) or {}
+        order = self.orders.get(key)
+        if order is not None:
+            data.update(
+                fields=persisted_fields(order.fields),
+                opened=self.rt.epoch(order.opened),
+                last_progress=None
+                if order.last_progress is None
+                else self.rt.epoch(order.last_progress),
+                filled=None if order.filled is None else str(order.filled),
+                fired=sorted(order.fired),
+            )
+        return data or None
+
+    def load(self, key: str, data: Mapping[str, Any]) -> None:
+        super().load(key, data)
+        if "opened" not in data:
+            return
+        order = self.orders[key] = _Order(
+            fields=dict(data.get("fields") or {}), opened=self.rt.mono(data["opened"])
+        )
+        if data.get("last_progress") is not None:
+            order.last_progress = self.rt.mono(data["last_progress"])
+        if data.get("filled") is not None:
+            order.filled = Decimal(data["filled"])
+        order.fired = set(data.get("fired") or ())
+
+    def start(self, now: float, accounts: Any) -> None:
+        for key, order in self.orders.items():
+            if self.open_for is not None:
+                if "open" not in order.fired:
+                    self.arm(key, "open", order.opened + self.open_for)
+                elif self.repeat is not None:
+                    self.arm(key, "open", now + self.repeat)
+            if self.stalled_for is not None and order.last_progress is not None:
+                if "stalled" not in order.fired:
+                    self.arm(key, "stalled", order.last_progress + self.stalled_for)
+                elif self.repeat is not None:
+                    self.arm(key, "stalled", now + self.repeat)
+
+    def accounts_changed(
+        self, now: float, accounts: Iterable[str], removed: frozenset[str]
+    ) -> None:
+        # A removed or disabled account's orders are no longer timed.
+        self.forget_accounts(self.orders, removed, "open", "stalled")

@@ -1,0 +1,1 @@
+"""The state database: one module per table, on one connection type (``database``)."""
