@@ -23,8 +23,8 @@ from pathlib import Path
 
 from alertd.config.model import DaemonSettings
 from alertd.dispatch.labels import KNOWN_LABELS, glob_match
-from alertd.dispatch.silences import Silence, add_silence, list_silences, remove_silence
 from alertd.store import database as store
+from alertd.store.silences import Silence, add_silence, list_silences, remove_silence
 
 
 def state_dir_of(config_path: str) -> Path:

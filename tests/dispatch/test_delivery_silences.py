@@ -9,12 +9,13 @@ import trio
 import trio.testing
 
 from alertd.config.model import ChannelSettings, Config, QuietHours, Secret
-from alertd.dispatch.silences import Silences, add_silence
+from alertd.dispatch.silences import Silences
 from alertd.notify.delivery import Delivery
 from alertd.notify.notifier import SendResult
 from alertd.notify.recording import RecordingNotifier
 from alertd.store.database import Database, connect
 from alertd.store.outbox import Outbox
+from alertd.store.silences import add_silence
 
 from .helpers import make_alert, make_config, queued, running, settle
 

@@ -12,9 +12,10 @@ import trio.testing
 
 from alertd.cli import build_parser
 from alertd.commands.silence import main as silence_main
-from alertd.dispatch.silences import Silence, Silences
+from alertd.dispatch.silences import Silences, matches
 from alertd.store.database import Database
 from alertd.store.outbox import Outbox
+from alertd.store.silences import Silence, add_silence
 
 from .helpers import make_alert, make_config, queued, running, settle
 
@@ -123,8 +124,6 @@ def test_expired_silences_are_listed_only_with_all(
     config_file: Path, db: Database, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`list` shows active silences; `list --all` also the ones that ended."""
-    from alertd.dispatch.silences import add_silence
-
     now = time.time()
     db.run_sync(
         lambda c: add_silence(c, rule="old", matchers={}, starts=now - 7200, ends=now - 3600)
@@ -141,10 +140,10 @@ def test_matching_uses_rule_glob_and_labels() -> None:
         id="x", rule="price-*", matchers={"account": "main", "symbol": "BTC_*"}, starts=0, ends=10
     )
     hit = make_alert(1, rule="price-high", labels={"symbol": "BTC_USDT"})
-    assert s.matches(hit)
-    assert not s.matches(make_alert(2, rule="filled", labels={"symbol": "BTC_USDT"}))
-    assert not s.matches(make_alert(3, rule="price-high", labels={"symbol": "ETH_USDT"}))
-    assert not s.matches(make_alert(4, rule="price-high", account="other", labels={}))
+    assert matches(s, hit)
+    assert not matches(s, make_alert(2, rule="filled", labels={"symbol": "BTC_USDT"}))
+    assert not matches(s, make_alert(3, rule="price-high", labels={"symbol": "ETH_USDT"}))
+    assert not matches(s, make_alert(4, rule="price-high", account="other", labels={}))
     assert s.active(5) and not s.active(10)
 
 
