@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import attrs
 import trio
@@ -43,6 +44,7 @@ class _Anchor:
     offset: float  # Unix seconds minus trio seconds
     checked: float  # trio time of the last comparison
     monotonic: float  # time.monotonic() minus trio seconds, at the last comparison
+    fixed: bool = False  # set by anchor_wall: never re-anchored to the system clock
 
 
 _ANCHOR: trio.lowlevel.RunVar[_Anchor] = trio.lowlevel.RunVar("alertd_wall_anchor")
@@ -58,9 +60,28 @@ def wall() -> float:
         anchor = _Anchor(offset=time.time() - now, checked=now, monotonic=time.monotonic() - now)
         _ANCHOR.set(anchor)
     else:
-        if now - anchor.checked >= RECHECK:
+        if not anchor.fixed and now - anchor.checked >= RECHECK:
             _recheck(anchor, now)
     return anchor.offset + now
+
+
+def anchor_wall(unix: float) -> None:
+    """Fix this run's wall time: ``wall()`` is ``unix`` now and advances with the trio clock
+    from here, never re-anchored to the system clock. For a run on virtual time (``alertd
+    replay`` starts its clock at a capture's first record)."""
+    now = trio.current_time()
+    _ANCHOR.set(_Anchor(offset=unix - now, checked=now, monotonic=0.0, fixed=True))
+
+
+def wall_datetime() -> datetime:
+    """``wall()`` as a timezone-aware UTC datetime."""
+    return datetime.fromtimestamp(wall(), UTC)
+
+
+def utc_now() -> datetime:
+    """The system clock's now, timezone-aware UTC (outside a trio run, or where wall time
+    must not follow a virtual clock)."""
+    return datetime.now(UTC)
 
 
 def _recheck(anchor: _Anchor, now: float) -> None:

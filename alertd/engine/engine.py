@@ -2,8 +2,9 @@
 trio; the caller passes ``now`` (trio clock seconds) and persists ``take_state_changes()``.
 
 Per event: due timers first (those strictly before ``now``), then the index gives the rules
-that could match, then side and ``where`` filters, then each rule's behaviour. A rule that
-raises is logged and skipped for that event; it never takes the engine down.
+that could match, then side and ``where`` filters, then each rule's evaluator (one per rule,
+of its ``type``: engine/rule_types). A rule that raises is logged and skipped for that event;
+it never takes the engine down. ``statistics()`` is a snapshot of what it has done.
 """
 
 from __future__ import annotations
@@ -11,13 +12,16 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+import attrs
+
+from alertd.clock import utc_now
 from alertd.config.model import Config
 from alertd.engine.compile import CompiledRule, compile_rules
 from alertd.engine.index import RuleIndex
-from alertd.engine.rule_types import Behaviour, Runtime, behaviour_for
+from alertd.engine.rule_types import ChangedKeys, ClockReference, RuleEvaluator, evaluator_for
 from alertd.engine.timers import TimerQueue
 from alertd.events import Alert, Event, event_fields
 from alertd.store.rule_state import RuleStateStore, StateChanges, StateRow, rows_by_rule
@@ -25,8 +29,39 @@ from alertd.store.rule_state import RuleStateStore, StateChanges, StateRow, rows
 log = logging.getLogger(__name__)
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+@attrs.frozen(kw_only=True)
+class RuleStatistics:
+    """One rule's share of the engine's memory."""
+
+    name: str
+    type: str
+    keys: int  # keys with state besides a cooldown (windows, watches, open orders, levels)
+    cooldowns: int  # keys whose last alert time is remembered
+
+
+@attrs.frozen(kw_only=True)
+class EngineStatistics:
+    """What the engine has done since it was made, and what it holds now."""
+
+    rules: tuple[RuleStatistics, ...]
+    events_in: int  # events given to ``process``
+    events_of_removed_accounts: int  # of those, dropped: their account is no longer configured
+    alerts_out: int  # alerts returned by ``process`` and ``advance``
+    timers_pending: int  # armed timers (absence, order timeouts, pending thresholds, repeats)
+    unsaved_changes: int  # keys changed since the last ``take_state_changes``
+    state_saves: int  # saves of state changes that finished (``record_save``)
+    state_save_failures: int
+    state_rows_saved: int
+
+
+@attrs.define
+class _Counters:
+    events_in: int = 0
+    events_of_removed_accounts: int = 0
+    alerts_out: int = 0
+    state_saves: int = 0
+    state_save_failures: int = 0
+    state_rows_saved: int = 0
 
 
 class Engine:
@@ -50,17 +85,19 @@ class Engine:
         # for any other account belongs to one removed while alertd was down, and is dropped
         # at start, as a reload drops it (a removed account's silence is not news).
         self._accounts_complete = accounts_complete
-        self._wall = wall
         self._accounts = tuple(accounts)
-        self._rt = Runtime(timers=TimerQueue(), wall=wall)
-        self._behaviours = [behaviour_for(r, self._rt) for r in rules]
-        self._index = RuleIndex(self._behaviours)
+        self._timers = TimerQueue()
+        self._clock = ClockReference(wall=wall)
+        self._changed: ChangedKeys = set()
+        self._counters = _Counters()
+        self._evaluators = [self._evaluator(r) for r in rules]
+        self._index = RuleIndex(self._evaluators)
         self._globals: dict[str, Any] = dict(rules[0].globals) if rules else {}
         self._started = False
         self._now = 0.0
         # Work a reload left for the next clock reading (process/advance): the engine only
         # learns the time from its caller, and the last reading may be hours old.
-        self._pending: list[tuple[Behaviour, Callable[[float], None]]] = []
+        self._pending: list[tuple[RuleEvaluator, Callable[[float], None]]] = []
         self._prune = True  # the next state changes say which (rule, fingerprint) to keep
         # Accounts removed (by a reload, or while alertd was down): their events still in the
         # queue, or arriving before their source stops, are dropped, so no rule starts
@@ -80,9 +117,42 @@ class Engine:
         accounts = [a.name for a in config.accounts if a.enabled]
         return cls(rules, state=state, wall=wall, accounts=accounts, accounts_complete=True)
 
+    def _evaluator(self, rule: CompiledRule) -> RuleEvaluator:
+        return evaluator_for(rule, timers=self._timers, clock=self._clock, changed=self._changed)
+
     @property
     def rules(self) -> list[CompiledRule]:
-        return [b.rule for b in self._behaviours]
+        return [b.rule for b in self._evaluators]
+
+    def statistics(self) -> EngineStatistics:
+        c = self._counters
+        return EngineStatistics(
+            rules=tuple(
+                RuleStatistics(
+                    name=b.rule.name,
+                    type=b.rule.type,
+                    keys=b.tracked_keys(),
+                    cooldowns=len(b.last_alert),
+                )
+                for b in self._evaluators
+            ),
+            events_in=c.events_in,
+            events_of_removed_accounts=c.events_of_removed_accounts,
+            alerts_out=c.alerts_out,
+            timers_pending=len(self._timers),
+            unsaved_changes=len(self._changed),
+            state_saves=c.state_saves,
+            state_save_failures=c.state_save_failures,
+            state_rows_saved=c.state_rows_saved,
+        )
+
+    def record_save(self, *, rows: int, ok: bool) -> None:
+        """Count a save of ``take_state_changes()`` that finished (for ``statistics``)."""
+        if ok:
+            self._counters.state_saves += 1
+            self._counters.state_rows_saved += rows
+        else:
+            self._counters.state_save_failures += 1
 
     @property
     def started(self) -> bool:
@@ -95,14 +165,13 @@ class Engine:
             return
         self._started = True
         self._now = now
-        self._rt.mono_ref = now
-        self._rt.epoch_ref = self._wall().timestamp()
+        self._clock.anchor(now)
         if restored is None and self.state is not None:
             restored = self.state.load_sync()
         by_rule = rows_by_rule(restored or ())
         gone = self._gone_accounts(restored or ()) if self._accounts_complete else frozenset()
         self._removed |= gone
-        for b in self._behaviours:
+        for b in self._evaluators:
             for row in by_rule.get((b.rule.name, b.rule.fingerprint), ()):
                 if row.data:
                     b.load(row.key, row.data)
@@ -110,7 +179,7 @@ class Engine:
             if gone:
                 b.accounts_changed(now, self._accounts, gone)
         log.info(
-            "engine.start rules=%d restored_keys=%d", len(self._behaviours), len(restored or ())
+            "engine.start rules=%d restored_keys=%d", len(self._evaluators), len(restored or ())
         )
 
     def _gone_accounts(self, rows: Sequence[StateRow]) -> frozenset[str]:
@@ -132,10 +201,13 @@ class Engine:
         if not self._started:
             self.start(now)
         self._now = now
+        self._counters.events_in += 1
         if self._pending:
             self._apply_pending(now)
         alerts = self._fire_timers(now, strict=True)
+        timer_alerts = len(alerts)
         if self._removed and event.account in self._removed:
+            self._counters.events_of_removed_accounts += 1
             return alerts
         candidates = self._index.candidates(event)
         if not candidates:
@@ -154,6 +226,7 @@ class Engine:
                 alerts.extend(b.on_event(event, ctx, now))
             except Exception:  # one broken rule must not silence the others
                 log.exception("engine.rule_error rule=%s kind=%s", rule.name, event.kind)
+        self._counters.alerts_out += len(alerts) - timer_alerts
         return alerts
 
     def advance(self, now: float) -> list[Alert]:
@@ -168,26 +241,27 @@ class Engine:
 
     def next_deadline(self) -> float | None:
         """The earliest armed timer, in trio clock seconds, or None."""
-        return self._rt.timers.next_deadline()
+        return self._timers.next_deadline()
 
     def _fire_timers(self, now: float, *, strict: bool) -> list[Alert]:
         alerts: list[Alert] = []
-        timers = self._rt.timers
+        timers = self._timers
         while (due := timers.pop_due(now, strict=strict)) is not None:
             deadline, owner, key, tag = due
-            assert isinstance(owner, Behaviour)
+            assert isinstance(owner, RuleEvaluator)
             owner.fired(key, tag)
             try:
                 alerts.extend(owner.on_timer(key, tag, deadline, now))
             except Exception:  # one broken rule must not silence the others
                 log.exception("engine.rule_error rule=%s timer=%s", owner.rule.name, tag)
+        self._counters.alerts_out += len(alerts)
         return alerts
 
     def reload(
         self, rules: Sequence[CompiledRule], *, accounts: Iterable[str] | None = None
     ) -> None:
         """Switch to ``rules``, keeping the state and timers of each rule whose name and
-        fingerprint (its matching and behaviour settings) are unchanged.
+        fingerprint (the settings its matching and state depend on) are unchanged.
 
         ``accounts``, when given, are the enabled account names of the new config: rules
         that watch every account start watching the added ones, and drop the keys of the
@@ -203,12 +277,12 @@ class Engine:
             removed = frozenset(self._accounts) - frozenset(new_accounts)
             self._accounts = new_accounts
             self._removed = (self._removed | removed) - frozenset(new_accounts)
-        old = {(b.rule.name, b.rule.fingerprint): b for b in self._behaviours}
-        behaviours: list[Behaviour] = []
+        old = {(b.rule.name, b.rule.fingerprint): b for b in self._evaluators}
+        evaluators: list[RuleEvaluator] = []
         for rule in rules:
             b = old.pop((rule.name, rule.fingerprint), None)
             if b is None:
-                b = behaviour_for(rule, self._rt)
+                b = self._evaluator(rule)
                 if self._started:
                     self._pending.append((b, functools.partial(b.start, accounts=self._accounts)))
             else:
@@ -218,24 +292,24 @@ class Engine:
                         b.accounts_changed, accounts=self._accounts, removed=removed
                     )
                     self._pending.append((b, change))
-            behaviours.append(b)
+            evaluators.append(b)
         for gone in old.values():
             gone.disarm_all()
-        self._behaviours = behaviours
-        self._index = RuleIndex(behaviours)
+        self._evaluators = evaluators
+        self._index = RuleIndex(evaluators)
         if rules:
             self._globals = dict(rules[0].globals)
         self._prune = True
         log.info(
             "engine.reload rules=%d dropped=%d accounts=%d removed_accounts=%d",
-            len(behaviours),
+            len(evaluators),
             len(old),
             len(self._accounts),
             len(removed),
         )
 
     def _apply_pending(self, now: float) -> None:
-        current = set(self._behaviours)  # a later reload may have dropped a rule since
+        current = set(self._evaluators)  # a later reload may have dropped a rule since
         pending, self._pending = self._pending, []
         for b, work in pending:
             if b in current:
@@ -245,20 +319,20 @@ class Engine:
 
     def has_state_changes(self) -> bool:
         """Whether ``take_state_changes`` would return something to save."""
-        return bool(self._rt.dirty) or (self._prune and self._started)
+        return bool(self._changed) or (self._prune and self._started)
 
     def take_state_changes(self) -> StateChanges:
         """What changed since the last call, for ``RuleStateStore.save``."""
-        current = set(self._behaviours)
+        current = set(self._evaluators)
         rows = tuple(
             StateRow(rule=b.rule.name, fingerprint=b.rule.fingerprint, key=key, data=b.dump(key))
-            for b, key in self._rt.dirty
+            for b, key in self._changed
             if b in current
         )
-        self._rt.dirty.clear()
+        self._changed.clear()
         keep = None
         if self._prune and self._started:
-            keep = frozenset((b.rule.name, b.rule.fingerprint) for b in self._behaviours)
+            keep = frozenset((b.rule.name, b.rule.fingerprint) for b in self._evaluators)
             self._prune = False
         return StateChanges(rows=rows, keep=keep)
 
@@ -271,7 +345,7 @@ class Engine:
     def snapshot(self) -> list[StateRow]:
         """Every key's persistable state, as ``start(restored=...)`` takes it."""
         rows = []
-        for b in self._behaviours:
+        for b in self._evaluators:
             for key in b.state_keys():
                 data = b.dump(key)
                 if data is not None:

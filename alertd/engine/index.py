@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from alertd.engine.rule_types.base import Behaviour
+from alertd.engine.rule_types.base import RuleEvaluator
 from alertd.events import EVENT_KINDS, Event, field_names
 
 Slot = tuple[str | None, str | None]
@@ -24,15 +24,15 @@ def instrument_field(kind: str) -> str | None:
 
 
 INSTRUMENT = {kind: instrument_field(kind) for kind in EVENT_KINDS}
-_NO_RULES: tuple[Behaviour, ...] = ()
+_NO_RULES: tuple[RuleEvaluator, ...] = ()
 
 
 class RuleIndex:
-    def __init__(self, behaviours: Sequence[Behaviour]) -> None:
-        tables: dict[str, defaultdict[Slot, list[Behaviour]]] = {
+    def __init__(self, evaluators: Sequence[RuleEvaluator]) -> None:
+        tables: dict[str, defaultdict[Slot, list[RuleEvaluator]]] = {
             kind: defaultdict(list) for kind in EVENT_KINDS
         }
-        for b in behaviours:
+        for b in evaluators:
             rule = b.rule
             accounts = sorted(rule.accounts) if rule.accounts is not None else [None]
             for kind in rule.kinds:
@@ -42,13 +42,13 @@ class RuleIndex:
                 for account in accounts:
                     for instrument in instruments:
                         tables[kind][(account, instrument)].append(b)
-        self._tables: dict[str, dict[Slot, tuple[Behaviour, ...]]] = {
+        self._tables: dict[str, dict[Slot, tuple[RuleEvaluator, ...]]] = {
             kind: {slot: tuple(sorted(bs, key=_position)) for slot, bs in table.items()}
             for kind, table in tables.items()
         }
 
-    def candidates(self, event: Event) -> Sequence[Behaviour]:
-        """The behaviours whose kind, account and symbol/currency filters accept ``event``,
+    def candidates(self, event: Event) -> Sequence[RuleEvaluator]:
+        """The evaluators whose kind, account and symbol/currency filters accept ``event``,
         in config order."""
         table = self._tables.get(event.kind)
         if not table:
@@ -74,5 +74,5 @@ class RuleIndex:
         return sorted([b for h in hits for b in h], key=_position)
 
 
-def _position(b: Behaviour) -> int:
+def _position(b: RuleEvaluator) -> int:
     return b.rule.position

@@ -183,3 +183,6 @@ async def _save(engine: Engine) -> None:
         await engine.state.save(changes)
     except Exception:
         log.exception("engine.state_save_failed rows=%d", len(changes.rows))
+        engine.record_save(rows=len(changes.rows), ok=False)
+    else:
+        engine.record_save(rows=len(changes.rows), ok=True)

@@ -139,4 +139,5 @@ def test_cooldown_memory_stays_bounded() -> None:
     e = engine(rule(on="order.filled", cooldown=60))
     for i in range(10_000):
         e.process(filled(str(i)), float(i))
-    assert len(e._behaviours[0].last_alert) <= 2048
+    [stats] = e.statistics().rules
+    assert stats.cooldowns <= 2048

@@ -18,8 +18,8 @@ from typing import Any
 import attrs
 
 from alertd.engine.expressions import duration
-from alertd.engine.rule_types.base import MARKET_KINDS, Behaviour, persisted_fields
-from alertd.events import Alert, Event
+from alertd.engine.rule_types.base import MARKET_KINDS, KeyedEvaluator
+from alertd.events import Alert, AlertStatus, Event
 
 
 @attrs.define
@@ -29,13 +29,12 @@ class _Key:
     firing: bool = False
 
 
-class AbsenceRule(Behaviour):
+class AbsenceRule(KeyedEvaluator[_Key]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         after = self.rule.settings.after
         assert after is not None
         self.after = after
-        self.keys: dict[str, _Key] = {}
         self.per_symbol = bool(self.rule.kinds) and self.rule.kinds <= MARKET_KINDS
 
     def default_key(self, event: Event) -> str:
@@ -68,7 +67,7 @@ class AbsenceRule(Behaviour):
         self, now: float, accounts: Iterable[str], removed: frozenset[str]
     ) -> None:
         # A removed or disabled account sends nothing more: its silence is not news.
-        self.forget_accounts(self.keys, removed, "silent", "repeat")
+        self.forget_accounts(removed, "silent", "repeat")
         # An added account is watched from now, as every account is from start.
         for key, fields in self.declared(accounts):
             if key not in self.keys:
@@ -80,7 +79,7 @@ class AbsenceRule(Behaviour):
         st = self.keys.get(key)
         if st is None:
             st = self.keys[key] = _Key()
-        st.fields = {n: ctx.get(n) for n in self._blank}
+        st.fields = self.event_fields(ctx)
         alerts: list[Alert] = []
         if st.firing:
             st.firing = False
@@ -88,13 +87,12 @@ class AbsenceRule(Behaviour):
             alerts.append(self._alert(key, st, "resolved", self.event_cause(event), now))
         st.last_seen = now
         self.arm(key, "silent", now + self.after)
-        self.rt.dirty.add((self, key))
+        self.mark(key)
         return alerts
 
-    def on_timer(self, key: str, tag: str, deadline: float, now: float) -> list[Alert]:
-        st = self.keys.get(key)
-        if st is None:
-            return []
+    def on_key_timer(
+        self, key: str, st: _Key, tag: str, deadline: float, now: float
+    ) -> list[Alert]:
         cause = self.timer_cause(tag, deadline)
         if tag == "silent" and not st.firing:
             if self.cooling(key, now):
@@ -102,7 +100,7 @@ class AbsenceRule(Behaviour):
                 self.arm(key, "silent", self.last_alert[key] + self.cooldown)
                 return []
             st.firing = True
-            self.rt.dirty.add((self, key))
+            self.mark(key)
             if self.repeat is not None:
                 self.arm(key, "repeat", now + self.repeat)
             return [self._alert(key, st, "firing", cause, now)]
@@ -111,9 +109,9 @@ class AbsenceRule(Behaviour):
             return [self._alert(key, st, "firing", cause, now)]
         return []
 
-    def _alert(self, key: str, st: _Key, status: str, cause: str, now: float) -> Alert:
+    def _alert(self, key: str, st: _Key, status: AlertStatus, cause: str, now: float) -> Alert:
         silent_for = None if st.last_seen is None else now - st.last_seen
-        last_seen = None if st.last_seen is None else self.rt.wall_at(st.last_seen)
+        last_seen = None if st.last_seen is None else self.clock.wall_at(st.last_seen)
         kinds = ", ".join(sorted(self.rule.kinds)) if len(self.rule.kinds) <= 3 else "events"
         if status == "firing":
             quiet = duration(silent_for if silent_for is not None else self.after)
@@ -122,34 +120,16 @@ class AbsenceRule(Behaviour):
         else:
             head = f"{self.rule.name}: {kinds} back after {duration(silent_for)} ({key})"
         ctx = self.context(st.fields, after=self.after, last_seen=last_seen, silent_for=silent_for)
-        return self.make_alert(
-            key=key,
-            status="resolved" if status == "resolved" else "firing",
-            ctx=ctx,
-            cause=cause,
-            now=now,
-            headline=head,
-        )
+        return self.make_alert(key, status, ctx, cause=cause, now=now, headline=head)
 
-    def state_keys(self) -> list[str]:
-        return list({*self.last_alert, *self.keys})
+    def dump_state(self, state: _Key) -> dict[str, Any]:
+        return {"last_seen": self.epoch_or_none(state.last_seen), "firing": state.firing}
 
-    def dump(self, key: str) -> dict[str, Any] | None:
-        data = super().dump(key) or {}
-        st = self.keys.get(key)
-        if st is not None:
-            data.update(
-                fields=persisted_fields(st.fields),
-                last_seen=None if st.last_seen is None else self.rt.epoch(st.last_seen),
-                firing=st.firing,
-            )
-        return data or None
-
-    def load(self, key: str, data: Mapping[str, Any]) -> None:
-        super().load(key, data)
+    def load_state(self, data: Mapping[str, Any], fields: dict[str, Any]) -> _Key | None:
         if "firing" not in data:
-            return
-        st = self.keys[key] = _Key(fields=dict(data.get("fields") or {}))
-        st.firing = bool(data["firing"])
-        if data.get("last_seen") is not None:
-            st.last_seen = self.rt.mono(data["last_seen"])
+            return None
+        return _Key(
+            fields=fields,
+            firing=bool(data["firing"]),
+            last_seen=self.mono_or_none(data.get("last_seen")),
+        )

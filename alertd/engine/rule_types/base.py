@@ -1,9 +1,9 @@
-"""What every rule behaviour shares: its key, timers, cooldown, alert building and the
+"""What every rule type's evaluator shares: its key, timers, cooldown, alert building and the
 conversion of its per-key state to and from the JSON rows kept in SQLite.
 
-Times inside a behaviour are trio-clock seconds (monotonic). Persisted times are Unix epoch
-seconds, converted through the one (clock, wall) reference pair the engine took at start,
-so a restart (new monotonic origin) restores deadlines at the same wall-clock moment.
+Times inside an evaluator are trio-clock seconds (monotonic). Persisted times are Unix epoch
+seconds, converted through the one ``ClockReference`` the engine took at start, so a restart
+(new monotonic origin) restores deadlines at the same wall-clock moment.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import attrs
 
@@ -33,16 +33,23 @@ MARKET_KINDS = frozenset({"trade", "book"})
 # Fields copied into persisted state so a restored key still renders account, symbol, ...
 PERSISTED_FIELDS = ("exchange", "account", "kind", "symbol", "currency", "side", "order_id")
 
+# (evaluator, key) pairs whose state changed since the engine last took the changes to save.
+ChangedKeys = set[tuple["RuleEvaluator", str]]
+
 
 @attrs.define
-class Runtime:
-    """Engine services a behaviour uses: the timer heap, clocks, and the dirty set."""
+class ClockReference:
+    """The one (trio clock, Unix time) pair the engine fixes at start, and the wall clock:
+    converts trio-clock deadlines to the epoch seconds that are persisted, and back."""
 
-    timers: TimerQueue
     wall: Callable[[], datetime]
     mono_ref: float = 0.0
     epoch_ref: float = 0.0
-    dirty: set[tuple[Behaviour, str]] = attrs.field(factory=set)
+
+    def anchor(self, mono: float) -> None:
+        """Trio time ``mono`` is now (the wall clock's reading)."""
+        self.mono_ref = mono
+        self.epoch_ref = self.wall().timestamp()
 
     def epoch(self, mono: float) -> float:
         return self.epoch_ref + (mono - self.mono_ref)
@@ -54,14 +61,24 @@ class Runtime:
         return datetime.fromtimestamp(self.epoch(mono), UTC)
 
 
-class Behaviour:
-    """One rule's state and decisions. Subclasses implement ``on_event`` and ``on_timer``."""
+class RuleEvaluator:
+    """One rule's state and decisions: what a matching event or a due timer does. One
+    subclass per rule ``type``; they implement ``on_event`` and ``on_timer``."""
 
-    checks_where: ClassVar[bool] = False  # True: the behaviour applies ``where`` itself
+    checks_where: ClassVar[bool] = False  # True: the evaluator applies ``where`` itself
 
-    def __init__(self, rule: CompiledRule, rt: Runtime) -> None:
+    def __init__(
+        self,
+        rule: CompiledRule,
+        *,
+        timers: TimerQueue,
+        clock: ClockReference,
+        changed: ChangedKeys,
+    ) -> None:
         self.rule = rule
-        self.rt = rt
+        self.timers = timers
+        self.clock = clock
+        self.changed = changed
         self.cooldown = rule.settings.cooldown
         self.repeat = rule.settings.repeat
         self.last_alert: dict[str, float] = {}
@@ -72,7 +89,7 @@ class Behaviour:
 
     def rebind(self, rule: CompiledRule) -> None:
         """Take an edited rule with the same fingerprint (message, channels, cooldown or
-        repeat changed) and keep this behaviour's state."""
+        repeat changed) and keep this evaluator's state."""
         self.rule = rule
         self.cooldown = rule.settings.cooldown
         self.repeat = rule.settings.repeat
@@ -80,6 +97,10 @@ class Behaviour:
             for key, tag in list(self._timers):
                 if tag == "repeat":
                     self.disarm(key, tag)
+
+    def mark(self, key: str) -> None:
+        """``key``'s state changed: save it with the next state changes."""
+        self.changed.add((self, key))
 
     # -- matching and keys ---------------------------------------------------------------
 
@@ -119,34 +140,27 @@ class Behaviour:
             )
             return self.default_key(event)
 
+    def event_fields(self, ctx: Mapping[str, Any]) -> dict[str, Any]:
+        """The fields every kind this rule matches has, out of ``ctx`` (what a key keeps to
+        render its later alerts)."""
+        return {n: ctx.get(n) for n in self._blank}
+
     # -- timers ----------------------------------------------------------------------------
 
     def arm(self, key: str, tag: str, deadline: float) -> None:
         old = self._timers.pop((key, tag), None)
         if old is not None:
-            self.rt.timers.cancel(old)
-        self._timers[(key, tag)] = self.rt.timers.schedule(deadline, self, key, tag)
+            self.timers.cancel(old)
+        self._timers[(key, tag)] = self.timers.schedule(deadline, self, key, tag)
 
     def disarm(self, key: str, tag: str) -> None:
         seq = self._timers.pop((key, tag), None)
         if seq is not None:
-            self.rt.timers.cancel(seq)
-
-    def forget_accounts(self, entries: dict[str, Any], removed: frozenset[str], *tags: str) -> None:
-        """Drop the ``entries`` (key -> an object with ``fields``) of accounts in
-        ``removed``, with their cooldowns and ``tags`` timers, and have their saved state
-        deleted: a removed account's keys send nothing more, not even a resolution."""
-        for key, entry in list(entries.items()):
-            if entry.fields.get("account") in removed:
-                del entries[key]
-                self.last_alert.pop(key, None)
-                for tag in tags:
-                    self.disarm(key, tag)
-                self.rt.dirty.add((self, key))
+            self.timers.cancel(seq)
 
     def disarm_all(self) -> None:
         for seq in self._timers.values():
-            self.rt.timers.cancel(seq)
+            self.timers.cancel(seq)
         self._timers.clear()
 
     def fired(self, key: str, tag: str) -> None:
@@ -178,10 +192,10 @@ class Behaviour:
 
     def make_alert(
         self,
-        *,
         key: str,
         status: AlertStatus,
         ctx: dict[str, Any],
+        *,
         cause: str,
         now: float,
         headline: str,
@@ -189,11 +203,10 @@ class Behaviour:
         """Build the alert; a firing one starts the key's cooldown."""
         ctx["key"] = key
         ctx["status"] = status
-        ctx.setdefault("now", self.rt.wall())
+        ctx.setdefault("now", self.clock.wall())
         account = ctx.get("account")
         prefix = f"[{account}] " if account else ""
         word = "RESOLVED " if status == "resolved" else ""
-        default_title = f"{prefix}{word}{headline}"
         alert = build_alert(
             self.rule,
             key=key,
@@ -201,12 +214,12 @@ class Behaviour:
             ctx=ctx,
             cause=cause,
             created=ctx["now"],
-            default_title=default_title,
+            default_title=f"{prefix}{word}{headline}",
             default_text=default_body(ctx),
         )
         if status == "firing":
             self.last_alert[key] = now
-            self.rt.dirty.add((self, key))
+            self.mark(key)
         log.debug("engine.alert rule=%s key=%s status=%s", self.rule.name, key, status)
         return alert
 
@@ -215,13 +228,13 @@ class Behaviour:
         return event_identity(event)
 
     def timer_cause(self, tag: str, deadline: float) -> str:
-        return timer_identity(tag, self.rt.epoch(deadline))
+        return timer_identity(tag, self.clock.epoch(deadline))
 
     @staticmethod
     def event_summary(ctx: Mapping[str, Any]) -> str:
         return summary(ctx)
 
-    # -- behaviour -------------------------------------------------------------------------
+    # -- decisions -------------------------------------------------------------------------
 
     def on_event(self, event: Event, ctx: dict[str, Any], now: float) -> list[Alert]:
         raise NotImplementedError
@@ -238,7 +251,11 @@ class Behaviour:
         """Called on a reload that kept this rule: ``accounts`` are now the enabled ones and
         ``removed`` those no longer configured or enabled."""
 
-    # -- persistence -----------------------------------------------------------------------
+    # -- persistence and memory ------------------------------------------------------------
+
+    def tracked_keys(self) -> int:
+        """Keys with state held in memory besides cooldowns (windows, watches, orders)."""
+        return 0
 
     def state_keys(self) -> Iterable[str]:
         return list(self.last_alert)
@@ -246,12 +263,12 @@ class Behaviour:
     def dump(self, key: str) -> dict[str, Any] | None:
         """The key's state as JSON-able data (epoch times), or None when there is none."""
         last = self.last_alert.get(key)
-        return None if last is None else {"last_alert": self.rt.epoch(last)}
+        return None if last is None else {"last_alert": self.clock.epoch(last)}
 
     def load(self, key: str, data: Mapping[str, Any]) -> None:
         last = data.get("last_alert")
         if isinstance(last, int | float):
-            self.last_alert[key] = self.rt.mono(last)
+            self.last_alert[key] = self.clock.mono(last)
 
     def forget_stale(self, now: float) -> None:
         """Drop cooldown entries that can no longer suppress anything (bounds memory)."""
@@ -260,15 +277,86 @@ class Behaviour:
         for key, last in list(self.last_alert.items()):
             if now - last >= self.cooldown:
                 del self.last_alert[key]
-                self.rt.dirty.add((self, key))
+                self.mark(key)
         # Sweep again only once the map has doubled: amortized O(1) per alert.
         self._sweep_at = max(SWEEP_MIN, 2 * len(self.last_alert))
+
+    # -- epoch conversions for persisted state ---------------------------------------------
+
+    def epoch_or_none(self, mono: float | None) -> float | None:
+        return None if mono is None else self.clock.epoch(mono)
+
+    def mono_or_none(self, epoch: Any) -> float | None:
+        return None if epoch is None else self.clock.mono(epoch)
+
+
+class KeyState(Protocol):
+    """What a keyed evaluator keeps per key: at least the fields its alerts render."""
+
+    fields: dict[str, Any]
+
+
+S = TypeVar("S", bound=KeyState)
+
+
+class KeyedEvaluator(RuleEvaluator, Generic[S]):
+    """An evaluator that keeps one state object per key in ``keys`` (absence, threshold,
+    order_timeout): persisted with the key's cooldown, forgotten with a removed account."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.keys: dict[str, S] = {}
+
+    def dump_state(self, state: S) -> dict[str, Any] | None:
+        """``state`` as JSON-able data (its ``fields`` are added), or None: nothing to keep."""
+        raise NotImplementedError
+
+    def load_state(self, data: Mapping[str, Any], fields: dict[str, Any]) -> S | None:
+        """The state ``dump_state`` wrote, or None when ``data`` holds none."""
+        raise NotImplementedError
+
+    def on_timer(self, key: str, tag: str, deadline: float, now: float) -> list[Alert]:
+        state = self.keys.get(key)
+        return [] if state is None else self.on_key_timer(key, state, tag, deadline, now)
+
+    def on_key_timer(
+        self, key: str, state: S, tag: str, deadline: float, now: float
+    ) -> list[Alert]:
+        """A timer of a key that still has state came due."""
+        return []
+
+    def tracked_keys(self) -> int:
+        return len(self.keys)
+
+    def state_keys(self) -> list[str]:
+        return list({*self.last_alert, *self.keys})
+
+    def dump(self, key: str) -> dict[str, Any] | None:
+        data = super().dump(key) or {}
+        state = self.keys.get(key)
+        saved = None if state is None else self.dump_state(state)
+        if state is not None and saved is not None:
+            data.update(saved, fields=persisted_fields(state.fields))
+        return data or None
+
+    def load(self, key: str, data: Mapping[str, Any]) -> None:
+        super().load(key, data)
+        state = self.load_state(data, dict(data.get("fields") or {}))
+        if state is not None:
+            self.keys[key] = state
+
+    def forget_accounts(self, removed: frozenset[str], *tags: str) -> None:
+        """Drop the keys of accounts in ``removed``, with their cooldowns and ``tags`` timers,
+        and have their saved state deleted: a removed account's keys send nothing more, not
+        even a resolution."""
+        for key, state in list(self.keys.items()):
+            if state.fields.get("account") in removed:
+                del self.keys[key]
+                self.last_alert.pop(key, None)
+                for tag in tags:
+                    self.disarm(key, tag)
+                self.mark(key)
 
 
 def persisted_fields(ctx: Mapping[str, Any]) -> dict[str, str]:
     return {f: str(ctx[f]) for f in PERSISTED_FIELDS if ctx.get(f) is not None}
-
-
-def plain_fields(ctx: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
-    """The event's fields out of a full evaluation context (helpers left out)."""
-    return {n: ctx[n] for n in names if n in ctx}

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from alertd.engine.rule_types.base import Behaviour
+from alertd.engine.rule_types.base import RuleEvaluator
 from alertd.events import Alert, Event
 
 
-class EventRule(Behaviour):
+class EventRule(RuleEvaluator):
     def default_key(self, event: Event) -> str:
         parts = [event.account]
         for name in ("symbol", "currency", "order_id"):
@@ -23,9 +23,9 @@ class EventRule(Behaviour):
             return []
         self.forget_stale(now)
         alert = self.make_alert(
-            key=key,
-            status="firing",
-            ctx=self.context(ctx),
+            key,
+            "firing",
+            self.context(ctx),
             cause=self.event_cause(event),
             now=now,
             headline=self.event_summary(ctx),
@@ -33,5 +33,5 @@ class EventRule(Behaviour):
         if self.cooldown is None:
             # Nothing to remember: without a cooldown the last alert time never matters.
             self.last_alert.pop(key, None)
-            self.rt.dirty.discard((self, key))
+            self.changed.discard((self, key))
         return [alert]

@@ -19,8 +19,8 @@ import attrs
 
 from alertd.engine.compile import ORDER_END_KINDS
 from alertd.engine.expressions import duration
-from alertd.engine.rule_types.base import Behaviour, persisted_fields
-from alertd.events import Alert, Event
+from alertd.engine.rule_types.base import KeyedEvaluator
+from alertd.events import Alert, AlertStatus, Event
 
 
 @attrs.define
@@ -32,44 +32,42 @@ class _Order:
     fired: set[str] = attrs.field(factory=set)  # "open" / "stalled" alerts sent
 
 
-class OrderTimeoutRule(Behaviour):
+class OrderTimeoutRule(KeyedEvaluator[_Order]):
+    """``keys``: the open orders being timed, by key."""
+
     checks_where = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.open_for = self.rule.settings.open_for
         self.stalled_for = self.rule.settings.stalled_for
-        self.orders: dict[str, _Order] = {}
 
     def default_key(self, event: Event) -> str:
         return f"{event.account}/{getattr(event, 'order_id', '-')}"
 
     def on_event(self, event: Event, ctx: dict[str, Any], now: float) -> list[Alert]:
         key = self.key_for(event, ctx)
-        order = self.orders.get(key)
+        order = self.keys.get(key)
         if event.kind in ORDER_END_KINDS:
             if order is None:
                 return []
-            del self.orders[key]
+            del self.keys[key]
             self.disarm(key, "open")
             self.disarm(key, "stalled")
-            self.rt.dirty.add((self, key))
+            self.mark(key)
             if not order.fired:
                 return []
-            order.fields = {n: ctx.get(n) for n in self._blank}
+            order.fields = self.event_fields(ctx)
             reason = event.kind.removeprefix("order.")
-            return [
-                self._alert(
-                    key, order, "resolved", reason=reason, cause=self.event_cause(event), now=now
-                )
-            ]
+            cause = self.event_cause(event)
+            return [self._alert(key, order, "resolved", reason=reason, cause=cause, now=now)]
         if order is None:
             if not self.where_ok(ctx):
                 return []
-            order = self.orders[key] = _Order(fields={}, opened=now)
+            order = self.keys[key] = _Order(fields={}, opened=now)
             if self.open_for is not None:
                 self.arm(key, "open", now + self.open_for)
-        order.fields = {n: ctx.get(n) for n in self._blank}
+        order.fields = self.event_fields(ctx)
         filled = ctx.get("filled")
         alerts: list[Alert] = []
         if event.kind == "order.partially_filled" and (
@@ -95,13 +93,12 @@ class OrderTimeoutRule(Behaviour):
             order.filled = filled
             if self.stalled_for is not None:
                 self.arm(key, "stalled", now + self.stalled_for)
-        self.rt.dirty.add((self, key))
+        self.mark(key)
         return alerts
 
-    def on_timer(self, key: str, tag: str, deadline: float, now: float) -> list[Alert]:
-        order = self.orders.get(key)
-        if order is None:
-            return []
+    def on_key_timer(
+        self, key: str, order: _Order, tag: str, deadline: float, now: float
+    ) -> list[Alert]:
         cause = self.timer_cause(tag, deadline)
         first = tag not in order.fired
         if first and self.cooling(key, now):
@@ -111,11 +108,11 @@ class OrderTimeoutRule(Behaviour):
         order.fired.add(tag)
         if self.repeat is not None:
             self.arm(key, tag, self.next_repeat(deadline, now))
-        self.rt.dirty.add((self, key))
+        self.mark(key)
         return [self._alert(key, order, "firing", reason=tag, cause=cause, now=now)]
 
     def _alert(
-        self, key: str, order: _Order, status: str, *, reason: str, cause: str, now: float
+        self, key: str, order: _Order, status: AlertStatus, *, reason: str, cause: str, now: float
     ) -> Alert:
         age = now - order.opened
         since_progress = None if order.last_progress is None else now - order.last_progress
@@ -145,48 +142,29 @@ class OrderTimeoutRule(Behaviour):
             stalled_for=self.stalled_for,
             since_progress=since_progress,
         )
-        return self.make_alert(
-            key=key,
-            status="resolved" if status == "resolved" else "firing",
-            ctx=ctx,
-            cause=cause,
-            now=now,
-            headline=head,
-        )
+        return self.make_alert(key, status, ctx, cause=cause, now=now, headline=head)
 
-    def state_keys(self) -> list[str]:
-        return list({*self.last_alert, *self.orders})
+    def dump_state(self, state: _Order) -> dict[str, Any]:
+        return {
+            "opened": self.clock.epoch(state.opened),
+            "last_progress": self.epoch_or_none(state.last_progress),
+            "filled": None if state.filled is None else str(state.filled),
+            "fired": sorted(state.fired),
+        }
 
-    def dump(self, key: str) -> dict[str, Any] | None:
-        data = super().dump(key) or {}
-        order = self.orders.get(key)
-        if order is not None:
-            data.update(
-                fields=persisted_fields(order.fields),
-                opened=self.rt.epoch(order.opened),
-                last_progress=None
-                if order.last_progress is None
-                else self.rt.epoch(order.last_progress),
-                filled=None if order.filled is None else str(order.filled),
-                fired=sorted(order.fired),
-            )
-        return data or None
-
-    def load(self, key: str, data: Mapping[str, Any]) -> None:
-        super().load(key, data)
+    def load_state(self, data: Mapping[str, Any], fields: dict[str, Any]) -> _Order | None:
         if "opened" not in data:
-            return
-        order = self.orders[key] = _Order(
-            fields=dict(data.get("fields") or {}), opened=self.rt.mono(data["opened"])
+            return None
+        return _Order(
+            fields=fields,
+            opened=self.clock.mono(data["opened"]),
+            last_progress=self.mono_or_none(data.get("last_progress")),
+            filled=None if data.get("filled") is None else Decimal(data["filled"]),
+            fired=set(data.get("fired") or ()),
         )
-        if data.get("last_progress") is not None:
-            order.last_progress = self.rt.mono(data["last_progress"])
-        if data.get("filled") is not None:
-            order.filled = Decimal(data["filled"])
-        order.fired = set(data.get("fired") or ())
 
     def start(self, now: float, accounts: Any) -> None:
-        for key, order in self.orders.items():
+        for key, order in self.keys.items():
             if self.open_for is not None:
                 if "open" not in order.fired:
                     self.arm(key, "open", order.opened + self.open_for)
@@ -202,4 +180,4 @@ class OrderTimeoutRule(Behaviour):
         self, now: float, accounts: Iterable[str], removed: frozenset[str]
     ) -> None:
         # A removed or disabled account's orders are no longer timed.
-        self.forget_accounts(self.orders, removed, "open", "stalled")
+        self.forget_accounts(removed, "open", "stalled")

@@ -11,11 +11,11 @@ from collections import deque
 from typing import Any
 
 from alertd.engine.expressions import duration
-from alertd.engine.rule_types.base import SWEEP_MIN, Behaviour
+from alertd.engine.rule_types.base import SWEEP_MIN, RuleEvaluator
 from alertd.events import Alert, Event
 
 
-class RateRule(Behaviour):
+class RateRule(RuleEvaluator):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         count, within = self.rule.settings.count, self.rule.settings.within
@@ -44,14 +44,17 @@ class RateRule(Behaviour):
         head = f"{self.rule.name}: {seen} x {event.kind} within {duration(self.within)} ({key})"
         return [
             self.make_alert(
-                key=key,
-                status="firing",
-                ctx=self.context(ctx, count=self.count, within=self.within, seen=seen),
+                key,
+                "firing",
+                self.context(ctx, count=self.count, within=self.within, seen=seen),
                 cause=self.event_cause(event),
                 now=now,
                 headline=head,
             )
         ]
+
+    def tracked_keys(self) -> int:
+        return len(self.windows)
 
     def forget_stale(self, now: float) -> None:
         super().forget_stale(now)

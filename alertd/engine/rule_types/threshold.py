@@ -18,8 +18,8 @@ from typing import Any
 import attrs
 
 from alertd.engine.expressions import dec, duration, to_decimal
-from alertd.engine.rule_types.base import Behaviour, persisted_fields
-from alertd.events import Alert, Event
+from alertd.engine.rule_types.base import KeyedEvaluator
+from alertd.events import Alert, AlertStatus, Event
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class _Key:
     since: float | None = None  # when it started firing
 
 
-class ThresholdRule(Behaviour):
+class ThresholdRule(KeyedEvaluator[_Key]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         s = self.rule.settings
@@ -43,7 +43,6 @@ class ThresholdRule(Behaviour):
         self.resolve_above = s.resolve_above if s.resolve_above is not None else s.below
         self.resolve_below = s.resolve_below if s.resolve_below is not None else s.above
         self.for_ = s.for_
-        self.keys: dict[str, _Key] = {}
         self._value_error_logged = False
 
     def default_key(self, event: Event) -> str:
@@ -92,7 +91,7 @@ class ThresholdRule(Behaviour):
         st = self.keys.get(key)
         if st is None:
             st = self.keys[key] = _Key()
-        st.fields = {n: ctx.get(n) for n in self._blank}
+        st.fields = self.event_fields(ctx)
         st.value = value
         alerts: list[Alert] = []
         if st.firing is not None:
@@ -101,14 +100,14 @@ class ThresholdRule(Behaviour):
                 st.firing = None
                 st.since = None
                 self.disarm(key, "repeat")
-                self.rt.dirty.add((self, key))
+                self.mark(key)
             return alerts
         side = self.breach(value)
         if side is None:
             if st.pending is not None:
                 st.pending = st.pending_since = None
                 self.disarm(key, "pending")
-                self.rt.dirty.add((self, key))
+                self.mark(key)
         elif self.for_ is None:
             # the cause (event identity) is computed only when an alert is made: most
             # events of a threshold rule change nothing
@@ -116,13 +115,12 @@ class ThresholdRule(Behaviour):
         elif st.pending != side:
             st.pending, st.pending_since = side, now
             self.arm(key, "pending", now + self.for_)
-            self.rt.dirty.add((self, key))
+            self.mark(key)
         return alerts
 
-    def on_timer(self, key: str, tag: str, deadline: float, now: float) -> list[Alert]:
-        st = self.keys.get(key)
-        if st is None:
-            return []
+    def on_key_timer(
+        self, key: str, st: _Key, tag: str, deadline: float, now: float
+    ) -> list[Alert]:
         if tag == "pending" and st.pending is not None and st.firing is None:
             side = st.pending
             st.pending = st.pending_since = None
@@ -134,7 +132,7 @@ class ThresholdRule(Behaviour):
         return []
 
     def _fire(self, key: str, st: _Key, side: str, cause: str, now: float) -> list[Alert]:
-        self.rt.dirty.add((self, key))
+        self.mark(key)
         if self.cooling(key, now):
             return []  # stays not firing: the next event still in breach fires after cooldown
         st.firing = side
@@ -143,7 +141,7 @@ class ThresholdRule(Behaviour):
             self.arm(key, "repeat", now + self.repeat)
         return [self._alert(key, st, "firing", cause, now)]
 
-    def _alert(self, key: str, st: _Key, status: str, cause: str, now: float) -> Alert:
+    def _alert(self, key: str, st: _Key, status: AlertStatus, cause: str, now: float) -> Alert:
         side = st.firing or st.pending or "below"
         threshold = self.below if side == "below" else self.above
         pending_for = self.for_
@@ -157,46 +155,32 @@ class ThresholdRule(Behaviour):
         else:
             head = f"{self.rule.name}: {label} back at {dec(st.value)}"
         head += f" {what}".rstrip()
-        return self.make_alert(
-            key=key,
-            status="resolved" if status == "resolved" else "firing",
-            ctx=ctx,
-            cause=cause,
-            now=now,
-            headline=head,
-        )
+        return self.make_alert(key, status, ctx, cause=cause, now=now, headline=head)
 
-    # -- persistence -----------------------------------------------------------------------
+    # -- persistence: only a firing or pending key has state worth keeping ------------------
 
-    def state_keys(self) -> list[str]:
-        return list({*self.last_alert, *self.keys})
+    def dump_state(self, state: _Key) -> dict[str, Any] | None:
+        if not (state.firing or state.pending):
+            return None
+        return {
+            "value": None if state.value is None else str(state.value),
+            "firing": state.firing,
+            "pending": state.pending,
+            "pending_since": self.epoch_or_none(state.pending_since),
+            "since": self.epoch_or_none(state.since),
+        }
 
-    def dump(self, key: str) -> dict[str, Any] | None:
-        data = super().dump(key) or {}
-        st = self.keys.get(key)
-        if st is not None and (st.firing or st.pending):
-            data.update(
-                fields=persisted_fields(st.fields),
-                value=None if st.value is None else str(st.value),
-                firing=st.firing,
-                pending=st.pending,
-                pending_since=None if st.pending_since is None else self.rt.epoch(st.pending_since),
-                since=None if st.since is None else self.rt.epoch(st.since),
-            )
-        return data or None
-
-    def load(self, key: str, data: Mapping[str, Any]) -> None:
-        super().load(key, data)
+    def load_state(self, data: Mapping[str, Any], fields: dict[str, Any]) -> _Key | None:
         if not (data.get("firing") or data.get("pending")):
-            return
-        st = self.keys[key] = _Key(fields=dict(data.get("fields") or {}))
-        st.value = None if data.get("value") is None else Decimal(data["value"])
-        st.firing = data.get("firing")
-        st.pending = data.get("pending")
-        if data.get("pending_since") is not None:
-            st.pending_since = self.rt.mono(data["pending_since"])
-        if data.get("since") is not None:
-            st.since = self.rt.mono(data["since"])
+            return None
+        return _Key(
+            fields=fields,
+            value=None if data.get("value") is None else Decimal(data["value"]),
+            firing=data.get("firing"),
+            pending=data.get("pending"),
+            pending_since=self.mono_or_none(data.get("pending_since")),
+            since=self.mono_or_none(data.get("since")),
+        )
 
     def start(self, now: float, accounts: Any) -> None:
         for key, st in self.keys.items():
