@@ -1,20 +1,45 @@
 """Sources: one supervised, reconnecting websocket session per account (see ``session``).
 
-``Sources`` (supervisor) is what the daemon starts; ``Recorder`` writes ``--record`` captures
-and ``read_capture`` reads them back for replay.
+``Sources`` (supervisor) is what the daemon starts; its ``statistics()`` is what metrics and
+the status line read. Stream health (``health.StreamHealth``) is the sans-IO machine that
+the sessions and ``alertd replay`` share, with the stream filter (``streams.keeps``);
+``Recorder`` writes ``--record`` captures and ``read_capture`` reads them back.
 """
 
 from alertd.sources.capture import CaptureError, CaptureRecord, Recorder, read_capture
-from alertd.sources.session import CONNECTION, Session, SourceStats
-from alertd.sources.supervisor import Sources
+from alertd.sources.health import (
+    Emit,
+    HealthPolicy,
+    HealthStatistics,
+    Log,
+    LoginAnswered,
+    Output,
+    Record,
+    StreamHealth,
+    Wakeup,
+)
+from alertd.sources.session import AccountStatistics, Session
+from alertd.sources.streams import CONNECTION, keeps
+from alertd.sources.supervisor import Sources, SourcesStatistics
 
 __all__ = [
     "CONNECTION",
+    "AccountStatistics",
     "CaptureError",
     "CaptureRecord",
+    "Emit",
+    "HealthPolicy",
+    "HealthStatistics",
+    "Log",
+    "LoginAnswered",
+    "Output",
+    "Record",
     "Recorder",
     "Session",
-    "SourceStats",
     "Sources",
+    "SourcesStatistics",
+    "StreamHealth",
+    "Wakeup",
+    "keeps",
     "read_capture",
 ]

@@ -1,5 +1,7 @@
 """Account authentication: handshake headers and a login frame, both jinja templates.
 
+(Which frames answer the login is ``login``'s business.)
+
 Neither exchange document fixes how to log in, so the config says it (``[accounts.auth]``).
 Templates run in jinja's ``SandboxedEnvironment`` with ``StrictUndefined`` and see:
 
@@ -16,11 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import secrets
 import time
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 import attrs
 import jinja2
@@ -28,17 +29,6 @@ import jinja2.meta
 from jinja2.sandbox import SandboxedEnvironment
 
 from alertd.config.model import AuthSettings
-
-LoginReply = Literal["accepted", "rejected"]
-
-# Login replies recognised when the config names none (accept_when/reject_when unset). Neither
-# exchange document covers login; these are what the simulator answers on both exchanges.
-_LOGIN_OK = {"op": "login", "status": "ok"}
-_LOGIN_ERROR = {"op": "login", "status": "error"}
-DEFAULT_REPLIES: Mapping[str, tuple[dict[str, str], dict[str, str]]] = {
-    "piexgo": (_LOGIN_OK, _LOGIN_ERROR),
-    "cryptology": (_LOGIN_OK, _LOGIN_ERROR),
-}
 
 
 class AuthError(Exception):
@@ -56,17 +46,15 @@ _ENV.globals["hmac_sha256"] = hmac_sha256
 
 @attrs.frozen
 class Authenticator:
-    """One account's compiled auth templates and its login-reply rules."""
+    """One account's compiled auth templates."""
 
     account: str
     auth: AuthSettings
     _headers: tuple[tuple[str, jinja2.Template], ...]
     _login: jinja2.Template | None
-    accept_when: dict[str, str]
-    reject_when: dict[str, str]
 
     @classmethod
-    def build(cls, account: str, exchange: str, auth: AuthSettings) -> Authenticator:
+    def build(cls, account: str, auth: AuthSettings) -> Authenticator:
         """Compile the templates; ``AuthError`` says which one is wrong and where."""
         headers = tuple(
             (name, _compile(account, f"auth.headers.{name}", text, auth))
@@ -75,10 +63,7 @@ class Authenticator:
         login = None
         if auth.login_frame:
             login = _compile(account, "auth.login_frame", auth.login_frame, auth)
-        accept, reject = dict(auth.accept_when), dict(auth.reject_when)
-        if login is not None and not accept and not reject:
-            accept, reject = (dict(d) for d in DEFAULT_REPLIES.get(exchange, ({}, {})))
-        return cls(account, auth, headers, login, accept, reject)
+        return cls(account, auth, headers, login)
 
     @property
     def has_login(self) -> bool:
@@ -107,34 +92,6 @@ class Authenticator:
         if self._login is None:
             return None
         return _render(self.account, "auth.login_frame", self._login, ctx)
-
-    def classify(self, frame: str | bytes) -> LoginReply | None:
-        """Whether ``frame`` is the server accepting or rejecting the login (else None)."""
-        if not (self.accept_when or self.reject_when):
-            return None
-        try:
-            obj = json.loads(frame)
-        except ValueError:
-            return None
-        if not isinstance(obj, dict):
-            return None
-        if self.reject_when and _matches(obj, self.reject_when):
-            return "rejected"
-        if self.accept_when and _matches(obj, self.accept_when):
-            return "accepted"
-        return None
-
-
-def _matches(obj: Mapping[str, Any], want: Mapping[str, str]) -> bool:
-    """Every key of ``want`` is in ``obj`` with that value; non-string JSON values compare by
-    their JSON text, so ``{code = "0"}`` matches ``"code": 0`` and ``{ok = "true"}`` ``true``."""
-    for key, value in want.items():
-        if key not in obj:
-            return False
-        got = obj[key]
-        if (got if isinstance(got, str) else json.dumps(got)) != value:
-            return False
-    return True
 
 
 def _compile(account: str, where: str, text: str, auth: AuthSettings) -> jinja2.Template:
@@ -173,9 +130,10 @@ def _render(account: str, where: str, tpl: jinja2.Template, ctx: Mapping[str, An
 
 def check_auth(account: str, exchange: str, auth: AuthSettings) -> list[str]:
     """Problems with an account's auth templates, for ``alertd check`` (empty when fine):
-    compiles them and renders them once with the configured secrets."""
+    compiles them and renders them once with the configured secrets. The templates do not
+    depend on ``exchange``; it is taken so that the check's callers need not know that."""
     try:
-        authenticator = Authenticator.build(account, exchange, auth)
+        authenticator = Authenticator.build(account, auth)
         ctx = authenticator.context()
         authenticator.headers(ctx)
         authenticator.login_frame(ctx)

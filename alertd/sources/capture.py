@@ -4,6 +4,14 @@ JSON Lines, one object a line::
 
     {"ts": <unix seconds, float>, "account": "<name>", "frame": "<raw frame text>"}
     {"ts": <unix seconds, float>, "account": "<name>", "stream_event": "connected"}
+    {"ts": ..., "account": "<name>", "stream_event": "disconnected", "reason": "<why>"}
+    {"ts": ..., "account": "<name>", "stream_event": "disconnected", "stopped": true}
+
+A ``disconnected`` line is written whenever ``stream.disconnected`` is announced, with its
+``reason``; ``stopped`` marks alertd ceasing to watch a connection that was up (a reload, a
+crash, shutdown), which is an outage only once a next session announces it in a line of its
+own. Both keys are optional (captures written before them read as before), so replay gives
+the reasons and only the outages the daemon reported.
 
 ``Recorder`` never blocks a reader: ``record_*`` only append to a list in memory, and the
 recorder's own task writes the lines out in a worker thread every ``flush_interval`` seconds
@@ -19,15 +27,14 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO
 
 import attrs
 import trio
 
-log = logging.getLogger(__name__)
+from alertd.sources.streams import STREAM_FACTS, StreamFact
 
-StreamFact = Literal["connected", "disconnected"]
-STREAM_FACTS: tuple[StreamFact, ...] = ("connected", "disconnected")
+log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL = 1.0  # seconds: a crash loses at most this much capture
 FLUSH_LINES = 5_000  # write sooner when this many lines wait, to keep memory flat in a flood
@@ -48,6 +55,8 @@ class CaptureRecord:
     account: str
     frame: str | None = None
     stream_event: StreamFact | None = None
+    reason: str | None = None  # a disconnected line's reason, where the capture has one
+    stopped: bool = False  # a disconnected line for a session stopped while up
     line: int = 0  # where it was in the file, for messages
 
 
@@ -61,8 +70,20 @@ def frame_line(account: str, frame: str | bytes, ts: float) -> str:
     return json.dumps({"ts": ts, "account": account, "frame": text}, ensure_ascii=False) + "\n"
 
 
-def fact_line(account: str, fact: StreamFact, ts: float) -> str:
-    return json.dumps({"ts": ts, "account": account, "stream_event": fact}) + "\n"
+def fact_line(
+    account: str,
+    fact: StreamFact,
+    ts: float,
+    *,
+    reason: str | None = None,
+    stopped: bool = False,
+) -> str:
+    obj: dict[str, object] = {"ts": ts, "account": account, "stream_event": fact}
+    if reason is not None:
+        obj["reason"] = reason
+    if stopped:
+        obj["stopped"] = True
+    return json.dumps(obj) + "\n"
 
 
 @attrs.define
@@ -86,9 +107,21 @@ class Recorder:
         """Remember a received frame; ``ts`` defaults to now (wall clock)."""
         self._add(frame_line(account, frame, time.time() if ts is None else ts))
 
-    def record_fact(self, account: str, fact: StreamFact, ts: float | None = None) -> None:
-        """Remember that ``account``'s stream connected or disconnected."""
-        self._add(fact_line(account, fact, time.time() if ts is None else ts))
+    def record_fact(
+        self,
+        account: str,
+        fact: StreamFact,
+        ts: float | None = None,
+        *,
+        reason: str | None = None,
+        stopped: bool = False,
+    ) -> None:
+        """Remember that ``account``'s stream connected or disconnected (see the module
+        docstring for ``reason`` and ``stopped``)."""
+        line = fact_line(
+            account, fact, time.time() if ts is None else ts, reason=reason, stopped=stopped
+        )
+        self._add(line)
 
     def _add(self, line: str) -> None:
         if len(self._pending) >= MAX_PENDING_LINES:
@@ -184,4 +217,17 @@ def parse_line(text: str, *, where: str, line: int = 0) -> CaptureRecord:
         raise CaptureError(
             f'{where}: "stream_event" must be "connected" or "disconnected", got {fact!r}'
         )
-    return CaptureRecord(ts=float(ts), account=account, frame=frame, stream_event=fact, line=line)
+    reason, stopped = obj.get("reason"), obj.get("stopped", False)
+    if reason is not None and not isinstance(reason, str):
+        raise CaptureError(f'{where}: "reason" must be a string, got {reason!r}')
+    if not isinstance(stopped, bool):
+        raise CaptureError(f'{where}: "stopped" must be true or false, got {stopped!r}')
+    return CaptureRecord(
+        ts=float(ts),
+        account=account,
+        frame=frame,
+        stream_event=fact,
+        reason=reason,
+        stopped=stopped,
+        line=line,
+    )

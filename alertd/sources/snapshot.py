@@ -18,19 +18,19 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import attrs
-import trio
 
 
 @attrs.define
 class SnapshotReader:
-    """Fed every frame after a reconnect; ``done`` is set when the snapshot is complete."""
+    """Fed every frame after a reconnect; ``done`` once the snapshot is complete. Pure: stream
+    health (``health``) feeds it and decides how long to wait for it."""
 
     balances: dict[str, Decimal] = attrs.field(factory=dict)
     started: bool = False
-    done: trio.Event = attrs.field(factory=trio.Event)
+    done: bool = False
 
     def feed(self, frame: str | bytes) -> None:
-        if self.done.is_set():
+        if self.done:
             return
         obj = _load(frame)
         if not self.started:
@@ -50,7 +50,7 @@ class SnapshotReader:
                     return
                 except InvalidOperation:
                     pass  # a bad frame ends the snapshot; the decoder reports it
-        self.done.set()
+        self.done = True
 
 
 def _load(frame: str | bytes) -> dict[str, Any]:

@@ -5,11 +5,12 @@ be stopped or restarted (``update``) without touching the others. A session that
 a bug is logged with its traceback, reported as ``stream.error`` and started again after a
 backoff delay: one account's bug must not blind alertd to the other accounts.
 
-An account keeps its decoder (the orders and balances it has seen) and its ``Carry`` (the
-events not yet forwarded, an outage not yet reported) across restarts of its session, so a
-restart is neither a second ``order.placed`` nor a blind window: it is reported like any
-reconnect (``stream.disconnected``, ``stream.connected``, ``stream.gap``). Both are dropped
-when the account is removed or its ``exchange`` changes.
+An account keeps its ``StreamHealth`` (with the decoder: the orders and balances it has seen,
+and an outage not yet reported) and its ``OutBuffer`` (the events not yet forwarded) across
+restarts of its session, so a restart is neither a second ``order.placed`` nor a blind
+window: it is reported like any reconnect (``stream.disconnected``, ``stream.connected``,
+``stream.gap``). Both go when the account is removed; a changed ``exchange`` starts stream
+health afresh (its counters aside) and keeps only the events still to be forwarded.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import attrs
 import trio
@@ -26,15 +27,17 @@ from alertd.config.model import AccountSettings
 from alertd.events import Event, StreamError
 from alertd.protocols import Decoder, decoder_for
 from alertd.sources.backoff import Backoff
+from alertd.sources.buffer import OutBuffer
 from alertd.sources.capture import Recorder
+from alertd.sources.health import StreamHealth
 from alertd.sources.session import (
-    CONNECTION,
-    Carry,
+    AccountStatistics,
     Session,
     SessionConfigError,
-    SourceStats,
+    account_statistics,
     now_utc,
 )
+from alertd.sources.streams import stream_fact
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +52,15 @@ DecoderFactory = Callable[[str, str], Decoder]  # (exchange, account) -> a fresh
 class _Kept:
     """What an account keeps across restarts of its session."""
 
-    exchange: str
-    decoder: Decoder
-    carry: Carry = attrs.field(factory=Carry)
+    health: StreamHealth
+    buffer: OutBuffer
+
+
+@attrs.frozen(kw_only=True)
+class SourcesStatistics:
+    """Every started account's statistics, by account name."""
+
+    accounts: Mapping[str, AccountStatistics]
 
 
 @attrs.define(eq=False)
@@ -65,10 +74,10 @@ class _Running:
 class Sources:
     """Runs a session for every enabled account in ``accounts``; all send on ``send``.
 
-    ``stats[name]`` holds each account's counters (they survive a restart of the account and
-    go away when the account is removed). ``run`` reports ready once every session task has
-    started (not connected: connecting may take a while and is reported by events). On
-    cancellation all sessions close their connections and ``run`` returns once they have.
+    ``statistics()`` shows each started account's counters (they survive a restart of the
+    account and go away when the account is removed). ``run`` reports ready once every session
+    task has started (not connected: connecting may take a while and is reported by events).
+    On cancellation all sessions close their connections and ``run`` returns once they have.
     """
 
     accounts: Sequence[AccountSettings]
@@ -76,10 +85,13 @@ class Sources:
     recorder: Recorder | None = None
     decoder_factory: DecoderFactory = decoder_for
     rng: random.Random = attrs.field(factory=random.Random)
-    stats: dict[str, SourceStats] = attrs.field(factory=dict)
     _running: dict[str, _Running] = attrs.field(factory=dict)
     _kept: dict[str, _Kept] = attrs.field(factory=dict)
     _nursery: trio.Nursery | None = None
+
+    def statistics(self) -> SourcesStatistics:
+        accounts = {n: account_statistics(k.health, k.buffer) for n, k in self._kept.items()}
+        return SourcesStatistics(accounts=accounts)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -102,10 +114,8 @@ class Sources:
                 log.info("sources.%s account=%s", "restart" if name in wanted else "stop", name)
                 kept = self._kept.get(name)
                 if kept is not None:
-                    kept.carry.restart_reason = "account reloaded with changed settings"
+                    kept.health.restart_reason = "account reloaded with changed settings"
                 await self._stop(name)
-                if name not in wanted:
-                    self.stats.pop(name, None)
         for name in set(self._kept) - set(wanted):
             del self._kept[name]
         self.accounts = list(accounts)
@@ -132,16 +142,18 @@ class Sources:
         name = settings.name
         running = _Running(settings, trio.CancelScope())
         self._running[name] = running
-        stats = self.stats.setdefault(name, SourceStats())
         kept = self._kept.get(name)
-        if kept is None or kept.exchange != settings.exchange:
-            # A new exchange starts from nothing but the events still to be forwarded.
-            carry = Carry()
-            if kept is not None and kept.carry.buffer is not None:
-                carry.buffer = kept.carry.buffer
-                carry.buffer.exchange = settings.exchange
-            decoder = self.decoder_factory(settings.exchange, name)
-            kept = self._kept[name] = _Kept(settings.exchange, decoder, carry)
+        if kept is None or kept.health.exchange != settings.exchange:
+            # A new exchange starts from nothing but the events still to be forwarded (and the
+            # counters, which metrics take as ever growing).
+            health = StreamHealth(name, self.decoder_factory(settings.exchange, name))
+            if kept is None:
+                buffer = OutBuffer(exchange=settings.exchange, account=name, capacity=0)
+            else:
+                health.carry_counts_from(kept.health)
+                buffer = kept.buffer
+                buffer.exchange = settings.exchange
+            kept = self._kept[name] = _Kept(health, buffer)
         crash_backoff = Backoff(
             initial=CRASH_BACKOFF_INITIAL,
             maximum=CRASH_BACKOFF_MAX,
@@ -155,12 +167,11 @@ class Sources:
                     try:
                         session = Session(
                             settings=settings,
-                            decoder=kept.decoder,
                             send=self.send,
+                            health=kept.health,
+                            buffer=kept.buffer,
                             recorder=self.recorder,
-                            stats=stats,
                             rng=self.rng,
-                            carry=kept.carry,
                         )
                     except SessionConfigError as e:
                         # Retrying cannot help; a reload with fixed settings restarts it.
@@ -173,30 +184,26 @@ class Sources:
                     except Exception as e:
                         log.exception("sources.crash account=%s", name)
                         leaf = _leaf(e)
-                        kept.carry.restart_reason = "session restarted after an internal error"
+                        kept.health.restart_reason = "session restarted after an internal error"
                         await self._report(
                             settings,
                             f"internal error in the session: {type(leaf).__name__}: {leaf}",
                         )
                     else:
                         return  # the shared channel's consumer is gone
-                    stats.connected = False
                     crash_backoff.disconnected(trio.current_time())
                     await trio.sleep(crash_backoff.next_delay())
         finally:
-            stats.connected = False
             running.done.set()
             if self._running.get(name) is running:
                 del self._running[name]
 
     async def _report(self, settings: AccountSettings, reason: str) -> None:
-        now = now_utc()
-        event = StreamError(
+        event = stream_fact(
+            StreamError,
             exchange=settings.exchange,
             account=settings.name,
-            time=now,
-            received=now,
-            stream=CONNECTION,
+            at=now_utc(),
             reason=reason,
         )
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):

@@ -1,4 +1,4 @@
-"""Auth templates: login frame and headers, HMAC signing, login replies, no secret leaks."""
+"""Auth templates: login frame and headers, HMAC signing, no secret leaks."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def test_hmac_sha256_is_the_hex_digest() -> None:
 
 def test_login_frame_is_signed_with_the_timestamp() -> None:
     """The simulator's login frame renders with the key, the ms timestamp and its signature."""
-    a = Authenticator.build("main", "piexgo", auth(login_frame=LOGIN))
+    a = Authenticator.build("main", auth(login_frame=LOGIN))
     ctx = a.context()
     frame = json.loads(a.login_frame(ctx) or "")
     assert frame["key"] == "KEY-1"
@@ -44,7 +44,7 @@ def test_login_frame_is_signed_with_the_timestamp() -> None:
 def test_headers_are_rendered_as_bytes_pairs() -> None:
     """Header templates become (name, value) byte pairs for the handshake."""
     a = Authenticator.build(
-        "main", "piexgo", auth(headers={"X-Key": "{{ api_key }}", "X-Nonce": "{{ nonce }}"})
+        "main", auth(headers={"X-Key": "{{ api_key }}", "X-Nonce": "{{ nonce }}"})
     )
     headers = dict(a.headers(a.context()))
     assert headers[b"X-Key"] == b"KEY-1"
@@ -54,29 +54,8 @@ def test_headers_are_rendered_as_bytes_pairs() -> None:
 
 def test_fresh_nonce_and_timestamp_per_connection() -> None:
     """Every connection attempt gets a new nonce."""
-    a = Authenticator.build("main", "piexgo", auth())
+    a = Authenticator.build("main", auth())
     assert a.context()["nonce"] != a.context()["nonce"]
-
-
-def test_piexgo_login_replies_default_to_the_agreed_frames() -> None:
-    """Without accept_when/reject_when, Piexgo's login replies are recognised."""
-    a = Authenticator.build("main", "piexgo", auth(login_frame=LOGIN))
-    assert a.classify('{"op":"login","status":"ok"}') == "accepted"
-    assert a.classify('{"op":"login","status":"error","msg":"bad key"}') == "rejected"
-    assert a.classify('{"op":"subscribe","status":"ok","topic":"pinfo"}') is None
-    assert a.classify("not json") is None
-
-
-def test_configured_replies_compare_json_values_as_text() -> None:
-    """reject_when/accept_when values match numbers and booleans by their JSON text."""
-    a = Authenticator.build(
-        "main",
-        "cryptology",
-        auth(login_frame="x", accept_when={"code": "0"}, reject_when={"ok": "false"}),
-    )
-    assert a.classify('{"code": 0}') == "accepted"
-    assert a.classify('{"ok": false, "code": 0}') == "rejected"
-    assert a.classify('{"code": "1"}') is None
 
 
 def test_syntax_error_names_account_and_template() -> None:
@@ -84,7 +63,7 @@ def test_syntax_error_names_account_and_template() -> None:
     with pytest.raises(
         AuthError, match=r"account 'main' auth.login_frame: template error at line 1"
     ):
-        Authenticator.build("main", "piexgo", auth(login_frame="{{ api_key "))
+        Authenticator.build("main", auth(login_frame="{{ api_key "))
 
 
 def test_missing_secret_is_a_clear_error() -> None:
@@ -97,7 +76,7 @@ def test_missing_secret_is_a_clear_error() -> None:
 def test_unknown_variable_is_a_clear_error() -> None:
     """A misspelt variable is reported with the names templates may use."""
     with pytest.raises(AuthError, match=r"unknown variable\(s\) api_sekret"):
-        Authenticator.build("main", "piexgo", auth(headers={"X": "{{ api_sekret }}"}))
+        Authenticator.build("main", auth(headers={"X": "{{ api_sekret }}"}))
 
 
 def test_errors_never_show_the_secret() -> None:

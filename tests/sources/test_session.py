@@ -11,7 +11,6 @@ import trio
 
 from alertd.config.model import AuthSettings, Duration, Secret
 from alertd.events import BalanceEvidence, Event
-from alertd.protocols import decoder_for
 from alertd.sources.capture import Recorder, read_capture
 from alertd.sources.session import Session
 
@@ -28,9 +27,7 @@ ALL = ["pinfo", "dealinfo.btc_usdt", "depth.btc_usdt"]
 
 
 def session(settings, send, **kw) -> Session:  # type: ignore[no-untyped-def]
-    return Session(
-        settings=settings, decoder=decoder_for(settings.exchange, settings.name), send=send, **kw
-    )
+    return Session(settings=settings, send=send, **kw)
 
 
 async def test_connects_subscribes_and_decodes(
@@ -48,7 +45,11 @@ async def test_connects_subscribes_and_decodes(
     assert trades[0].price == Decimal("4003.9") and trades[0].account == "main"
     assert log.of("stream.connected")[0].downtime is None
     assert {e.currency for e in log.of("balance.changed")} == {"BTC", "USDT"}
-    assert s.stats.connected and s.stats.frames >= 6 and s.stats.decode_errors == 0
+    assert (
+        s.statistics().connected
+        and s.statistics().frames >= 6
+        and s.statistics().decode_errors == 0
+    )
 
 
 async def test_drop_reconnects_resubscribes_and_reports_the_gap(
@@ -75,7 +76,7 @@ async def test_drop_reconnects_resubscribes_and_reports_the_gap(
         BalanceEvidence(currency="USDT", before=Decimal(1000), after=Decimal(750)),
     )
     assert fake_piexgo.subscriptions[-1] == ALL
-    assert s.stats.reconnects >= 1
+    assert s.statistics().reconnects >= 1
 
 
 async def test_malformed_frame_is_an_error_and_the_stream_goes_on(
@@ -92,7 +93,7 @@ async def test_malformed_frame_is_an_error_and_the_stream_goes_on(
         [error] = await log.wait_for("stream.error")
         await log.wait_for("trade")
     assert error.excerpt.startswith('{"topic": "dealinfo", oops')
-    assert s.stats.decode_errors == 1
+    assert s.statistics().decode_errors == 1
     assert len(log.of("stream.connected")) == 1  # no reconnect
 
 
@@ -112,7 +113,7 @@ async def test_oversize_frame_is_an_error_and_a_reconnect(
         await fake_piexgo.wait(lambda: fake_piexgo.subscribed(ALL))
     assert "max_message_size (4096 bytes)" in error.reason
     assert log.of("stream.disconnected")[0].reason == "frame too big (1009)"
-    assert s.stats.decode_errors == 1
+    assert s.statistics().decode_errors == 1
 
 
 async def test_market_stream_goes_stale_once_per_silence(
@@ -221,16 +222,16 @@ async def test_slow_consumer_never_blocks_the_reader(
         for i in range(50):
             await fake_piexgo.send(depth_frame(3990 + i, i))
             await fake_piexgo.send(balance_frame("BTC", str(10 + i)))
-        await until(lambda: s.stats.frames >= 3 + 2 + 100)
+        await until(lambda: s.statistics().frames >= 3 + 2 + 100)
         events = []
         while not any(e.kind == "book" for e in events) or not any(
             e.kind == "stream.gap" for e in events
         ):
             events.append(await receive.receive())
-    assert s.stats.overflow_dropped > 0 and s.stats.conflated > 0
+    assert s.statistics().overflow_dropped > 0 and s.statistics().conflated > 0
     [gap] = [e for e in events if e.kind == "stream.gap"]
     assert gap.why == "overflow" and gap.stream == "pinfo"
-    assert gap.raw["dropped"] == s.stats.overflow_dropped
+    assert gap.raw["dropped"] == s.statistics().overflow_dropped
     [book] = [e for e in events if e.kind == "book"]
     assert book.change_id == 49  # only the latest book went out
 
@@ -255,7 +256,7 @@ async def test_a_consumer_that_falls_behind_and_catches_up_gets_every_event_in_o
             received.append(await receive.receive())
     balances = [e.balance for e in received if getattr(e, "currency", None) == "XYZ"]  # type: ignore[attr-defined]
     assert balances == [Decimal(i + 1) for i in range(200)]
-    assert s.stats.overflow_dropped == 0
+    assert s.statistics().overflow_dropped == 0
 
 
 async def test_connect_timeout_is_bounded(nursery: trio.Nursery, event_channel: tuple) -> None:
@@ -292,7 +293,7 @@ async def test_cancellation_is_prompt_and_leaves_nothing(
         elapsed = trio.current_time() - start
         await fake_piexgo.wait(lambda: fake_piexgo.connections[-1].closed is not None)
     assert elapsed < 0.5
-    assert not s.stats.connected
+    assert not s.statistics().connected
 
 
 async def test_record_writes_frames_and_facts(
@@ -308,10 +309,12 @@ async def test_record_writes_frames_and_facts(
             async with trio.open_nursery() as inner:
                 s = session(account(fake_piexgo.url), send, recorder=recorder)
                 await inner.start(s.run)
-                await until(lambda: s.stats.frames == 3 + 2)
+                await until(lambda: s.statistics().frames == 3 + 2)
                 await fake_piexgo.drop()
                 await log.wait_for("stream.connected", 2)
-                await until(lambda: s.stats.frames == 2 * (3 + 2))  # acks and snapshot, twice
+                await until(
+                    lambda: s.statistics().frames == 2 * (3 + 2)
+                )  # acks and snapshot, twice
                 inner.cancel_scope.cancel()
             outer.cancel_scope.cancel()
     records = list(read_capture(path))

@@ -79,11 +79,16 @@ async def test_normal_both_exchanges_flow() -> None:
             await log.wait_for("trade", account="px")
             await log.wait_for("trade", account="cr")
             await log.wait_for("book", account="cr")
-            connected = {name: stats.connected for name, stats in sources.stats.items()}
+            connected = {
+                name: stats.connected for name, stats in sources.statistics().accounts.items()
+            }
     assert subscribed == set(PIEXGO_STREAMS)
     assert connected == {"px": True, "cr": True}
-    assert sources.stats["px"].frames > 0 and sources.stats["px"].decode_errors == 0
-    assert sources.stats["cr"].decode_errors == 0
+    assert (
+        sources.statistics().accounts["px"].frames > 0
+        and sources.statistics().accounts["px"].decode_errors == 0
+    )
+    assert sources.statistics().accounts["cr"].decode_errors == 0
     assert log.of("stream.error") == []
     # Cryptology's configured streams filter what it pushes
     assert {e.symbol for e in log.of("trade") if e.account == "cr"} == {"BTC_USD"}
@@ -106,7 +111,7 @@ async def test_drop_reconnects_with_every_subscription() -> None:
     gaps = log.of("stream.gap")
     assert all(g.why == "offline" and g.since <= g.until for g in gaps)
     assert subscribed == set(PIEXGO_STREAMS)
-    assert sources.stats["main"].reconnects >= 2
+    assert sources.statistics().accounts["main"].reconnects >= 2
 
 
 async def test_half_open_is_detected_by_the_heartbeat() -> None:
@@ -152,7 +157,7 @@ async def test_garbage_is_reported_and_the_stream_goes_on() -> None:
     assert oversize, [e.reason for e in errors]
     assert any(e.excerpt for e in errors)  # bad frames are shown in part
     assert all(len(e.excerpt) < 300 for e in errors)
-    assert sources.stats["main"].decode_errors >= len(errors)
+    assert sources.statistics().accounts["main"].decode_errors >= len(errors)
     assert log.of("stream.disconnected")[0].reason == "frame too big (1009)"
     assert subscribed == set(PIEXGO_STREAMS)
 
@@ -178,7 +183,7 @@ async def test_rejected_login_is_heard_and_backs_off() -> None:
     assert [e.reason for e in log.of("stream.disconnected")] == ["login rejected"]
     # a hot loop would reconnect hundreds of times a second; the cap of 0.2 s bounds it
     assert 3 <= sim.connects_total <= 40
-    assert not sources.stats["main"].connected
+    assert not sources.statistics().accounts["main"].connected
     assert "SECRET" not in repr(log.events)
 
 
@@ -212,7 +217,7 @@ async def test_restart_is_a_gap_spanning_the_outage() -> None:
     assert up.downtime >= 0.3
     gap = log.of("stream.gap")[0]
     assert (gap.until - gap.since).total_seconds() >= 0.3
-    assert sources.stats["main"].reconnects >= 2  # refused attempts retried quietly
+    assert sources.statistics().accounts["main"].reconnects >= 2  # refused attempts retried quietly
     assert len(log.of("stream.disconnected")) == 1
     assert subscribed == set(PIEXGO_STREAMS)
 

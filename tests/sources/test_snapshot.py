@@ -19,10 +19,10 @@ def test_snapshot_is_the_balance_run_after_the_ack() -> None:
     reader.feed(ACK)
     reader.feed(balance_frame("btc", "1.50"))
     reader.feed(balance_frame("USDT", "10"))
-    assert not reader.done.is_set()
+    assert not reader.done
     reader.feed(deal_frame())
     reader.feed(balance_frame("ETH", "3"))
-    assert reader.done.is_set()
+    assert reader.done
     assert reader.balances == {"BTC": Decimal("1.50"), "USDT": Decimal(10)}
 
 
@@ -32,7 +32,7 @@ def test_a_repeated_token_is_live_activity() -> None:
     reader.feed(ACK)
     reader.feed(balance_frame("BTC", "1"))
     reader.feed(balance_frame("BTC", "2"))
-    assert reader.done.is_set()
+    assert reader.done
     assert reader.balances == {"BTC": Decimal(1)}
 
 
@@ -42,4 +42,4 @@ def test_garbage_ends_the_snapshot_without_raising() -> None:
         reader = SnapshotReader()
         reader.feed(ACK)
         reader.feed(bad)
-        assert reader.done.is_set() and reader.balances == {}
+        assert reader.done and reader.balances == {}

@@ -65,7 +65,10 @@ async def test_cancellation_is_prompt_even_with_half_open_peers() -> None:
             elapsed = trio.current_time() - started
             outer.cancel_scope.cancel()
     assert elapsed < 0.5
-    assert not sources.stats["a"].connected and not sources.stats["b"].connected
+    assert (
+        not sources.statistics().accounts["a"].connected
+        and not sources.statistics().accounts["b"].connected
+    )
 
 
 async def test_update_restarts_only_changed_accounts() -> None:
@@ -90,7 +93,7 @@ async def test_update_restarts_only_changed_accounts() -> None:
                 await log.wait_for("stream.connected", 2, account="change")
                 await log.wait_for("stream.connected", account="new")
                 await sim.wait_until(lambda: sim.connection_count("piexgo") == 2)
-                connected = {name: s.connected for name, s in sources.stats.items()}
+                connected = {name: s.connected for name, s in sources.statistics().accounts.items()}
                 connects = sim.connects_total - before
                 inner.cancel_scope.cancel()
             outer.cancel_scope.cancel()
@@ -122,7 +125,7 @@ async def test_disabled_account_is_not_started() -> None:
                 inner.cancel_scope.cancel()
             outer.cancel_scope.cancel()
     assert count == 1
-    assert set(sources.stats) == {"on"}
+    assert set(sources.statistics().accounts) == {"on"}
 
 
 @attrs.define
@@ -265,7 +268,9 @@ async def test_events_waiting_at_a_reload_are_delivered_after_it(
         await fake_piexgo.wait(lambda: fake_piexgo.subscribed(["pinfo"]))
         await fake_piexgo.send(order_frame("10"))
         await fake_piexgo.send(order_frame("5"))
-        await until(lambda: sources.stats["main"].frames >= 5)  # ack, 2 balances, 2 orders
+        await until(
+            lambda: sources.statistics().accounts["main"].frames >= 5
+        )  # ack, 2 balances, 2 orders
         await sources.update([attrs.evolve(acct, ping_interval=0.25)])
         nursery.start_soon(log.consume, receive)
         await log.wait_for("stream.gap")
