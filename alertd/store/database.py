@@ -1,8 +1,13 @@
 """The SQLite state database in the state directory: one file, WAL, shared by the outbox,
 rule state and silences (each module creates its own tables).
 
-SQLite calls block, so async code goes through ``Database.run``, which runs them in a worker
-thread, one at a time (invariant 6). Command-line tools may use ``connect`` directly.
+SQLite calls block, so async code goes through ``Database``, which runs them in a worker
+thread, one at a time (invariant 6): ``run`` for queries, ``write`` for every change. A
+write is one transaction (``transaction``: ``BEGIN IMMEDIATE`` ... ``COMMIT``, or
+``ROLLBACK`` when the function raises); the table modules (``notifications``,
+``alert_states``, ``rule_state``) are plain functions over a connection, so a caller can
+combine several tables' changes into one write. Command-line tools may use ``connect`` and
+``transaction`` directly.
 
 Checkpoints: by default SQLite copies the WAL back into the database inside whichever commit
 crosses 1,000 pages, and that checkpoint fsyncs, so every few seconds one alert's outbox write
@@ -24,7 +29,8 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -59,6 +65,21 @@ def db_path(state_dir: str | Path) -> Path:
     return Path(state_dir) / DB_FILENAME
 
 
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """The store's one way to change tables: everything inside is committed together, or,
+    when the block raises (the error goes on), not at all. IMMEDIATE takes the write lock at
+    the start, so another process's writer makes it wait (``busy_timeout``) instead of
+    failing it halfway. ``conn`` is in autocommit mode (``connect``)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 class Database:
     """One connection used from worker threads, one call at a time."""
 
@@ -70,13 +91,28 @@ class Database:
         self.checkpoint_rounds = 0  # background checkpoints tried (``checkpoints``)
 
     def run_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn(conn)`` now, in this thread (start-up, tools, tests outside trio)."""
         with self._lock:
             return fn(self.conn)
+
+    def write_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn(conn)`` in one transaction, in this thread."""
+
+        def go(conn: sqlite3.Connection) -> T:
+            with transaction(conn):
+                return fn(conn)
+
+        return self.run_sync(go)
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(conn)`` in a worker thread. Not abandoned on cancel: a write either
         happens whole or not at all, and the caller learns which."""
         return await trio.to_thread.run_sync(self.run_sync, fn, limiter=self._limiter)
+
+    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn(conn)`` in one transaction in a worker thread; rolled back if it raises.
+        Not abandoned on cancel (see ``run``)."""
+        return await trio.to_thread.run_sync(self.write_sync, fn, limiter=self._limiter)
 
     async def checkpoints(
         self,

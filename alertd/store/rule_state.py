@@ -3,8 +3,9 @@ database: one JSON row per (rule, key), tagged with the rule's fingerprint so th
 a rule whose definition changed is not applied to the new definition.
 
 The engine itself never touches SQLite: it hands out ``StateChanges`` and takes restored
-``StateRow``s. ``save``/``load`` run in a worker thread (``Database.run``) for the daemon;
-``save_sync``/``load_sync`` are for tools and tests outside trio.
+``StateRow``s. ``save``/``load`` run in a worker thread (``Database.write``/``run``) for the
+daemon; ``save_sync``/``load_sync`` are for tools and tests outside trio. A save is one
+transaction.
 """
 
 from __future__ import annotations
@@ -63,10 +64,10 @@ class RuleStateStore:
         return await self.db.run(_load)
 
     def save_sync(self, changes: StateChanges) -> None:
-        self.db.run_sync(lambda conn: _save(conn, changes))
+        self.db.write_sync(lambda conn: _save(conn, changes))
 
     async def save(self, changes: StateChanges) -> None:
-        await self.db.run(lambda conn: _save(conn, changes))
+        await self.db.write(lambda conn: _save(conn, changes))
 
 
 def _create(conn: sqlite3.Connection) -> None:
@@ -88,30 +89,22 @@ def _load(conn: sqlite3.Connection) -> list[StateRow]:
 
 def _save(conn: sqlite3.Connection, changes: StateChanges) -> None:
     now = time.time()
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        if changes.keep is not None:
-            stored = conn.execute("SELECT DISTINCT rule, fingerprint FROM rule_state").fetchall()
-            for rule, fp in stored:
-                if (rule, fp) not in changes.keep:
-                    conn.execute(
-                        "DELETE FROM rule_state WHERE rule = ? AND fingerprint = ?", (rule, fp)
-                    )
-        for row in changes.rows:
-            if row.data is None:
+    if changes.keep is not None:
+        stored = conn.execute("SELECT DISTINCT rule, fingerprint FROM rule_state").fetchall()
+        for rule, fp in stored:
+            if (rule, fp) not in changes.keep:
                 conn.execute(
-                    "DELETE FROM rule_state WHERE rule = ? AND key = ?", (row.rule, row.key)
+                    "DELETE FROM rule_state WHERE rule = ? AND fingerprint = ?", (rule, fp)
                 )
-            else:
-                conn.execute(
-                    "INSERT OR REPLACE INTO rule_state (rule, key, fingerprint, data, updated)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (row.rule, row.key, row.fingerprint, json.dumps(row.data), now),
-                )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+    for row in changes.rows:
+        if row.data is None:
+            conn.execute("DELETE FROM rule_state WHERE rule = ? AND key = ?", (row.rule, row.key))
+        else:
+            conn.execute(
+                "INSERT OR REPLACE INTO rule_state (rule, key, fingerprint, data, updated)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (row.rule, row.key, row.fingerprint, json.dumps(row.data), now),
+            )
 
 
 def rows_by_rule(rows: Sequence[StateRow]) -> dict[tuple[str, str], list[StateRow]]:

@@ -10,7 +10,8 @@ import trio.testing
 
 from alertd import clock
 from alertd.config.model import Config
-from alertd.notify.delivery import Delivery, retry_delay
+from alertd.notify.delivery import Delivery
+from alertd.notify.expiry import retry_delay
 from alertd.notify.notifier import MessageLimits, SendResult
 from alertd.notify.recording import RecordingNotifier
 from alertd.store.database import Database

@@ -1,0 +1,139 @@
+"""Handing messages to the service: a message split into the parts the service accepts
+(``messages.split``), each part waiting for a free slot of the channel's rate limit, and the
+parts already accepted remembered (``parts_done``) so a retry resumes after them. A row's
+send ends in ``Outcomes.record``, the one place its outcome is written down."""
+
+from __future__ import annotations
+
+import attrs
+import trio
+
+from alertd import clock
+from alertd.config.model import ChannelSettings, Config
+from alertd.messages.split import Part, split_message
+from alertd.notify.notifier import Notifier, SendResult
+from alertd.notify.outcomes import Outcomes, Target
+from alertd.notify.ratelimit import RateLimiter
+from alertd.store.notifications import OutboxRow
+from alertd.store.outbox import Outbox
+
+MARK_BATCH = 50  # rows sent (no rate limit) before they are recorded delivered in one write
+
+
+@attrs.define
+class Sender:
+    notifier: Notifier
+    outbox: Outbox
+    outcomes: Outcomes
+    wall: clock.Wall
+    in_flight: int = 0  # messages in a service's hands right now
+
+    def length_limit(self, settings: ChannelSettings, index: int) -> int | None:
+        """The most characters one message to URL ``index`` may carry (None: no limit)."""
+        return settings.max_length or self.notifier.limits(settings.urls[index]).body
+
+    def parts(self, settings: ChannelSettings, index: int, title: str, body: str) -> list[Part]:
+        """``title`` and ``body`` as the parts URL ``index`` of the channel will take."""
+        limits = self.notifier.limits(settings.urls[index])
+        return split_message(
+            title,
+            body,
+            self.length_limit(settings, index),
+            title_in_body=limits.title_in_body,
+            html=limits.html,
+        )
+
+    async def send(
+        self,
+        settings: ChannelSettings,
+        index: int,
+        title: str,
+        body: str,
+        rate: RateLimiter | None,
+        *,
+        skip: int = 0,
+        row_key: str | None = None,
+        severity: str = "warning",
+    ) -> SendResult:
+        """Send a message, split as the service needs, from part ``skip`` on; stops at the
+        first part that fails. With ``row_key``, each accepted part but the last is written
+        down (the last one's outcome is the row's)."""
+        url = settings.urls[index]
+        parts = self.parts(settings, index, title, body)
+        result = SendResult(ok=True)
+        for number in range(skip, len(parts)):
+            part = parts[number]
+            if rate is not None:
+                # Every part is a message to the service: each waits for a free slot.
+                await trio.sleep_until(rate.next_free(trio.current_time()))
+            self.in_flight += 1
+            try:
+                result = await self.notifier.send(
+                    url, part.title, part.body, service_timeout=settings.timeout, severity=severity
+                )
+            finally:
+                self.in_flight -= 1
+            if rate is not None:
+                rate.record(trio.current_time())
+            if not result.ok:
+                return result
+            if row_key is not None and number + 1 < len(parts):
+                await self.outbox.mark_parts_done(row_key, number + 1, self.wall())
+        return result
+
+    async def send_row(
+        self,
+        config: Config,
+        target: Target,
+        settings: ChannelSettings,
+        row: OutboxRow,
+        rate: RateLimiter | None,
+    ) -> SendResult:
+        """Send one row, resuming after its parts already accepted, and record the outcome."""
+        result = await self._send_row(settings, target[1], row, rate)
+        await self.outcomes.record(config, target, [row], result)
+        return result
+
+    async def _send_row(
+        self, settings: ChannelSettings, index: int, row: OutboxRow, rate: RateLimiter | None
+    ) -> SendResult:
+        return await self.send(
+            settings,
+            index,
+            row.title,
+            row.body,
+            rate,
+            skip=row.parts_done,
+            row_key=row.key,
+            severity=row.severity,
+        )
+
+    async def send_in_order(
+        self, config: Config, target: Target, settings: ChannelSettings, rows: list[OutboxRow]
+    ) -> bool:
+        """Send ``rows`` one after another (no rate limit), recording them delivered in
+        batches of at most MARK_BATCH; stops at the first failure. True when all were
+        delivered.
+
+        A crash between a send and its record resends at most MARK_BATCH rows on restart
+        (at-least-once); rows accepted are recorded before any later failure is, and on
+        cancellation too."""
+        accepted: list[OutboxRow] = []
+        try:
+            for row in rows:
+                result = await self._send_row(settings, target[1], row, None)
+                if not result.ok:
+                    await self.outcomes.record(config, target, accepted, SendResult(ok=True))
+                    accepted = []
+                    await self.outcomes.record(config, target, [row], result)
+                    return False
+                accepted.append(row)
+                if len(accepted) >= MARK_BATCH:
+                    await self.outcomes.record(config, target, accepted, result)
+                    accepted = []
+        finally:
+            if accepted:
+                # Also on cancellation: what the service accepted is not sent again.
+                with trio.CancelScope(shield=True):
+                    await self.outcomes.record(config, target, accepted, SendResult(ok=True))
+        return True

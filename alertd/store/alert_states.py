@@ -1,0 +1,118 @@
+"""The ``dispatch_alerts`` table: every alert dispatch accepted, by its id, with its state.
+
+``INSERT OR IGNORE`` on the id is the dedup: the same alert seen twice (a replayed frame, a
+restart) is handled once. An alert waiting in a group is ``held`` here, so a crash during
+group wait loses nothing; the alert itself is kept as JSON, so delivery can re-render a
+notification without the alerts a silence added later covers.
+
+Plain functions over a connection: callers run them through ``Database`` (``write`` for
+changes), alone or in one transaction with the ``notifications`` table (``outbox.Outbox``).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from alertd.events import Alert
+
+AlertState = Literal["held", "sent", "silenced", "inhibited", "unrouted"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS dispatch_alerts (
+    id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    received REAL NOT NULL,
+    alert TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dispatch_alerts_state ON dispatch_alerts (state);
+"""
+
+_INSERT = "INSERT OR IGNORE INTO dispatch_alerts (id, state, received, alert) VALUES (?, ?, ?, ?)"
+
+
+def create(conn: sqlite3.Connection) -> None:
+    conn.executescript(SCHEMA)
+
+
+def alert_to_json(alert: Alert) -> str:
+    return json.dumps(
+        {
+            "id": alert.id,
+            "rule": alert.rule,
+            "key": alert.key,
+            "status": alert.status,
+            "severity": alert.severity,
+            "title": alert.title,
+            "body": alert.body,
+            "channels": list(alert.channels),
+            "account": alert.account,
+            "event_kind": alert.event_kind,
+            "labels": dict(alert.labels),
+            "created": alert.created.isoformat(),
+        }
+    )
+
+
+def alert_from_json(text: str) -> Alert:
+    d: dict[str, Any] = json.loads(text)
+    return Alert(
+        id=d["id"],
+        rule=d["rule"],
+        key=d["key"],
+        status=d["status"],
+        severity=d["severity"],
+        title=d["title"],
+        body=d["body"],
+        channels=tuple(d["channels"]),
+        account=d["account"],
+        event_kind=d["event_kind"],
+        labels=d["labels"],
+        created=datetime.fromisoformat(d["created"]),
+    )
+
+
+def insert(
+    conn: sqlite3.Connection, alerts: Sequence[tuple[Alert, AlertState]], now: float
+) -> list[bool]:
+    """Remember each (alert, state); per alert, whether it was new (False: its id was
+    seen before, and nothing changed for it)."""
+    return [
+        conn.execute(_INSERT, (alert.id, state, now, alert_to_json(alert))).rowcount == 1
+        for alert, state in alerts
+    ]
+
+
+def set_states(conn: sqlite3.Connection, states: Iterable[tuple[str, AlertState]]) -> None:
+    """Set each (alert id, state)."""
+    conn.executemany("UPDATE dispatch_alerts SET state=? WHERE id=?", [(s, i) for i, s in states])
+
+
+def load(conn: sqlite3.Connection, alert_ids: Iterable[str]) -> dict[str, Alert]:
+    """The stored alerts with these ids (ids not stored, e.g. pruned, are left out)."""
+    ids = json.dumps(sorted(set(alert_ids)))
+    rows = conn.execute(
+        # json_each: one parameter for any number of ids (no SQLite variable limit).
+        "SELECT id, alert FROM dispatch_alerts WHERE id IN (SELECT value FROM json_each(?))",
+        (ids,),
+    ).fetchall()
+    return {r[0]: alert_from_json(r[1]) for r in rows}
+
+
+def held(conn: sqlite3.Connection) -> list[Alert]:
+    """Alerts accepted but not yet queued (waiting in a group when the process stopped)."""
+    rows = conn.execute(
+        "SELECT alert FROM dispatch_alerts WHERE state='held' ORDER BY received"
+    ).fetchall()
+    return [alert_from_json(r[0]) for r in rows]
+
+
+def prune(conn: sqlite3.Connection, older_than: float) -> int:
+    """Forget alerts no longer held that were received before ``older_than``."""
+    cur = conn.execute(
+        "DELETE FROM dispatch_alerts WHERE state!='held' AND received<?", (older_than,)
+    )
+    return cur.rowcount

@@ -1,0 +1,261 @@
+"""The ``outbox`` table: one row per (notification, channel URL), keyed by an idempotency key.
+
+Columns: ``status`` pending / delivered / expired / silenced / inhibited, ``attempts``,
+``parts_done`` (parts of a split message already accepted), ``next_attempt``, ``created``
+(when queued) and ``due_since`` (when it became due: ``created``, or the end of the quiet
+hours it was held for; ``dispatch.max_age`` counts from here, so a hold is never mistaken for
+a failing channel). Times are Unix seconds.
+
+Only rows still ``pending`` change: every mark below leaves a finished row as it is, so a
+late or repeated mark cannot undo a delivery.
+
+Plain functions over a connection: callers run them through ``Database`` (``write`` for
+changes), alone or in one transaction with ``alert_states`` (``outbox.Outbox``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
+
+import attrs
+
+Status = Literal["pending", "delivered", "expired", "silenced", "inhibited"]
+Finished = Literal["expired", "silenced", "inhibited"]  # given up on, or muted before sending
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    key TEXT PRIMARY KEY,
+    channel TEXT NOT NULL,
+    url_index INTEGER NOT NULL,
+    title TEXT NOT NULL,
+    body TEXT NOT NULL,
+    alert_ids TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    parts_done INTEGER NOT NULL DEFAULT 0,
+    next_attempt REAL NOT NULL,
+    created REAL NOT NULL,
+    due_since REAL NOT NULL,
+    updated REAL NOT NULL,
+    last_error TEXT NOT NULL DEFAULT '',
+    severity TEXT NOT NULL DEFAULT 'warning'
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, channel, url_index, next_attempt);
+-- The oldest pending row in one step (statistics), however long the backlog.
+CREATE INDEX IF NOT EXISTS outbox_age ON outbox (status, due_since);
+"""
+
+
+@attrs.frozen(kw_only=True)
+class Notification:
+    """One message for one URL of one channel. ``not_before`` (Unix seconds) holds it back,
+    for quiet hours."""
+
+    key: str
+    channel: str
+    url_index: int
+    title: str
+    body: str
+    alert_ids: tuple[str, ...] = ()
+    created: float
+    not_before: float | None = None
+    severity: str = "warning"  # the highest severity among the alerts it carries
+
+
+@attrs.frozen(kw_only=True)
+class OutboxRow:
+    key: str
+    channel: str
+    url_index: int
+    title: str
+    body: str
+    alert_ids: tuple[str, ...]
+    status: Status
+    attempts: int
+    parts_done: int
+    next_attempt: float
+    created: float
+    last_error: str
+    severity: str = "warning"
+    due_since: float  # when the row became due (after quiet hours): max_age counts from here
+
+
+@attrs.frozen(kw_only=True)
+class Pending:
+    """What waits for delivery: rows per channel, and since when the oldest has been due."""
+
+    by_channel: dict[str, int]
+    oldest_due: float | None  # Unix seconds; None when nothing is pending
+
+
+def notification_key(channel: str, url_index: int, alert_ids: Iterable[str]) -> str:
+    """The idempotency key: the same alerts to the same URL are one notification."""
+    text = "\n".join([channel, str(url_index), *sorted(alert_ids)])
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def create(conn: sqlite3.Connection) -> None:
+    conn.executescript(SCHEMA)
+
+
+# Ties (rows queued in the same second) go in the order they were queued (rowid), the order
+# delivery is handed rows in memory too; the key (a hash) would shuffle them.
+_DUE_SQL = (
+    "SELECT key, channel, url_index, title, body, alert_ids, status, attempts, parts_done, "
+    "next_attempt, created, last_error, severity, due_since FROM outbox WHERE status='pending' "
+    "AND channel=? AND url_index=? AND next_attempt<=? ORDER BY due_since, created, rowid LIMIT ?"
+)
+_ROWS_SQL = (
+    "SELECT key, channel, url_index, title, body, alert_ids, status, attempts, parts_done, "
+    "next_attempt, created, last_error, severity, due_since FROM outbox WHERE status=? OR ? "
+    "ORDER BY created, key"
+)
+
+
+def _row(r: Sequence[Any]) -> OutboxRow:
+    return OutboxRow(
+        key=r[0],
+        channel=r[1],
+        url_index=r[2],
+        title=r[3],
+        body=r[4],
+        alert_ids=tuple(json.loads(r[5])),
+        status=r[6],
+        attempts=r[7],
+        parts_done=r[8],
+        next_attempt=r[9],
+        created=r[10],
+        last_error=r[11],
+        severity=r[12],
+        due_since=r[13],
+    )
+
+
+def insert(conn: sqlite3.Connection, notifications: Sequence[Notification]) -> list[OutboxRow]:
+    """Queue ``notifications`` (a key already queued is left as it is); the rows that were
+    new, as delivery will read them."""
+    added: list[OutboxRow] = []
+    for n in notifications:
+        due = max(n.created, n.not_before or 0.0)
+        ids = json.dumps(list(n.alert_ids))
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO outbox (key, channel, url_index, title, body, "
+            "alert_ids, next_attempt, created, due_since, updated, severity) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (n.key, n.channel, n.url_index, n.title, n.body, ids, due, n.created, due,
+             n.created, n.severity),
+        )  # fmt: skip
+        if cur.rowcount == 1:
+            added.append(
+                OutboxRow(
+                    key=n.key,
+                    channel=n.channel,
+                    url_index=n.url_index,
+                    title=n.title,
+                    body=n.body,
+                    alert_ids=tuple(n.alert_ids),
+                    status="pending",
+                    attempts=0,
+                    parts_done=0,
+                    next_attempt=due,
+                    created=n.created,
+                    last_error="",
+                    severity=n.severity,
+                    due_since=due,
+                )
+            )
+    return added
+
+
+# -- reads ------------------------------------------------------------------------------------
+
+
+def due(
+    conn: sqlite3.Connection, channel: str, url_index: int, now: float, limit: int
+) -> list[OutboxRow]:
+    """Pending rows for one URL whose time has come, oldest first."""
+    return [_row(r) for r in conn.execute(_DUE_SQL, (channel, url_index, now, limit))]
+
+
+def next_due(conn: sqlite3.Connection, channel: str, url_index: int) -> float | None:
+    """When the next pending row for one URL is due (Unix seconds), None if none is."""
+    (when,) = conn.execute(
+        "SELECT MIN(next_attempt) FROM outbox WHERE status='pending' AND channel=? AND url_index=?",
+        (channel, url_index),
+    ).fetchone()
+    return None if when is None else float(when)
+
+
+def pending_count(conn: sqlite3.Connection) -> int:
+    (count,) = conn.execute("SELECT COUNT(*) FROM outbox WHERE status='pending'").fetchone()
+    return int(count)
+
+
+def pending_targets(conn: sqlite3.Connection) -> set[tuple[str, int]]:
+    """The (channel, URL index) pairs that have pending rows."""
+    rows = conn.execute("SELECT DISTINCT channel, url_index FROM outbox WHERE status='pending'")
+    return {(r[0], r[1]) for r in rows}
+
+
+def pending(conn: sqlite3.Connection) -> Pending:
+    counts = conn.execute(
+        "SELECT channel, COUNT(*) FROM outbox WHERE status='pending' GROUP BY channel"
+    )
+    by_channel = {str(channel): int(n) for channel, n in counts}
+    (oldest,) = conn.execute("SELECT MIN(due_since) FROM outbox WHERE status='pending'").fetchone()
+    return Pending(by_channel=by_channel, oldest_due=None if oldest is None else float(oldest))
+
+
+def rows(conn: sqlite3.Connection, status: Status | None = None) -> list[OutboxRow]:
+    """Every row (optionally of one status), oldest first: for tests and inspection."""
+    return [_row(r) for r in conn.execute(_ROWS_SQL, (status, status is None))]
+
+
+# -- marks (pending rows only) -----------------------------------------------------------------
+
+
+def mark_delivered(conn: sqlite3.Connection, keys: Iterable[str], now: float) -> None:
+    conn.executemany(
+        "UPDATE outbox SET status='delivered', updated=?, last_error='' "
+        "WHERE key=? AND status='pending'",
+        [(now, k) for k in keys],
+    )
+
+
+def mark_parts_done(conn: sqlite3.Connection, key: str, parts_done: int, now: float) -> None:
+    """Remember that the first ``parts_done`` parts of a split message went out."""
+    conn.execute(
+        "UPDATE outbox SET parts_done=?, updated=? WHERE key=? AND status='pending'",
+        (parts_done, now, key),
+    )
+
+
+def mark_retry(
+    conn: sqlite3.Connection, retries: Iterable[tuple[str, float]], *, error: str, now: float
+) -> None:
+    """Count a failed attempt for each (key, next attempt at)."""
+    conn.executemany(
+        "UPDATE outbox SET attempts=attempts+1, next_attempt=?, last_error=?, updated=? "
+        "WHERE key=? AND status='pending'",
+        [(at, error, now, k) for k, at in retries],
+    )
+
+
+def mark_finished(
+    conn: sqlite3.Connection, keys: Iterable[str], status: Finished, *, reason: str, now: float
+) -> None:
+    """Finish rows undelivered: given up on (``expired``), or muted since they were queued."""
+    conn.executemany(
+        "UPDATE outbox SET status=?, last_error=?, updated=? WHERE key=? AND status='pending'",
+        [(status, reason, now, k) for k in keys],
+    )
+
+
+def prune(conn: sqlite3.Connection, older_than: float) -> int:
+    """Forget finished rows last touched before ``older_than``."""
+    cur = conn.execute("DELETE FROM outbox WHERE status!='pending' AND updated<?", (older_than,))
+    return cur.rowcount
