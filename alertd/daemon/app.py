@@ -37,6 +37,7 @@ from alertd.daemon.sdnotify import SdNotifier, run_watchdog
 from alertd.daemon.signals import watch_signals
 from alertd.daemon.status import format_status
 from alertd.dispatch.dispatcher import Dispatcher
+from alertd.dispatch.muting import Muter
 from alertd.dispatch.silences import Silences
 from alertd.engine import Engine, RuleCompileError, RuleStateStore, compile_rules, run_engine
 from alertd.events import Alert, Event
@@ -137,8 +138,10 @@ class Daemon:
     ) -> None:
         outbox = self._outbox = Outbox(db)
         engine = self._engine = Engine.from_config(config, state=RuleStateStore(db))
-        silences = Silences(db)  # one view, shared: dispatch and delivery both honour it
-        dispatcher = self._dispatcher = Dispatcher(config, outbox, silences)
+        silences = Silences(db)
+        # One view of silences and inhibitions, shared: dispatch and delivery both honour it.
+        muter = Muter(config, silences)
+        dispatcher = self._dispatcher = Dispatcher(config, outbox, muter)
         notifier = self.notifier or AppriseNotifier(workers=config.dispatch.workers)
         if config.daemon.metrics_listen:
             self._metrics = Metrics()

@@ -1,14 +1,18 @@
 """The dispatch task: from the rules engine's alerts to rows in the outbox.
 
-For each alert received: drop it if its id was seen before (the outbox remembers every id),
-note what it says about streams being down (inhibition), and add it to its group. When a group
-is due (grouping.py), its alerts are checked against silences and inhibitions *then* (so a
-silence added during group wait counts), routed to channels, summarized into one message per
-channel, held back past quiet hours where they apply, and written to the outbox, one row per
-channel URL, in one transaction with marking the alerts sent.
+Alerts are taken one after another, in the order they arrive, whatever batches the channel
+hands over: each one is noted for inhibition (``Muter.observe``) and goes to its group
+(grouping.py), which decides from arrival times alone when it goes out. An alert due the
+moment it arrives (``group_wait = 0``, its group idle) is decided at once; the others when
+their group is due, so a silence added during group wait counts. Deciding a group: each
+alert is checked against the silences and inhibitions *then* (muting.py), routed to
+channels, the alerts of each channel summarized into one message, held back past quiet
+hours where they apply, and written to the outbox, one row per channel URL, in one
+transaction with the alerts' new states. An id seen before is dropped.
 
-Accepting an alert is a quick SQLite write in a worker thread and never waits on delivery, so
-a slow channel cannot back up event intake.
+Accepting alerts is a quick SQLite write in a worker thread and never waits on delivery, so
+a slow channel cannot back up event intake. Alerts sent at once are recorded and queued in
+one transaction (one round trip to SQLite, not two).
 """
 
 from __future__ import annotations
@@ -16,61 +20,97 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from datetime import UTC, datetime, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import UTC, datetime
 
 import attrs
 import trio
 
 from alertd import clock
 from alertd.config.model import Config
-from alertd.dispatch.grouping import Group, Grouper, GroupKey
-from alertd.dispatch.inhibit import Inhibitor
+from alertd.dispatch.grouping import Group, Grouper, GroupingStatistics, GroupKey, group_key
+from alertd.dispatch.muting import Muter
 from alertd.dispatch.quiet import quiet_until
-from alertd.dispatch.router import route
-from alertd.dispatch.silences import Silences
+from alertd.dispatch.router import route, rows_for
 from alertd.events import Alert, highest_severity
+from alertd.messages.formats import zone
 from alertd.messages.summary import summarize
-from alertd.store.outbox import AlertState, Notification, Outbox, notification_key
+from alertd.store.outbox import AlertState, Notification, Outbox
 
 log = logging.getLogger(__name__)
 
 ACCEPT_BATCH = 500  # alerts recorded per transaction when a burst is already queued
 
 
-def _zone(name: str) -> tzinfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return UTC
+@attrs.frozen(kw_only=True)
+class DispatchStatistics:
+    """What the dispatcher has done since it was built, and what it holds now."""
+
+    alerts_received: int  # alerts taken in, duplicates included
+    duplicates: int  # dropped: an alert of that id was accepted before
+    grouping: GroupingStatistics  # groups waiting now, and the alerts in them
+    silenced: int  # alerts a silence kept from every channel
+    inhibited: int  # alerts an inhibition kept from every channel
+    unrouted: int  # alerts with no channel to go to (logged as errors)
+    rows_queued: int  # outbox rows written (one per message and channel URL)
+    rows_held_for_quiet_hours: int  # of those, rows that wait for quiet hours to end
+
+
+@attrs.define
+class _Counts:
+    received: int = 0
+    duplicates: int = 0
+    silenced: int = 0
+    inhibited: int = 0
+    unrouted: int = 0
+    rows: int = 0
+    quiet: int = 0
 
 
 class Dispatcher:
-    """See the module docstring. ``wall`` gives Unix seconds (silence expiry, quiet hours,
-    outbox times); grouping and inhibition timers use the trio clock."""
+    """See the module docstring. ``muter`` is the one shared with delivery; the dispatcher
+    feeds it every alert. ``wall`` gives Unix seconds (silence expiry, quiet hours, outbox
+    times); grouping and inhibition timers use the trio clock."""
 
     def __init__(
         self,
         config: Config,
         outbox: Outbox,
-        silences: Silences,
+        muter: Muter,
         *,
         wall: clock.Wall = clock.wall,
     ) -> None:
         self._outbox = outbox
-        self._silences = silences
+        self._muter = muter
         self._wall = wall
         self._wake = trio.Event()
         self._config = config
         self._grouper = Grouper(config.dispatch.group_wait, config.dispatch.group_interval)
-        self._inhibitor = Inhibitor(config)
+        # The grouper changes only under this lock, and what one step decided is written
+        # before the next step decides: a group cannot go out between an alert's arrival
+        # and its joining the group (that was the timing grouping must not depend on).
+        self._lock = trio.Lock()
+        self._counts = _Counts()
 
     def update_config(self, config: Config) -> None:
-        """Use ``config`` from now on (reload); groups and inhibitions carry over."""
+        """Use ``config`` from now on (reload), the muter's inhibitions too; groups and
+        what is down carry over."""
         self._config = config
         self._grouper.group_wait = config.dispatch.group_wait
         self._grouper.group_interval = config.dispatch.group_interval
-        self._inhibitor.config = config
+        self._muter.update_config(config)
+
+    def statistics(self) -> DispatchStatistics:
+        c = self._counts
+        return DispatchStatistics(
+            alerts_received=c.received,
+            duplicates=c.duplicates,
+            grouping=self._grouper.statistics(),
+            silenced=c.silenced,
+            inhibited=c.inhibited,
+            unrouted=c.unrouted,
+            rows_queued=c.rows,
+            rows_held_for_quiet_hours=c.quiet,
+        )
 
     async def run(
         self,
@@ -81,11 +121,12 @@ class Dispatcher:
         """Dispatch until ``receive`` is closed, then queue every held group at once (so a
         drain can deliver them) and return. On cancellation, alerts still waiting in a group
         stay ``held`` in the database and are picked up by the next start."""
-        await self._silences.load(self._wall())
+        await self._muter.refresh(self._wall())
+        held = await self._outbox.held_alerts()
         now = trio.current_time()
-        for alert in await self._outbox.held_alerts():
-            self._inhibitor.observe(alert, now)
-            self._grouper.add(alert, now)
+        for alert in held:
+            self._muter.observe(alert, now)
+        self._grouper.restore(held, now)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._flush_loop)
             task_status.started()
@@ -108,67 +149,74 @@ class Dispatcher:
         await self.accept_many([alert])
 
     async def accept_many(self, alerts: Sequence[Alert]) -> None:
-        """Take alerts in order; ids seen before are logged and dropped."""
-        now = trio.current_time()
-        if all(self._grouper.immediate(a, now) for a in alerts) and await self._send_at_once(
-            alerts
-        ):
-            return
-        fresh = await self._outbox.record_alerts(alerts, self._wall())
-        if len(fresh) < len(alerts):
-            new = {a.id for a in fresh}
-            for alert in alerts:
-                if alert.id not in new:
-                    log.info(
-                        "dispatch.duplicate rule=%s key=%s id=%s", alert.rule, alert.key, alert.id
-                    )
-        now = trio.current_time()
-        for alert in fresh:
-            self._inhibitor.observe(alert, now)
-            self._grouper.add(alert, now)
-        if fresh:
-            self._wake.set()
+        """Take alerts in order, as if one by one; ids seen before are logged and dropped."""
+        self._counts.received += len(alerts)
+        async with self._lock:
+            wall = self._wall()
+            await self._muter.refresh(wall)
+            now = trio.current_time()
+            saved = self._muter.snapshot()
+            take = self._take(alerts, wall, now)
+            if take.plans:
+                added = await self._outbox.record_and_enqueue(
+                    alerts, wall, take.states(), take.notifications()
+                )
+                fresh = list(alerts) if added is not None else None
+            else:
+                fresh = await self._outbox.record_alerts(alerts, wall)
+            if fresh is None or len(fresh) < len(alerts):
+                # Some were seen before: what they implied is undone, and the others are
+                # taken again without them.
+                self._muter.restore(saved)
+                if fresh is None:
+                    fresh = await self._outbox.record_alerts(alerts, wall)
+                self._log_duplicates(alerts, fresh)
+                take = self._take(fresh, wall, now)
+                if take.plans:
+                    await self._outbox.enqueue(take.notifications(), states=take.states())
+            for alert, sent in take.order:
+                if sent:
+                    self._grouper.mark_sent(alert, now)
+                else:
+                    self._grouper.add(alert, now)
+            for plan in take.plans:
+                self._done(plan)
+            if take.held:
+                self._wake.set()
 
-    async def _send_at_once(self, alerts: Sequence[Alert]) -> bool:
-        """With no group wait, alerts that open a group go out at once: recording them and
-        queuing their notifications is then one transaction (one round trip to SQLite, not
-        two), with what ``add`` then ``pop_due`` then ``_flush`` would have written. False,
-        with nothing changed, when an id was seen before: the caller takes the ordinary way,
-        which drops the duplicate."""
-        wall = self._wall()
-        await self._silences.refresh(wall)
-        now = trio.current_time()
-        # The inhibitor is restored if the batch is refused (a duplicate must not count).
-        saved = self._inhibitor.snapshot()
+    def _take(self, alerts: Sequence[Alert], wall: float, now: float) -> _Take:
+        """What taking ``alerts`` (in order) at ``now`` decides, grouper unchanged: those due
+        at once are planned (each alone: its group was idle), the others will wait."""
+        take = _Take()
+        opened: set[GroupKey] = set()
         for alert in alerts:
-            self._inhibitor.observe(alert, now)
-        groups: dict[GroupKey, list[Alert]] = {}
+            self._muter.observe(alert, now)
+            key = group_key(alert)
+            sent = key not in opened and self._grouper.due_at(alert, now) <= now
+            opened.add(key)
+            take.order.append((alert, sent))
+            if sent:
+                group = Group(rule=alert.rule, key=alert.key, alerts=(alert,), due=now)
+                take.plans.append(self._plan(group, wall, now))
+            else:
+                take.held = True
+        return take
+
+    def _log_duplicates(self, alerts: Sequence[Alert], fresh: Sequence[Alert]) -> None:
+        new = {a.id for a in fresh}
         for alert in alerts:
-            groups.setdefault((alert.rule, alert.key), []).append(alert)
-        plans = [
-            self._plan(Group(rule=rule, key=key, alerts=tuple(members)), wall, now)
-            for (rule, key), members in groups.items()
-        ]
-        states: dict[str, AlertState] = {}
-        notifications: list[Notification] = []
-        for plan in plans:
-            states.update(plan.states)
-            notifications += plan.notifications
-        added = await self._outbox.record_and_enqueue(alerts, wall, states, notifications)
-        if added is None:
-            self._inhibitor.restore(saved)
-            return False
-        self._grouper.mark_flushed(groups, now)
-        for plan in plans:
-            plan.log()
-        return True
+            if alert.id not in new:
+                self._counts.duplicates += 1
+                log.info("dispatch.duplicate rule=%s key=%s id=%s", alert.rule, alert.key, alert.id)
 
     async def _flush_loop(self) -> None:
         while True:
             self._wake = trio.Event()
-            due = self._grouper.pop_due(trio.current_time())
+            async with self._lock:
+                due = self._grouper.pop_due(trio.current_time())
+                if due:
+                    await self._flush(due)
             if due:
-                await self._flush(due)
                 continue
             deadline = self._grouper.next_deadline()
             with trio.move_on_at(math.inf if deadline is None else deadline):
@@ -179,48 +227,34 @@ class Dispatcher:
         if not groups:
             return
         wall = self._wall()
-        await self._silences.refresh(wall)
+        await self._muter.refresh(wall)
         now = trio.current_time()
-        plans = [self._plan(group, wall, now) for group in groups]
-        states: dict[str, AlertState] = {}
-        notifications: list[Notification] = []
-        for plan in plans:
-            states.update(plan.states)
-            notifications += plan.notifications
+        take = _Take(plans=[self._plan(group, wall, now) for group in groups])
+        states = take.states()
         if states:
-            await self._outbox.enqueue(notifications, states=states)
-        for plan in plans:
-            plan.log()
+            await self._outbox.enqueue(take.notifications(), states=states)
+        for plan in take.plans:
+            self._done(plan)
 
     def _plan(self, group: Group, wall: float, now: float) -> _Plan:
-        """What flushing ``group`` writes: each alert's state and the notifications. Pure
-        but for the inhibitor's expiry bookkeeping and the log lines, which wait for the
-        write (``_Plan.log``)."""
+        """What sending ``group`` writes: each alert's state and the notifications. Pure
+        but for the inhibitor's expiry bookkeeping; the log lines and counts wait for the
+        write (``_done``)."""
         config = self._config
         plan = _Plan(group=group)
         by_channel: dict[str, list[Alert]] = {}
         for alert in group.alerts:
-            silence = self._silences.match(alert, wall)
-            if silence is not None:
+            muted = self._muter.muted(alert, wall=wall, now=now)
+            if muted is not None:
+                word = "silence" if muted.how == "silenced" else "by"
                 plan.lines.append(
                     (
                         logging.INFO,
-                        "dispatch.silenced rule=%s key=%s id=%s silence=%s",
-                        (alert.rule, alert.key, alert.id, silence.id),
+                        f"dispatch.{muted.how} rule=%s key=%s id=%s {word}=%s",
+                        (alert.rule, alert.key, alert.id, muted.source),
                     )
                 )
-                plan.states[alert.id] = "silenced"
-                continue
-            source = self._inhibitor.inhibited_by(alert, now)
-            if source is not None:
-                plan.lines.append(
-                    (
-                        logging.INFO,
-                        "dispatch.inhibited rule=%s key=%s id=%s by=%s",
-                        (alert.rule, alert.key, alert.id, source),
-                    )
-                )
-                plan.states[alert.id] = "inhibited"
+                plan.states[alert.id] = muted.how
                 continue
             routed = route(alert, config)
             if routed.unknown:
@@ -247,12 +281,12 @@ class Dispatcher:
         if not by_channel:
             return plan
 
-        zone = _zone(config.daemon.timezone)
+        tz = zone(config.daemon.timezone)
         moment = datetime.fromtimestamp(wall, UTC)
         for channel, alerts in by_channel.items():
             settings = config.channels[channel]
             title, body = summarize(
-                group.rule, group.key, alerts, zone, config.dispatch.group_max_items
+                group.rule, group.key, alerts, tz, config.dispatch.group_max_items
             )
             windows = [*settings.quiet_hours, *config.dispatch.quiet_hours]
             until = quiet_until(windows, group.rule, moment, config.daemon.timezone)
@@ -267,27 +301,37 @@ class Dispatcher:
             ids = tuple(a.id for a in alerts)
             for i in ids:
                 plan.states[i] = "sent"
-            plan.notifications += [
-                Notification(
-                    key=notification_key(channel, index, ids),
-                    channel=channel,
-                    url_index=index,
-                    title=title,
-                    body=body,
-                    alert_ids=ids,
-                    created=wall,
-                    not_before=None if until is None else until.timestamp(),
-                    severity=highest_severity(a.severity for a in alerts),
-                )
-                for index in range(len(settings.urls))
-            ]
+            plan.notifications += rows_for(
+                channel,
+                settings,
+                title=title,
+                body=body,
+                alert_ids=ids,
+                created=wall,
+                not_before=None if until is None else until.timestamp(),
+                severity=highest_severity(a.severity for a in alerts),
+            )
         plan.channels = list(by_channel)
         return plan
+
+    def _done(self, plan: _Plan) -> None:
+        """``plan`` is written: count and log it."""
+        counts = self._counts
+        for state in plan.states.values():
+            if state == "silenced":
+                counts.silenced += 1
+            elif state == "inhibited":
+                counts.inhibited += 1
+            elif state == "unrouted":
+                counts.unrouted += 1
+        counts.rows += len(plan.notifications)
+        counts.quiet += sum(1 for n in plan.notifications if n.not_before is not None)
+        plan.log()
 
 
 @attrs.define
 class _Plan:
-    """What flushing one group writes, and what it logs once written."""
+    """What sending one group writes, and what it logs once written."""
 
     group: Group
     states: dict[str, AlertState] = attrs.field(factory=dict)
@@ -307,3 +351,23 @@ class _Plan:
                 ",".join(self.channels),
                 len(self.notifications),
             )
+
+
+@attrs.define
+class _Take:
+    """What taking a batch of alerts decided: each alert in order with whether it goes out
+    at once, the plans for those that do, and whether any waits in a group."""
+
+    order: list[tuple[Alert, bool]] = attrs.field(factory=list)
+    plans: list[_Plan] = attrs.field(factory=list)
+    held: bool = False
+
+    def states(self) -> dict[str, AlertState]:
+        """Every alert's state: as planned, else ``held`` (waiting in its group)."""
+        out: dict[str, AlertState] = {alert.id: "held" for alert, _ in self.order}
+        for plan in self.plans:
+            out.update(plan.states)
+        return out
+
+    def notifications(self) -> list[Notification]:
+        return [n for plan in self.plans for n in plan.notifications]

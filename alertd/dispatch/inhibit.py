@@ -35,6 +35,9 @@ class _Down:
     key: str
 
 
+InhibitorState = tuple[dict[str, _Down], dict[tuple[str, str], float]]  # (down, firing)
+
+
 @attrs.define
 class Inhibitor:
     config: Config
@@ -45,13 +48,17 @@ class Inhibitor:
         found = next((r for r in self.config.rules if r.name == rule), None)
         return None if found is None else found.type
 
-    def snapshot(self) -> tuple[dict[str, _Down], dict[tuple[str, str], float]]:
+    def snapshot(self) -> InhibitorState:
         """A copy of what is down/firing, for ``restore`` (values are never changed in
         place, so shallow copies suffice)."""
         return dict(self._down), dict(self._firing)
 
-    def restore(self, saved: tuple[dict[str, _Down], dict[tuple[str, str], float]]) -> None:
+    def restore(self, saved: InhibitorState) -> None:
         self._down, self._firing = dict(saved[0]), dict(saved[1])
+
+    def any_active(self) -> bool:
+        """False when ``inhibited_by`` is None for every alert (nothing is down or firing)."""
+        return bool(self._firing) or (self.config.dispatch.inhibit_stream_down and bool(self._down))
 
     def observe(self, alert: Alert, now: float) -> None:
         """Update what is down/firing from ``alert`` (call for every alert, silenced too)."""

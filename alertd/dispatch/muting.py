@@ -14,6 +14,9 @@ from typing import Literal, Protocol
 
 import attrs
 
+from alertd.config.model import Config
+from alertd.dispatch.inhibit import Inhibitor, InhibitorState
+from alertd.dispatch.silences import Silences
 from alertd.events import Alert
 
 
@@ -24,6 +27,7 @@ class Muted:
 
     how: Literal["silenced", "inhibited"]
     by: str
+    source: str = ""  # the silence id or the rule name alone, for key=value log fields
 
 
 class Muting(Protocol):
@@ -40,3 +44,47 @@ class Muting(Protocol):
     def muted(self, alert: Alert, *, wall: float, now: float) -> Muted | None:
         """Why ``alert`` is muted at this moment, or None when it may be sent."""
         ...
+
+
+class Muter:
+    """The daemon's ``Muting``: the silences in the state database (``silences``) and the
+    inhibitions the alerts seen so far imply. One is built where the stages are wired and
+    given to dispatch, which feeds it every alert it accepts (``observe``), and to delivery,
+    which only asks. ``update_config`` on reload (the dispatcher forwards its own)."""
+
+    def __init__(self, config: Config, silences: Silences) -> None:
+        self.silences = silences
+        self._inhibitor = Inhibitor(config)
+
+    def update_config(self, config: Config) -> None:
+        """Use ``config``'s inhibition settings from now on; what is down carries over."""
+        self._inhibitor.config = config
+
+    async def refresh(self, wall: float) -> None:
+        await self.silences.refresh(wall)
+
+    def may_mute(self, wall: float, now: float) -> bool:
+        return self.silences.any_active(wall) or self._inhibitor.any_active()
+
+    def muted(self, alert: Alert, *, wall: float, now: float) -> Muted | None:
+        silence = self.silences.match(alert, wall)
+        if silence is not None:
+            return Muted(how="silenced", by=f"silence {silence.id}", source=silence.id)
+        rule = self._inhibitor.inhibited_by(alert, now)
+        if rule is not None:
+            return Muted(how="inhibited", by=f"rule {rule}", source=rule)
+        return None
+
+    # -- for dispatch --------------------------------------------------------------------------
+
+    def observe(self, alert: Alert, now: float) -> None:
+        """Note what ``alert`` says about streams down and source rules firing (every alert
+        dispatch accepts, muted ones too)."""
+        self._inhibitor.observe(alert, now)
+
+    def snapshot(self) -> InhibitorState:
+        """What ``observe`` and ``muted`` may change, for ``restore`` (a batch refused)."""
+        return self._inhibitor.snapshot()
+
+    def restore(self, saved: InhibitorState) -> None:
+        self._inhibitor.restore(saved)

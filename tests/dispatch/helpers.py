@@ -20,6 +20,7 @@ from alertd.config.model import (
     Secret,
 )
 from alertd.dispatch.dispatcher import Dispatcher
+from alertd.dispatch.muting import Muter
 from alertd.dispatch.silences import Silences
 from alertd.events import Alert
 from alertd.store.outbox import Outbox, OutboxRow
@@ -67,7 +68,7 @@ async def running(
 ) -> AsyncIterator[trio.MemorySendChannel[Alert]]:
     """A Dispatcher running in the background; yields the channel to send it alerts."""
     send, receive = trio.open_memory_channel[Alert](100)
-    dispatcher = Dispatcher(config, outbox, silences, wall=wall)
+    dispatcher = Dispatcher(config, outbox, Muter(config, silences), wall=wall)
     async with trio.open_nursery() as nursery:
         await nursery.start(dispatcher.run, receive)
         yield send

@@ -9,6 +9,7 @@ import trio.testing
 
 from alertd.config.model import ChannelSettings, RuleSettings, Secret
 from alertd.dispatch.dispatcher import Dispatcher
+from alertd.dispatch.muting import Muter
 from alertd.dispatch.router import route
 from alertd.dispatch.silences import Silences
 from alertd.events import Alert
@@ -103,7 +104,8 @@ async def test_closing_intake_queues_held_groups_at_once(
 ) -> None:
     """When the alert channel closes (shutdown), held groups are queued without waiting."""
     send, receive = trio.open_memory_channel[Alert](10)
-    dispatcher = Dispatcher(make_config(group_wait=600), outbox, silences)
+    config = make_config(group_wait=600)
+    dispatcher = Dispatcher(config, outbox, Muter(config, silences))
     with trio.fail_after(3600):
         async with trio.open_nursery() as nursery:
             await nursery.start(dispatcher.run, receive)
