@@ -2,10 +2,15 @@
 apprise must be able to use each one.
 
 Invariant 5: secrets come from the environment or systemd credentials, never from the config
-file. A URL carries its credentials inline (``user:password@``, a bot token), so the parts of
-a URL that have a credential's shape must come from ``{env:}``/``{cred:}`` references. The
-shapes are those of the services alertd documents; a token in some other service's own URL
-position (``discord://ID/TOKEN``) is not recognised.
+file. What counts as a secret in a URL is apprise's own description of each service's URL
+(``apprise_privacy``): the tokens and arguments its plugins declare private, and the parts
+they mask when they show themselves. A private part is written literally when its value
+appears in the text as written, outside every ``{env:}``/``{cred:}`` reference; a part that
+holds a reference (``tgram://123456:{env:TOKEN_TAIL}/CHAT``) or comes wholly from one
+(``slack://{env:SLACK_TOKENS}/#alerts``, three tokens in one variable) is not. Two checks
+ask no plugin: a password in ``USER:PASSWORD@`` of a URL no plugin reads, and a query
+argument named like a credential (``?token=``, ``+Authorization=``) that the service does not
+know.
 
 A URL apprise cannot read (``telegram://`` for ``tgram://``) would otherwise pass the check and
 make every alert of the channel expire as a permanent failure at run time.
@@ -16,34 +21,150 @@ secrets.
 
 from __future__ import annotations
 
+import logging
 import re
 from functools import cache
 from typing import Any, cast
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import unquote, urlsplit
 
+from alertd.check.apprise_privacy import (
+    PrivatePart,
+    Service,
+    best_template,
+    declares_private,
+    service_of,
+)
 from alertd.config.errors import did_you_mean
-from alertd.config.secrets import REFERENCE
+from alertd.config.secrets import REFERENCE, shell_reference
 
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]{0,31})://")
-# What a reference leaves behind when looking for literal secrets: none of the shapes below
-# matches it, so a part written as a reference is never taken for a literal secret.
-_GAP = "{}"
-_TELEGRAM_TOKEN = re.compile(r"\d+:[A-Za-z0-9_-]{16,}")  # bot id ":" 35 characters, usually
-_SLACK_OAUTH = re.compile(r"xox[a-z]-[A-Za-z0-9-]{8,}")
-# slack://[botname@]TokenA/TokenB/TokenC: the webhook's three tokens (C is the secret one)
-_SLACK_TRIPLE = re.compile(
-    r"slack://(?:[^@/?#]*@)?[A-Za-z0-9]+/[A-Za-z0-9]+/[A-Za-z0-9]+(?:[/?#]|$)"
-)
-_SECRET_ARG = re.compile(r"token|key|secret|pass|pwd|auth", re.IGNORECASE)
+# What an unresolved reference stands for when apprise reads the URL: a plain word any token
+# position accepts, and that no secret contains.
+PLACEHOLDER = "alertdreference"
+# What a reference leaves behind in the text searched for literal values: a character no
+# URL holds, so no value is found across or beside a reference.
+_GAP = "\0"
+# Secrets this short could match any word of the URL by chance: they count only as a whole
+# part between separators.
+_SHORT = 8
+_SECRET_ARG = re.compile(r"token|key|secret|pass|pwd|auth|sig", re.IGNORECASE)
 _HOW = "secrets come from the environment or systemd credentials, never from the config file"
 
 
-def literal_secrets(text: str) -> list[str]:
-    """What in ``text`` (a channel URL as written, references unresolved) looks like a secret
-    written literally; each message shows the part masked and the reference to write."""
+def literal_secrets(text: str, resolved: str | None = None) -> list[str]:
+    """What in ``text`` (a channel URL as written, references unresolved) is a secret written
+    literally; each message shows the part masked and the reference to write. ``resolved`` is
+    the URL with its references resolved, when they all could be: apprise then reads the URL
+    the daemon will use (a reference may stand for several parts)."""
+    shell = shell_reference(text)
+    if shell is not None:
+        return [shell]
     bare = REFERENCE.sub(_GAP, text)
-    m = _SCHEME.match(bare)
+    url = resolved if resolved is not None else REFERENCE.sub(PLACEHOLDER, text)
+    m = _SCHEME.match(text)
     scheme = m.group(1) if m else "SCHEME"
+    found: list[str] = []
+    service = read_service(url)
+    if service is not None:
+        literal = [p for p in service.private if any(written(v, bare) for v in p.values)]
+        if literal:
+            found.append(_declared(scheme, service, literal, bare))
+        seen = {v for p in service.private for v in p.values}
+        for name, value in service.masked:
+            if value not in seen and written(value, bare):
+                seen.add(value)
+                found.append(
+                    f"{f'the {name}' if name else 'a part'} of this {scheme}:// URL "
+                    f"({service.name}) is written literally "
+                    f"(apprise hides it when it shows the URL); write a {{env:NAME}} reference "
+                    f"in its place instead, with the value in that variable or in a "
+                    f"{{cred:NAME}} credential: {_HOW}"
+                )
+    found += _generic(bare, scheme, service)
+    return found
+
+
+def _query(query: str) -> list[tuple[str, str]]:
+    """``key=value`` pairs as apprise reads them: a ``+`` stays a ``+`` (``+Header=`` sets a
+    header), unlike form decoding."""
+    pairs = [item.partition("=") for item in query.split("&") if item]
+    return [(unquote(k), unquote(v)) for k, _, v in pairs]
+
+
+def written(value: str, bare: str) -> bool:
+    """Whether ``value`` appears in ``bare`` (the URL as written, references cut out), as
+    typed or percent-encoded, and not as part of a reference."""
+    needle = value.strip().lower()
+    if not needle or PLACEHOLDER in needle:
+        return False
+    for hay in {bare, unquote(bare)}:
+        lower = hay.lower()
+        at = lower.find(needle)
+        while at >= 0:
+            before = hay[at - 1] if at else ""
+            after = hay[at + len(needle) : at + len(needle) + 1]
+            whole = not before.isalnum() and not after.isalnum()
+            if _GAP not in (before, after) and (len(needle) >= _SHORT or whole):
+                return True
+            at = lower.find(needle, at + 1)
+    return False
+
+
+def _env_name(service: Service, token: str) -> str:
+    return re.sub(r"[^A-Z0-9]+", "_", f"{service.schema}_{token}".upper()).strip("_")
+
+
+def _fill(template: str, schema: str, part: Any) -> str:
+    return re.sub(
+        r"\{([A-Za-z0-9_]+)\}",
+        lambda m: schema if m.group(1) == "schema" else str(part(m.group(1))),
+        template,
+    )
+
+
+def _listing(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _declared(scheme: str, service: Service, literal: list[PrivatePart], bare: str) -> str:
+    """One message for the private parts of one URL written literally."""
+    tokens = {p.token for p in literal if not p.argument}
+    arguments = [p.token for p in literal if p.argument]
+    # a URL pasted from the service (https://hooks.slack.com/...) has another shape
+    like = bare if scheme.lower() == service.schema.lower() else None
+    template = best_template(service.templates, sorted(tokens), like) if tokens else None
+    if template is not None:
+        shown = _fill(template, service.schema, lambda t: "***" if t in tokens else t.upper())
+        instead = _fill(
+            template,
+            service.schema,
+            lambda t: (
+                f"{{env:{_env_name(service, t)}}}" if t in service.private_tokens else t.upper()
+            ),
+        )
+    elif tokens:
+        shown = f"{scheme}://..."
+        instead = "a {env:NAME} reference in place of each"
+    else:
+        shown, instead = f"{scheme}://...", f"{service.schema}://..."
+    if arguments:
+        shown += "?" + "&".join(f"{a}=***" for a in arguments)
+        instead += "?" + "&".join(f"{a}={{env:{_env_name(service, a)}}}" for a in arguments)
+    many = len(literal) > 1
+    return (
+        f"the {_listing([p.name for p in literal])} of this {scheme}:// URL ({service.name}) "
+        f"{'are' if many else 'is'} written literally ({shown}); write {instead} instead, "
+        + (
+            "with the values in those variables or in {cred:NAME} credentials"
+            if many
+            else "with the value in that variable or in a {cred:NAME} credential"
+        )
+        + f": {_HOW}"
+    )
+
+
+def _generic(bare: str, scheme: str, service: Service | None) -> list[str]:
+    """The literal password and credential-named arguments apprise has not spoken for."""
     found: list[str] = []
 
     def literal(what: str, masked: str, instead: str) -> None:
@@ -57,35 +178,74 @@ def literal_secrets(text: str) -> list[str]:
     except ValueError:  # e.g. an unbalanced "[": apprise's check reports the URL
         return found
     userinfo = parts.netloc.rpartition("@")[0]
-    if ":" in userinfo and userinfo.split(":", 1)[1].replace(_GAP, ""):
+    password = userinfo.split(":", 1)[1] if ":" in userinfo else ""
+    # a plugin that reads the URL says itself whether that position is a secret (SendGrid's
+    # APIKEY:FROM@DOMAIN puts half an address there)
+    if password and _GAP not in password and service is None:
         literal(
             "the password in USER:PASSWORD@",
             f"{scheme}://***:***@...",
             f"{scheme}://USER:{{env:NAME}}@HOST",
         )
-    if _TELEGRAM_TOKEN.search(bare):
-        literal("a Telegram bot token", "***:***", "tgram://{env:TELEGRAM_BOT_TOKEN}/CHAT_ID")
-    if _SLACK_TRIPLE.match(bare):
-        literal(
-            "Slack's TokenA/TokenB/TokenC",
-            "slack://***/***/***",
-            "slack://{env:SLACK_TOKENS}/#CHANNEL (the three tokens in one variable)",
-        )
-    elif _SLACK_OAUTH.search(bare):
-        literal("a Slack OAuth token", "xox*-***", "slack://{env:SLACK_TOKEN}/#CHANNEL")
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if _SECRET_ARG.search(key) and value.replace(_GAP, "").strip():
+    known = service.known_arguments if service is not None else frozenset()
+    for key, value in _query(parts.query):
+        name = key.lstrip("+-:")
+        if name.lower() in known or not _SECRET_ARG.search(name):
+            continue
+        if value.strip() and _GAP not in value:
             literal(f"the value of ?{key}=", f"{key}=***", f"{key}={{env:NAME}}")
     return found
+
+
+def _quiet() -> None:
+    # apprise logs parsed URLs at TRACE and DEBUG (tokens included): keep it at WARNING or
+    # above whatever the caller's level, as the notifier does.
+    chatty = logging.getLogger("apprise")
+    chatty.setLevel(max(logging.WARNING, chatty.getEffectiveLevel()))
+
+
+@cache
+def _manager() -> Any:
+    from apprise.manager_plugins import NotificationManager
+
+    from alertd.notify import console  # registers console://, the demo's channel
+
+    _ = console
+    return cast(Any, NotificationManager)()
+
+
+def read_service(url: str) -> Service | None:
+    """``url`` as apprise reads it (``apprise_privacy.Service``), or None when no plugin
+    takes it (``apprise_problem`` then says why). Parsing and building a plugin object reach
+    no network (tests/config/test_channel_urls.py pins this down with an audit hook)."""
+    import apprise
+    from apprise.plugins import url_to_dict
+
+    _quiet()
+    try:
+        results = cast(Any, url_to_dict)(url)
+        if not isinstance(results, dict):
+            return None
+        plugin = _manager()[str(results.get("schema", ""))]
+    except Exception:  # apprise could not read it: not ours to explain here
+        return None
+    if declares_private(plugin):
+        return service_of(results, plugin)
+    try:
+        asset = apprise.AppriseAsset(storage_mode="memory")
+        instance: Any = apprise.Apprise.instantiate(url, asset=asset)
+        if instance is None:
+            return service_of(results, plugin)
+        shown, hidden = str(instance.url(privacy=False)), str(instance.url(privacy=True))
+    except Exception:  # a plugin that cannot build or print itself says nothing more
+        return service_of(results, plugin)
+    return service_of(results, plugin, shown, hidden)
 
 
 @cache
 def _schemes() -> frozenset[str]:
     """Every scheme apprise knows, alertd's console:// included."""
-    from apprise.manager_plugins import NotificationManager
-
-    manager: Any = cast(Any, NotificationManager)()  # apprise is untyped
-    return frozenset(str(s) for s in manager.schemas())
+    return frozenset(str(s) for s in _manager().schemas())
 
 
 def apprise_problem(url: str) -> str | None:

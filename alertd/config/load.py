@@ -16,12 +16,9 @@ import copy
 import os
 import re
 from collections.abc import Callable
-from decimal import Decimal
-from pathlib import Path
 from typing import Any, get_args, get_origin
 
 import attrs
-import tomli
 
 from alertd.config import validate
 from alertd.config.errors import ConfigError, Problem, TomlPath, did_you_mean, format_path
@@ -35,14 +32,21 @@ from alertd.config.model import (
     RuleSettings,
     Secret,
 )
-from alertd.config.secrets import SecretEnvironment, has_reference, reference_names, resolve
+from alertd.config.reading import parse_toml, read_text
+from alertd.config.secrets import (
+    SecretEnvironment,
+    has_reference,
+    reference_names,
+    resolve,
+    shell_reference,
+)
 from alertd.config.structure import problems as cattrs_problems
 from alertd.config.structure import structure
 
 Found = list[tuple[TomlPath, str]]
 
 
-def _no_literal_secrets(text: str) -> list[str]:
+def _no_literal_secrets(text: str, resolved: str | None) -> list[str]:
     return []
 
 
@@ -63,12 +67,13 @@ def _no_rule_checks(
 @attrs.frozen(kw_only=True)
 class StageChecks:
     """Checks that belong to other stages, run while a file loads so that every problem is
-    reported at once with its line: ``literal_secrets(url)`` names the secrets written into a
-    channel URL; ``url_problem(url)`` says why the notifier cannot use one; ``accounts`` and
+    reported at once with its line: ``literal_secrets(url, resolved)`` names the secrets
+    written into a channel URL (``resolved``: the URL with its references resolved, None when
+    one cannot be); ``url_problem(url)`` says why the notifier cannot use one; ``accounts`` and
     ``rules`` add ``(toml path, message)`` problems to ``found`` (``refused`` holds the paths
     whose values were already refused)."""
 
-    literal_secrets: Callable[[str], list[str]] = _no_literal_secrets
+    literal_secrets: Callable[[str, str | None], list[str]] = _no_literal_secrets
     url_problem: Callable[[str], str | None] = _no_url_problem
     accounts: Callable[[list[tuple[int, AccountSettings]], Found], None] = _no_account_checks
     rules: Callable[[list[tuple[int, RuleSettings]], str, Found, set[TomlPath]], None] = (
@@ -109,26 +114,37 @@ def parse_config(
     secrets: SecretEnvironment | None = None,
     checks: StageChecks = SCHEMA_ONLY,
 ) -> tuple[Config | None, list[Problem]]:
-    """``text`` as a ``Config`` and its problems; the config is None unless there are none."""
-    where = secrets if secrets is not None else SecretEnvironment.from_process()
+    """``text`` as a ``Config`` and its problems; the config is None unless there are none.
+
+    Never raises: whatever the text holds, and whatever goes wrong while checking it, the
+    answer is a list of problems (an unforeseen error is one problem naming its type only,
+    as its text could quote a secret)."""
     try:
-        # TOML floats as exact decimals: a threshold such as 78622131.65220111 must not
-        # drift through binary float (it would read back as ...112)
-        raw = tomli.loads(text, parse_float=Decimal)
-    except tomli.TOMLDecodeError as exc:
-        # tomli knows lines only here, for syntax errors; for everything else see locate.py
-        line = getattr(exc, "lineno", None)
-        column = getattr(exc, "colno", None)
-        message = getattr(exc, "msg", str(exc))
-        return None, [Problem(file=file, path="", line=line, column=column, message=message)]
-    found: Found = []
-    config = _build(raw, where, found, checks)
-    locator = Locator(text)
-    problems = [
-        Problem(file=file, path=format_path(p), line=locator.line(p), message=m) for p, m in found
-    ]
+        where = secrets if secrets is not None else SecretEnvironment.from_process()
+        raw = parse_toml(text, file)
+        if isinstance(raw, Problem):
+            return None, [raw]
+        found: Found = []
+        config = _build(raw, where, found, checks)
+        locator = Locator(text)
+        problems = [
+            Problem(file=file, path=format_path(p), line=locator.line(p), message=m)
+            for p, m in found
+        ]
+    except RecursionError:
+        return None, [Problem(file=file, path="", line=None, message=_too_deep())]
+    except Exception as exc:
+        message = (
+            f"cannot be checked: alertd failed with {type(exc).__name__} while reading it "
+            "(a bug: please report it with the file, secrets removed)"
+        )
+        return None, [Problem(file=file, path="", line=None, message=message)]
     problems.sort(key=lambda p: (p.line is None, p.line or 0))
     return (config if not problems else None), problems
+
+
+def _too_deep() -> str:
+    return "is nested too deeply to check (tables, arrays or values many levels down)"
 
 
 def read_config(
@@ -137,15 +153,12 @@ def read_config(
     *,
     checks: StageChecks = SCHEMA_ONLY,
 ) -> tuple[Config | None, list[Problem]]:
-    """The config in ``path`` and its problems; the config is None unless there are none."""
+    """The config in ``path`` and its problems; the config is None unless there are none.
+    Never raises (see ``parse_config``; reading is ``reading.read_text``)."""
     file = os.fspath(path)
-    try:
-        text = Path(file).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None, [Problem(file=file, path="", line=None, message="no such file")]
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        return None, [Problem(file=file, path="", line=None, message=f"cannot read: {reason}")]
+    text = read_text(file)
+    if isinstance(text, Problem):
+        return None, [text]
     return parse_config(text, file=file, secrets=secrets, checks=checks)
 
 
@@ -160,7 +173,7 @@ def _resolve_secrets(
     raw: dict[str, Any],
     where: SecretEnvironment,
     found: Found,
-    literal_secrets: Callable[[str], list[str]],
+    literal_secrets: Callable[[str, str | None], list[str]],
 ) -> None:
     """Replace secret-bearing strings in ``raw`` by ``Secret`` values, in place.
 
@@ -168,11 +181,12 @@ def _resolve_secrets(
     """
 
     def secret(text: str, path: TomlPath, source: str) -> Secret:
-        literal = literal_secrets(text) if path[0] == "channels" else []
-        if literal:
-            found.extend((path, p) for p in literal)
-            return Secret("", source=source)  # never resolved, never used
         value, problems = resolve(text, where, source=source)
+        if path[0] == "channels":
+            literal = literal_secrets(text, value.reveal() if value is not None else None)
+            if literal:
+                found.extend((path, p) for p in literal)
+                return Secret("", source=source)  # never used
         found.extend((path, p) for p in problems)
         # a placeholder keeps structuring from reporting the same key twice
         return value if value is not None else Secret("", source=source)
@@ -203,7 +217,8 @@ def _resolve_secrets(
                 found.append(
                     (
                         (*base, key),
-                        'write a reference such as "{env:NAME}" or "{cred:NAME}" here, '
+                        shell_reference(text)
+                        or 'write a reference such as "{env:NAME}" or "{cred:NAME}" here, '
                         "not the secret itself: secrets come from the environment or systemd "
                         "credentials, never from the config file",
                     )

@@ -56,6 +56,23 @@ def _where_to_put(name: str) -> str:
     )
 
 
+# ${NAME} and $NAME: what a shell (or a systemd Environment= line) would expand, and alertd
+# does not; upper-case only for the bare form, so a "$" in a URL or a price is left alone.
+_SHELL = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Z_][A-Z0-9_]+)\b")
+
+
+def shell_reference(text: str) -> str | None:
+    """What to write instead of a shell-style ``${NAME}`` in ``text``, or None without one."""
+    m = _SHELL.search(text)
+    if m is None:
+        return None
+    name = m.group(1) or m.group(2)
+    return (
+        f'shell-style "{m.group(0)}" is not expanded: write {{env:{name}}} in its place '
+        f"(or {{cred:NAME}} for a systemd credential)"
+    )
+
+
 def has_reference(text: str) -> bool:
     return REFERENCE.search(text) is not None
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,3 +84,27 @@ def problems_of(
 def lines(problems: list[Problem]) -> list[str]:
     """Problems as a person reads them."""
     return [str(p) for p in problems]
+
+
+_watching: dict[int, list[str]] = {}  # thread id -> socket events seen while watching
+_hooked: list[bool] = []
+
+
+def _audit(event: str, args: Any) -> None:
+    calls = _watching.get(threading.get_ident())
+    if calls is not None and event.startswith("socket."):
+        calls.append(event)
+
+
+@contextmanager
+def socket_events() -> Iterator[list[str]]:
+    """Socket audit events raised by this thread inside the block."""
+    if not _hooked:
+        sys.addaudithook(_audit)  # hooks cannot be removed; it records only when watching
+        _hooked.append(True)
+    calls: list[str] = []
+    _watching[threading.get_ident()] = calls
+    try:
+        yield calls
+    finally:
+        del _watching[threading.get_ident()]

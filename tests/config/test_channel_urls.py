@@ -3,17 +3,11 @@ checking them opens no network connection."""
 
 from __future__ import annotations
 
-import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
-
 from alertd.check import check_config, parse_config
 from alertd.commands.demo import demo_config_text
 from alertd.config.secrets import SecretEnvironment
 
-from .conftest import EXAMPLE, ProblemsOf, lines
+from .conftest import EXAMPLE, ProblemsOf, lines, socket_events
 
 RULE = '\n[[rules]]\nname = "r"\non = "trade"\nnotify = ["me"]\n'
 
@@ -74,35 +68,11 @@ def test_demo_config_passes() -> None:
     assert parse_config(text, secrets=SecretEnvironment(environ={}))[1] == []
 
 
-_watching: dict[int, list[str]] = {}  # thread id -> socket events seen while watching
-_hooked: list[bool] = []
-
-
-def _audit(event: str, args: Any) -> None:
-    calls = _watching.get(threading.get_ident())
-    if calls is not None and event.startswith("socket."):
-        calls.append(event)
-
-
-@contextmanager
-def _socket_events() -> Iterator[list[str]]:
-    """Socket audit events raised by this thread inside the block."""
-    if not _hooked:
-        sys.addaudithook(_audit)  # hooks cannot be removed; it records only when watching
-        _hooked.append(True)
-    calls: list[str] = []
-    _watching[threading.get_ident()] = calls
-    try:
-        yield calls
-    finally:
-        del _watching[threading.get_ident()]
-
-
 def test_checking_urls_opens_no_connection(secrets: SecretEnvironment) -> None:
     """Checking the example's Telegram, Slack and SMTP URLs (and a bad one) creates, connects
     or resolves no socket: `alertd check` never talks to a service."""
     bad = EXAMPLE.read_text().replace("tgram://", "telegram://")
-    with _socket_events() as calls:
+    with socket_events() as calls:
         problems = parse_config(bad, secrets=secrets)[1]
         assert check_config(EXAMPLE, secrets=secrets) == []
     assert calls == []
@@ -113,7 +83,7 @@ def test_socket_watch_sees_a_connection() -> None:
     """The audit hook used above does see a socket being used (so its silence means something)."""
     import socket
 
-    with _socket_events() as calls, socket.socket() as s:
+    with socket_events() as calls, socket.socket() as s:
         s.bind(("127.0.0.1", 0))
     assert "socket.bind" in calls
 

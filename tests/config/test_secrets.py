@@ -165,16 +165,33 @@ def test_secrets_never_appear_in_errors(tmp_path: Path, secrets: SecretEnvironme
 @pytest.mark.parametrize(
     ("url", "part", "shown"),
     [
-        ("tgram://123456:ABCDEFliteralSECRET/987654", "a Telegram bot token", "(***:***)"),
+        (
+            "tgram://123456:ABCDEFliteralSECRET/987654",
+            "the Bot Token of this tgram:// URL (Telegram) is",
+            "(tgram://***/TARGETS)",
+        ),
         (
             "mailtos://user:hunter2pw@mail.example.com?to=desk@example.com",
-            "the password in USER:PASSWORD@",
-            "(mailtos://***:***@...)",
+            "the Password of this mailtos:// URL (E-Mail) is",
+            "(mailtos://USER:***@HOST)",
         ),
-        ("slack://T000/B000/XXXXXXXX", "Slack's TokenA/TokenB/TokenC", "(slack://***/***/***)"),
-        ("slack://xoxb-1234-5678-abcdefgh/#trading", "a Slack OAuth token", "(xox*-***)"),
-        ("json://localhost/hook?token=abc123secret", "the value of ?token=", "(token=***)"),
-        ("json://localhost/hook?apikey=abc123secret", "the value of ?apikey=", "(apikey=***)"),
+        (
+            "slack://T000/B000/XXXXXXXX",
+            "the Token A, Token B and Token C of this slack:// URL (Slack) are",
+            "(slack://***/***/***)",
+        ),
+        (
+            "slack://xoxb-1234-5678-abcdefgh/#trading",
+            "the OAuth Access Token of this slack:// URL (Slack) is",
+            "(slack://***/TARGETS)",
+        ),
+        ("json://localhost/hook?token=abc123secret", "the value of ?token= is", "(token=***)"),
+        ("json://localhost/hook?apikey=abc123secret", "the value of ?apikey= is", "(apikey=***)"),
+        (
+            "json://localhost/hook?+Authorization=Bearer%20abc123secret",
+            "the value of ?+Authorization= is",
+            "(+Authorization=***)",
+        ),
     ],
 )
 def test_literal_credentials_in_channel_urls_are_refused(
@@ -187,7 +204,7 @@ def test_literal_credentials_in_channel_urls_are_refused(
     )
     assert len(problems) == 1
     text = str(problems[0])
-    assert text.startswith(f"config.toml:2 channels.me: {part} is written literally {shown}; ")
+    assert text.startswith(f"config.toml:2 channels.me: {part} written literally {shown}; ")
     assert "{env:" in text
     for secret in ("ABCDEFliteral", "123456", "hunter2", "XXXXXXXX", "abcdefgh", "abc123"):
         assert secret not in text
@@ -204,7 +221,7 @@ def test_literal_credentials_in_channel_urls_are_refused(
         "tgram://{env:TELEGRAM_BOT_TOKEN}/{env:TELEGRAM_CHAT_ID}",
         "tgram://123456:{env:TELEGRAM_TOKEN_TAIL}/987654",
         "slack://{env:SLACK_TOKENS}/#trading",
-        "slack://T000/B000/{env:SLACK_TOKEN_C}/#trading",
+        "slack://{env:SLACK_TOKEN_A}/{env:SLACK_TOKEN_B}/{env:SLACK_TOKEN_C}/#trading",
         "json://localhost/hook?token={env:HOOK_TOKEN}",
         "json://127.0.0.1:8080/path",
     ],
@@ -212,6 +229,47 @@ def test_literal_credentials_in_channel_urls_are_refused(
 def test_channel_urls_without_literal_credentials_pass(url: str) -> None:
     """URLs that carry no credential, or carry it only through references, are not refused."""
     assert literal_secrets(url) == []
+
+
+def test_slack_webhook_half_by_reference_is_refused(problems_of: ProblemsOf) -> None:
+    """Slack's Token A and Token B are private in apprise's own description of the URL, so
+    writing only Token C by reference still refuses the other two (it passed before)."""
+    problems = problems_of(
+        '[channels]\nme = "slack://T000/B000/{env:SLACK_TOKENS}/#trading"\n'
+        '[[rules]]\nname = "r"\non = "trade"\nnotify = ["me"]\n'
+    )
+    assert [p.message.split(" written literally")[0] for p in problems] == [
+        "the Token A and Token B of this slack:// URL (Slack) are"
+    ]
+
+
+def test_shell_style_reference_in_api_key_says_what_to_write(problems_of: ProblemsOf) -> None:
+    """api_key = "${PIEXGO_API_KEY}" is told the reference to write, not "not the secret"."""
+    problems = problems_of(ACCOUNT_WITH_AUTH.replace("{env:PIEXGO_API_KEY}", "${PIEXGO_API_KEY}"))
+    assert lines(problems) == [
+        'config.toml:6 accounts[0].auth.api_key: shell-style "${PIEXGO_API_KEY}" is not '
+        "expanded: write {env:PIEXGO_API_KEY} in its place (or {cred:NAME} for a systemd "
+        "credential)"
+    ]
+
+
+def test_shell_style_reference_in_channel_url_says_what_to_write(problems_of: ProblemsOf) -> None:
+    """A ${VAR} (or $VAR) in a channel URL is refused with the {env:VAR} to write instead."""
+    problems = problems_of(
+        '[channels]\nme = "tgram://${TELEGRAM_BOT_TOKEN}/98765"\n'
+        'you = "tgram://$TELEGRAM_BOT_TOKEN/98765"\n'
+        '[[rules]]\nname = "r"\non = "trade"\nnotify = ["me", "you"]\n'
+    )
+    assert [(p.path, p.message.split(": write ")[1]) for p in problems] == [
+        (
+            "channels.me",
+            "{env:TELEGRAM_BOT_TOKEN} in its place (or {cred:NAME} for a systemd credential)",
+        ),
+        (
+            "channels.you",
+            "{env:TELEGRAM_BOT_TOKEN} in its place (or {cred:NAME} for a systemd credential)",
+        ),
+    ]
 
 
 def test_referenced_credentials_pass_end_to_end(problems_of: ProblemsOf) -> None:
