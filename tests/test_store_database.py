@@ -150,3 +150,26 @@ async def test_failing_checkpoints_are_reported_once_and_retried(
         ("WARNING", "store.checkpoint_failed error=database or disk is full (retrying)"),
         ("INFO", "store.checkpoint_recovered"),
     ]
+
+
+async def test_a_write_that_fails_changes_nothing(tmp_path: Path) -> None:
+    """Every statement of a write is undone when its function raises, and the caller gets
+    the error; the next write works."""
+    db = Database(db_path(tmp_path))
+    try:
+        await db.write(lambda conn: conn.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)"))
+
+        def two_then_a_clash(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT INTO t VALUES (1)")
+            conn.execute("INSERT INTO t VALUES (2)")
+            conn.execute("INSERT INTO t VALUES (1)")
+
+        with pytest.raises(sqlite3.IntegrityError):
+            await db.write(two_then_a_clash)
+        count = lambda conn: conn.execute("SELECT COUNT(*) FROM t").fetchone()[0]  # noqa: E731
+        assert await db.run(count) == 0
+        await db.write(lambda conn: conn.executemany("INSERT INTO t VALUES (?)", [(1,), (2,)]))
+        assert await db.run(count) == 2
+        assert db.write_sync(count) == 2
+    finally:
+        db.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 import trio
 import trio.testing
 
@@ -15,6 +16,7 @@ from alertd.notify.expiry import retry_delay
 from alertd.notify.notifier import MessageLimits, SendResult
 from alertd.notify.recording import RecordingNotifier
 from alertd.store.database import Database
+from alertd.store.handoff import HANDOFF_CAPACITY, Handoff
 from alertd.store.outbox import Notification, Outbox, notification_key
 
 from .helpers import channel, make_config, wait_until
@@ -73,6 +75,9 @@ async def test_recoverable_failure_is_retried_with_backoff(
         assert base * 0.8 - 0.1 <= gap <= base * 1.2 + 0.1
     rows = await outbox.rows()
     assert [r.status for r in rows] == ["delivered"]
+    stats = delivery.statistics()
+    assert (stats.delivered, stats.failed, stats.retries, stats.expired) == (1, 3, 3, 0)
+    assert stats.in_flight == 0
 
 
 def test_backoff_is_capped() -> None:
@@ -115,6 +120,8 @@ async def test_unrecoverable_failure_expires_and_tells_the_fallback(
     assert "HTTP 401 invalid token" in report.body
     statuses = {r.channel: r.status for r in await outbox.rows()}
     assert statuses == {"slack": "expired", "ops": "delivered"}
+    stats = delivery.statistics()
+    assert (stats.delivered, stats.failed, stats.retries, stats.expired) == (1, 1, 0, 1)
 
 
 async def test_alert_older_than_max_age_expires(
@@ -135,6 +142,9 @@ async def test_alert_older_than_max_age_expires(
     [row] = await outbox.rows()
     assert row.status == "expired"
     assert 8 <= len(notifier.attempts) <= 20
+    stats = delivery.statistics()
+    assert stats.expired == 1
+    assert stats.failed == len(notifier.attempts)
     assert notifier.attempts[-1].at - notifier.attempts[0].at <= 600 + 1
 
 
@@ -186,6 +196,8 @@ async def test_backlog_over_the_rate_limit_becomes_one_digest(
     assert "30 notifications" in digest.title
     assert all(f"Alert {n}\n" in digest.body + "\n" for n in range(30))
     assert await outbox.pending_count() == 0
+    stats = delivery.statistics()
+    assert (stats.delivered, stats.digests) == (30, 1)
 
 
 def _times_each_alert_arrived(notifier: RecordingNotifier, n: int) -> dict[int, int]:
@@ -297,10 +309,12 @@ async def test_hanging_channel_does_not_delay_another(
             await nursery.start(delivery.run)
             await _queue(outbox, config, "stuck", 1)
             await wait_until(lambda: len(notifier.attempts) == 1, step=0.01)
+            assert delivery.statistics().in_flight == 1  # the stuck service holds it
             start = trio.current_time()
             await _queue(outbox, config, "fine", 2)
             await wait_until(lambda: len(notifier.sent) == 1, step=0.01)
             assert trio.current_time() - start < 1.0
+            assert delivery.statistics().workers == 2
             nursery.cancel_scope.cancel()
     assert notifier.sent[0].url == "fake://fine"
 
@@ -380,11 +394,14 @@ async def test_drain_delivers_pending_within_the_deadline(
     assert left == 1
 
 
+@pytest.mark.parametrize("capacity", [HANDOFF_CAPACITY, 10, 0])
 async def test_backlog_goes_out_in_order_each_once(
-    outbox: Outbox, clock: trio.testing.MockClock
+    db: Database, clock: trio.testing.MockClock, capacity: int
 ) -> None:
     """300 rows queued before delivery starts, and 50 more while it sends, reach the service
-    once each, in the order they were queued, and all end delivered."""
+    once each, in the order they were queued, and all end delivered: the same whether rows
+    come through the hand-off, overflow it, or are all read back from the table."""
+    outbox = Outbox(db, handoff=Handoff(capacity=capacity))
     config = make_config({"me": channel("fake://me")})
     notifier = RecordingNotifier()
     for n in range(300):
@@ -401,6 +418,60 @@ async def test_backlog_goes_out_in_order_each_once(
     titles = [m.title for m in notifier.sent]
     assert titles == [f"Alert {n}" for n in range(350)]
     assert {r.status for r in await outbox.rows()} == {"delivered"}
+    assert delivery.statistics().delivered == 350
+    if capacity == 0:
+        assert outbox.handoff.statistics().handed == 0
+
+
+async def test_fresh_rows_are_handed_over_not_read_back(
+    outbox: Outbox, clock: trio.testing.MockClock
+) -> None:
+    """Rows queued while a URL's worker is idle reach it through the hand-off, in order."""
+    config = make_config({"me": channel("fake://me")})
+    notifier = RecordingNotifier()
+    delivery = Delivery(config, outbox, notifier)
+    with trio.fail_after(3600):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(delivery.run)
+            await _queue(outbox, config, "me", 0)
+            await wait_until(lambda: len(notifier.sent) == 1)
+            await trio.sleep(5)  # the worker read the (now empty) table: it is clean
+            for n in range(1, 4):
+                await _queue(outbox, config, "me", n)
+                await wait_until(lambda n=n: len(notifier.sent) == n + 1)  # type: ignore[misc]
+            nursery.cancel_scope.cancel()
+    assert [m.title for m in notifier.sent] == [f"Alert {n}" for n in range(4)]
+    handoff = outbox.handoff.statistics()
+    assert handoff.handed >= 3
+    assert (handoff.overflows, handoff.waiting, handoff.capacity) == (0, 0, HANDOFF_CAPACITY)
+
+
+async def test_an_overflowing_handoff_falls_back_to_the_table(
+    db: Database, clock: trio.testing.MockClock
+) -> None:
+    """While a slow service holds the worker, more rows arrive than the hand-off keeps; it
+    says so, and every row still goes out once, in order, read back from the table."""
+    outbox = Outbox(db, handoff=Handoff(capacity=5))
+    config = make_config({"me": channel("fake://me")})
+    notifier = RecordingNotifier(delay={"fake://me": 1.0})
+    delivery = Delivery(config, outbox, notifier)
+    with trio.fail_after(3600):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(delivery.run)
+            await _queue(outbox, config, "me", 0)
+            await wait_until(lambda: len(notifier.sent) == 1)
+            await trio.sleep(5)
+            start = trio.current_time()
+            for n in range(1, 21):
+                await _queue(outbox, config, "me", n)
+            await wait_until(lambda: len(notifier.sent) == 21, step=0.1)
+            # One second a row: none waited for the worker's idle look at the table.
+            assert trio.current_time() - start < 20 * 1.0 + 2
+            await trio.sleep(30)
+            nursery.cancel_scope.cancel()
+    assert [m.title for m in notifier.sent] == [f"Alert {n}" for n in range(21)]
+    assert outbox.handoff.statistics().overflows >= 1
+    assert await outbox.pending_count() == 0
 
 
 async def test_failure_inside_a_batch_keeps_the_rest_pending(

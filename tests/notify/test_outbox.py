@@ -75,3 +75,28 @@ async def test_record_and_enqueue_writes_nothing_when_an_alert_is_a_duplicate(
     assert added == 1
     assert [r.key for r in await outbox.rows(status="pending")] == ["k3"]
     assert list(await outbox.alerts(["alert-3"])) == ["alert-3"]
+
+
+async def test_statistics_show_what_waits_per_channel_and_since_when(outbox: Outbox) -> None:
+    """The snapshot counts pending rows per channel and names the oldest one's due time;
+    delivered rows and duplicates do not count."""
+    empty = await outbox.statistics()
+    assert (empty.pending, empty.pending_by_channel, empty.oldest_pending) == (0, {}, None)
+    await outbox.enqueue([_note("k1", 1000.0), _note("k2", 1010.0, channel="ops")])
+    await outbox.enqueue([_note("k3", 990.0, not_before=2000.0), _note("k1", 1000.0)])
+    await outbox.mark_delivered(["k2"], 1020.0)
+    stats = await outbox.statistics()
+    assert stats.pending == 2
+    assert stats.pending_by_channel == {"me": 2}
+    assert stats.oldest_pending == 1000.0  # k3 is held until 2000 (quiet hours)
+    assert stats.queued == 3
+
+
+async def test_a_delivered_row_is_never_marked_anything_else(outbox: Outbox) -> None:
+    """Marks apply to pending rows only: a late retry or expiry leaves a delivery as it is."""
+    await outbox.enqueue([_note("k1")])
+    await outbox.mark_delivered(["k1"], 1001.0)
+    await outbox.mark_retry([("k1", 2000.0)], error="HTTP 500", now=1002.0)
+    await outbox.mark_expired(["k1"], error="too old", now=1003.0)
+    [row] = await outbox.rows()
+    assert (row.status, row.attempts, row.last_error) == ("delivered", 0, "")
