@@ -1,36 +1,30 @@
 """Stream health: one account's connection policy as a sans-IO state machine.
 
-Facts go in: a connection attempt ended, the connection is up, a frame arrived, the session
-stopped, time passed. What follows comes out as a list of outputs, in the order they happen:
-``Emit`` an event, ``Log`` a line, ``Record`` a capture fact, ``Wakeup`` (call ``tick`` at a
-trio time) and ``LoginAnswered``. Nothing here does I/O or reads a clock: every input carries
-``now`` (trio seconds, for durations and deadlines) and ``wall`` (UTC, for what people read).
-The live session (``session``) is the I/O around it; ``alertd replay`` feeds it capture
-records on the capture's clock (``StreamHealth.replay``). So run and replay decide in one
-place, and the same frames give the same events:
+Facts go in (an attempt ended, the connection is up, a frame arrived, the session stopped,
+time passed) with the times they happened: ``now`` (trio seconds, for deadlines) and ``wall``
+(UTC, for what people read). What follows comes out as ``outputs``, in order; nothing here
+does I/O or reads a clock. The session is the I/O around it; ``alertd replay`` feeds it
+capture records on the capture's clock (``StreamHealth.replay``): one place decides for both.
 
-- every frame is decoded by the account's decoder, and its events pass the stream filter
-  (``streams.keeps``); a frame that cannot be read is a ``stream.error`` (the stream goes on).
-  Within the login window (from sending the login frame, ``login_timeout`` long) a frame that
-  answers the login (``login.LoginReplies``) is not decoded: a rejection is a
-  ``stream.error`` with an excerpt, and the session gives up the attempt.
+- A frame is decoded by the account's decoder and its events pass the stream filter
+  (``streams.keeps``); one that cannot be read is a ``stream.error`` and the stream goes on.
+  Within the login window (``login_timeout`` from sending the login) a frame that answers the
+  login is not decoded; a rejection is a ``stream.error`` with an excerpt.
 - ``stream.disconnected`` (with the reason) once when a connection that was up is lost, or
-  when the very first attempt fails; failed retries after that stay quiet (a log line at
-  info) until the connection is back. A session stopped while connected (a reload, a crash)
-  leaves the loss here; the next session announces it with ``restart_reason``.
-- ``stream.connected`` (with ``downtime``) when up again: handshake, login and subscribe done.
-- ``stream.gap`` (why ``offline``; since = the last frame received before the loss, or the
-  connect when there was none; until = the reconnect) after a reconnect. On Piexgo with
-  ``pinfo`` the balance snapshot that follows the subscribe is awaited first (up to
-  ``snapshot_wait``) and the balances that differ from the last ones seen before the loss go
-  in ``evidence``. A gap that could not be reported (the connection fell again first) widens
-  into the next one.
+  when the very first attempt fails; failed retries stay quiet (logged at info) until the
+  connection is back. A session stopped while connected (a reload, a crash) leaves the loss
+  here, for the next session to announce with ``restart_reason``.
+- ``stream.connected`` (with ``downtime``) when handshake, login and subscribe are done.
+- ``stream.gap`` (why ``offline``; since the last frame received before the loss, or the
+  connect; until the reconnect) after a reconnect. On Piexgo with ``pinfo`` the balance
+  snapshot that follows the subscribe is awaited first (up to ``snapshot_wait``): balances
+  that differ from the last seen before the loss are its ``evidence``. A gap not yet
+  reported when the connection falls again widens into the next one.
 - ``stream.stale`` once per silence of a stream with a budget, while connected; the next
   frame on that stream re-arms it.
 
-A ``StreamHealth`` outlives the sessions of its account (Sources keeps one per account across
-reloads and crashes, with the account's decoder, so orders and balances are remembered). It
-belongs to one task at a time.
+A ``StreamHealth`` outlives the sessions of its account: Sources keeps one per account (with
+its decoder, which remembers orders and balances) across reloads and crashes.
 """
 
 from __future__ import annotations
@@ -45,7 +39,6 @@ import attrs
 
 from alertd.config.model import AccountSettings
 from alertd.events import (
-    BalanceEvidence,
     Event,
     StreamConnected,
     StreamDisconnected,
@@ -55,114 +48,27 @@ from alertd.events import (
     utc_from_timestamp,
 )
 from alertd.protocols import Decoder, ProtocolError, decoder_for, excerpt
-from alertd.sources.login import LoginReplies, LoginReply
-from alertd.sources.snapshot import SnapshotReader
-from alertd.sources.streams import (
-    CONNECTION,
-    StreamFact,
-    keeps,
-    stale_budgets,
-    stream_fact,
-    watched_streams,
+from alertd.sources.outputs import (
+    Emit,
+    HealthStatistics,
+    Log,
+    LoginAnswered,
+    Output,
+    Record,
+    Wakeup,
 )
+from alertd.sources.snapshot import SnapshotReader
+from alertd.sources.streams import CONNECTION, HealthPolicy, keeps, stream_fact
 
 if TYPE_CHECKING:
     from alertd.sources.capture import CaptureRecord
 
 WARNING, INFO = logging.WARNING, logging.INFO
+DISCONNECTED = "stream.disconnected account=%s reason=%s"
+CONNECT_FAILED = "stream.connect_failed account=%s reason=%s"
+BAD_FRAME = "stream.bad_frame account=%s reason=%s excerpt=%s"
+STALE = "stream.stale account=%s stream=%s silent_for=%.1f"
 RECORDED_DISCONNECT = "recorded disconnect"  # replay's reason when a capture line gives none
-
-
-# -- outputs ------------------------------------------------------------------------------------
-
-
-@attrs.frozen
-class Emit:
-    """Hand ``event`` on. ``stream`` is where it came from (an overflow gap names it);
-    ``bounded`` events count against the account's buffer, facts about the connection never
-    do (losing a ``stream.disconnected`` would make alertd blind without saying so)."""
-
-    event: Event
-    stream: str = CONNECTION
-    bounded: bool = False
-
-
-@attrs.frozen
-class Log:
-    """A log line, as ``logging`` takes it: ``message`` with lazy %-style ``args``."""
-
-    level: int
-    message: str
-    args: tuple[Any, ...] = ()
-
-
-@attrs.frozen
-class Record:
-    """A connection fact for the capture. ``stopped``: alertd stopped watching a connection
-    that was up (reload, crash, shutdown); an outage only if a next session announces it."""
-
-    fact: StreamFact
-    reason: str | None = None
-    stopped: bool = False
-
-
-@attrs.frozen
-class Wakeup:
-    """Call ``tick`` at trio time ``at``: a deadline came nearer than the last one."""
-
-    at: float
-
-
-@attrs.frozen
-class LoginAnswered:
-    """The frame answered the login; the session goes on (accepted) or gives up (rejected)."""
-
-    verdict: LoginReply
-
-
-Output = Emit | Log | Record | Wakeup | LoginAnswered
-
-
-# -- settings and snapshots ---------------------------------------------------------------------
-
-
-@attrs.frozen(kw_only=True)
-class HealthPolicy:
-    """What an account's settings say about watching it; replaced when a reload changes them."""
-
-    url: str = ""  # for log lines only
-    watched: frozenset[str] = frozenset()  # normalized stream names; empty keeps everything
-    budgets: Mapping[str, float] = attrs.field(factory=dict)  # stream -> seconds until stale
-    snapshot: bool = False  # await Piexgo's balance snapshot before reporting an offline gap
-    snapshot_wait: float = 3.0
-    login: LoginReplies | None = None  # None: no login frame is sent, nothing answers one
-    login_timeout: float = 10.0
-
-    @classmethod
-    def for_account(cls, settings: AccountSettings, decoder: Decoder) -> HealthPolicy:
-        """``ValueError`` naming the valid forms for a stream the exchange does not have."""
-        watched = watched_streams(decoder, settings.streams)
-        return cls(
-            url=settings.url,
-            watched=frozenset(watched),
-            budgets=stale_budgets(settings, decoder, watched),
-            snapshot=settings.exchange == "piexgo" and "pinfo" in watched,
-            snapshot_wait=settings.snapshot_wait,
-            login=LoginReplies.for_account(settings.exchange, settings.auth),
-            login_timeout=settings.auth.login_timeout,
-        )
-
-
-@attrs.frozen(kw_only=True)
-class HealthStatistics:
-    """An account's stream health at one moment. Times are trio seconds."""
-
-    frames: int  # frames received
-    decode_errors: int  # frames that could not be read (malformed, unknown, oversize)
-    reconnects: int  # connection attempts after the first of each session
-    connected: bool
-    connected_since: float | None  # None while down
-    last_frame: float | None
 
 
 @attrs.frozen
@@ -251,11 +157,7 @@ class StreamHealth:
         if not self._stopped_while_up:
             return []
         self._stopped_while_up = False
-        reason = self.restart_reason
-        return [
-            Log(WARNING, "stream.disconnected account=%s reason=%s", (self.account, reason)),
-            *self._announce(reason, wall),
-        ]
+        return self._announce(DISCONNECTED, self.restart_reason, wall)
 
     def stopped(self, *, now: float, wall: datetime) -> list[Output]:
         """The session stopped (cancelled, or crashed). A connection that was up is lost now,
@@ -290,10 +192,11 @@ class StreamHealth:
         self._armed = set(self.policy.budgets)
         out: list[Output] = [
             Record("connected"),
-            Log(
+            self._log(
                 INFO,
                 "stream.connected account=%s url=%s downtime=%s",
-                (self.account, self.policy.url, "-" if downtime is None else f"{downtime:.2f}"),
+                self.policy.url,
+                "-" if downtime is None else f"{downtime:.2f}",
             ),
             self._fact(StreamConnected, wall, downtime=downtime),
         ]
@@ -314,16 +217,10 @@ class StreamHealth:
         self._login_until = 0.0
         if self.connected:
             self._lose(now, wall)
-            return [
-                Log(WARNING, "stream.disconnected account=%s reason=%s", (self.account, reason)),
-                *self._announce(reason, wall),
-            ]
+            return self._announce(DISCONNECTED, reason, wall)
         if self._announced_down:
-            return [Log(INFO, "stream.connect_failed account=%s reason=%s", (self.account, reason))]
-        return [
-            Log(WARNING, "stream.connect_failed account=%s reason=%s", (self.account, reason)),
-            *self._announce(reason, wall),
-        ]
+            return [self._log(INFO, CONNECT_FAILED, reason)]
+        return self._announce(CONNECT_FAILED, reason, wall)
 
     def frame(self, frame: str | bytes, *, now: float, wall: datetime) -> list[Output]:
         """A frame received at ``now``: a login reply, or events (those the account keeps)."""
@@ -337,10 +234,7 @@ class StreamHealth:
                 return [error, LoginAnswered("rejected")]
             if reply == "accepted":
                 self._login_until = 0.0
-                return [
-                    Log(INFO, "stream.login_ok account=%s", (self.account,)),
-                    LoginAnswered(reply),
-                ]
+                return [self._log(INFO, "stream.login_ok account=%s"), LoginAnswered(reply)]
         snapshot = self._snapshot
         if snapshot is not None:
             snapshot.feed(frame)
@@ -349,13 +243,7 @@ class StreamHealth:
             events = self.decoder.decode(frame, wall)
         except ProtocolError as e:
             self._decode_errors += 1
-            out.append(
-                Log(
-                    WARNING,
-                    "stream.bad_frame account=%s reason=%s excerpt=%s",
-                    (self.account, e.reason, e.excerpt),
-                )
-            )
+            out.append(self._log(WARNING, BAD_FRAME, e.reason, e.excerpt))
             # bounded: a garbage flood could make many of these
             out.append(self._error(e.reason, wall, e.excerpt, bounded=True))
         else:
@@ -382,7 +270,7 @@ class StreamHealth:
             " trio-websocket closed the connection with 1009, reconnecting"
         )
         return [
-            Log(WARNING, "stream.oversize account=%s limit=%d", (self.account, limit)),
+            self._log(WARNING, "stream.oversize account=%s limit=%d", limit),
             self._error(message, wall),
         ]
 
@@ -413,13 +301,7 @@ class StreamHealth:
             silent = now - self._last_seen[stream]
             if silent >= self.policy.budgets[stream]:
                 self._armed.discard(stream)
-                out.append(
-                    Log(
-                        WARNING,
-                        "stream.stale account=%s stream=%s silent_for=%.1f",
-                        (self.account, stream, silent),
-                    )
-                )
+                out.append(self._log(WARNING, STALE, stream, silent))
                 out.append(self._fact(StreamStale, wall, stream=stream, silent_for=silent))
         return out
 
@@ -462,9 +344,14 @@ class StreamHealth:
         self._snapshot, self._gap_due, self._gap_until = None, None, None
         self._armed = set()
 
-    def _announce(self, reason: str, wall: datetime) -> list[Output]:
+    def _log(self, level: int, message: str, *args: Any) -> Log:
+        return Log(level, message, (self.account, *args))
+
+    def _announce(self, message: str, reason: str, wall: datetime) -> list[Output]:
+        """``stream.disconnected``, logged as ``message``."""
         self._announced_down = True
         return [
+            self._log(WARNING, message, reason),
             Record("disconnected", reason=reason),
             self._fact(StreamDisconnected, wall, reason=reason),
         ]
@@ -472,19 +359,16 @@ class StreamHealth:
     def _report_gap(self, wall: datetime) -> list[Output]:
         gap, until = self._offline, self._gap_until or wall
         assert gap is not None
-        evidence: tuple[BalanceEvidence, ...] = ()
-        if self._snapshot is not None:
-            evidence = tuple(
-                BalanceEvidence(currency=c, before=gap.before.get(c), after=after)
-                for c, after in sorted(self._snapshot.balances.items())
-                if gap.before.get(c) != after
-            )
+        snapshot = self._snapshot
+        evidence = () if snapshot is None else snapshot.evidence(gap.before)
         self._offline, self._snapshot, self._gap_due, self._gap_until = None, None, None, None
         return [
-            Log(
+            self._log(
                 WARNING,
                 "stream.gap account=%s why=offline since=%s until=%s evidence=%d",
-                (self.account, gap.since.isoformat(), until.isoformat(), len(evidence)),
+                gap.since.isoformat(),
+                until.isoformat(),
+                len(evidence),
             ),
             self._fact(
                 StreamGap, wall, since=gap.since, until=until, why="offline", evidence=evidence

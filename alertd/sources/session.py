@@ -24,24 +24,15 @@ import trio
 from alertd.config.model import AccountSettings
 from alertd.events import Event
 from alertd.protocols import decoder_for
+from alertd.sources import outputs
 from alertd.sources.auth import Authenticator, AuthError
 from alertd.sources.backoff import Backoff
 from alertd.sources.buffer import OutBuffer
 from alertd.sources.capture import Recorder
-from alertd.sources.health import (
-    Emit,
-    HealthPolicy,
-    HealthStatistics,
-    Log,
-    LoginAnswered,
-    Output,
-    Record,
-    StreamHealth,
-    Wakeup,
-)
+from alertd.sources.health import StreamHealth
 from alertd.sources.login import LoginReply
-from alertd.sources.streams import CONNECTION as CONNECTION  # where replay used to find it
-from alertd.sources.streams import watched_streams
+from alertd.sources.streams import CONNECTION as CONNECTION  # noqa: PLC0414 - replay reads it
+from alertd.sources.streams import HealthPolicy, watched_streams
 from alertd.sources.transport import Connection, ConnectionLost, parse_url, run_connection
 
 log = logging.getLogger(__name__)
@@ -54,7 +45,7 @@ class SessionConfigError(ValueError):
 
 
 @attrs.frozen(kw_only=True)
-class AccountStatistics(HealthStatistics):
+class AccountStatistics(outputs.HealthStatistics):
     """An account's source at one moment: its stream health and its buffer."""
 
     overflow_dropped: int  # events dropped by a full buffer (each one in a stream.gap)
@@ -145,22 +136,22 @@ class Session:
 
     # -- carrying out what stream health says -----------------------------------------------
 
-    def _apply(self, outputs: Iterable[Output]) -> LoginReply | None:
-        """Carry out ``outputs`` in order; the login verdict among them, if any."""
+    def _apply(self, todo: Iterable[outputs.Output]) -> LoginReply | None:
+        """Carry out what stream health asks, in order; the login verdict among it, if any."""
         verdict = None
-        for out in outputs:
-            if isinstance(out, Emit):
+        for out in todo:
+            if isinstance(out, outputs.Emit):
                 self._queue(out.event, out.stream, bounded=out.bounded)
-            elif isinstance(out, Log):
+            elif isinstance(out, outputs.Log):
                 log.log(out.level, out.message, *out.args)
-            elif isinstance(out, Record):
+            elif isinstance(out, outputs.Record):
                 if self.recorder is not None:
                     self.recorder.record_fact(
                         self.name, out.fact, reason=out.reason, stopped=out.stopped
                     )
-            elif isinstance(out, Wakeup):
+            elif isinstance(out, outputs.Wakeup):
                 self._wake.set()
-            elif isinstance(out, LoginAnswered):
+            elif isinstance(out, outputs.LoginAnswered):
                 verdict = out.verdict
         return verdict
 

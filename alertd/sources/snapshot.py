@@ -14,10 +14,13 @@ already seen (live activity).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import attrs
+
+from alertd.events import BalanceEvidence
 
 
 @attrs.define
@@ -51,6 +54,14 @@ class SnapshotReader:
                 except InvalidOperation:
                     pass  # a bad frame ends the snapshot; the decoder reports it
         self.done = True
+
+    def evidence(self, before: Mapping[str, Decimal]) -> tuple[BalanceEvidence, ...]:
+        """The balances of the snapshot (so far) that differ from ``before``, by currency."""
+        return tuple(
+            BalanceEvidence(currency=c, before=before.get(c), after=after)
+            for c, after in sorted(self.balances.items())
+            if before.get(c) != after
+        )
 
 
 def _load(frame: str | bytes) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Which streams an account watches, which events it keeps, and how a stream fact is made.
+"""Which streams an account watches and keeps, what its settings say about watching them
+(``HealthPolicy``), and how a stream fact is made.
 
 One truth for the daemon and for ``alertd replay``: both decide what an account keeps with
 ``keeps`` (through ``health.StreamHealth``), so a capture replays to the events the daemon saw.
@@ -11,13 +12,16 @@ expects every fill, cancel and shortfall.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal, TypeVar
+
+import attrs
 
 from alertd.config.model import AccountSettings
 from alertd.events import Event
 from alertd.protocols import Decoder
+from alertd.sources.login import LoginReplies
 
 CONNECTION = "*"  # the stream name of facts about the whole connection
 
@@ -54,6 +58,33 @@ def stale_budgets(
         if budget is not None and budget > 0:
             budgets[name] = float(budget)
     return budgets
+
+
+@attrs.frozen(kw_only=True)
+class HealthPolicy:
+    """What an account's settings say about watching it; replaced when a reload changes them."""
+
+    url: str = ""  # for log lines only
+    watched: frozenset[str] = frozenset()  # normalized stream names; empty keeps everything
+    budgets: Mapping[str, float] = attrs.field(factory=dict)  # stream -> seconds until stale
+    snapshot: bool = False  # await Piexgo's balance snapshot before reporting an offline gap
+    snapshot_wait: float = 3.0
+    login: LoginReplies | None = None  # None: no login frame is sent, nothing answers one
+    login_timeout: float = 10.0
+
+    @classmethod
+    def for_account(cls, settings: AccountSettings, decoder: Decoder) -> HealthPolicy:
+        """``ValueError`` naming the valid forms for a stream the exchange does not have."""
+        watched = watched_streams(decoder, settings.streams)
+        return cls(
+            url=settings.url,
+            watched=frozenset(watched),
+            budgets=stale_budgets(settings, decoder, watched),
+            snapshot=settings.exchange == "piexgo" and "pinfo" in watched,
+            snapshot_wait=settings.snapshot_wait,
+            login=LoginReplies.for_account(settings.exchange, settings.auth),
+            login_timeout=settings.auth.login_timeout,
+        )
 
 
 def stream_fact(

@@ -66,6 +66,7 @@ async def test_drop_reconnects_resubscribes_and_reports_the_gap(
         await fake_piexgo.drop(1011)
         [down] = await log.wait_for("stream.disconnected")
         [gap] = await log.wait_for("stream.gap")
+        await fake_piexgo.wait(lambda: fake_piexgo.subscribed(ALL))
     assert "1011" in down.reason
     assert log.kinds().index("stream.disconnected") < log.kinds().index("stream.gap")
     up = log.of("stream.connected")
