@@ -12,7 +12,7 @@ DEMO = [sys.executable, "-m", "alertd", "demo"]
 
 
 @pytest.mark.slow
-def test_demo_prints_every_kind_of_alert_and_ends_by_itself() -> None:
+def test_demo_prints_an_alert_of_each_demo_rule_and_ends_by_itself() -> None:
     """Within its duration the demo shows fills, the balance threshold, refused orders, and a
     stream dropping, coming back and the blind window; then it exits 0 on its own."""
     result = subprocess.run(

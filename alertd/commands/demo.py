@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 DROP_AFTER = 8.0  # seconds into the demo when the simulator drops the Piexgo connection
 # A seed whose first half minute shows every demo rule (fills, the USDT threshold, refused
-# orders) so that a first-time user sees each kind of alert without waiting.
+# orders) so that a first-time user sees an alert of each demo rule without waiting.
 DEFAULT_SEED = 181
 
 
@@ -75,7 +75,9 @@ async def run_demo(
             nursery.start_soon(_stop_after, duration, daemon)
         await daemon.run()
         nursery.cancel_scope.cancel()
-    print(f"alertd demo: stopped after {daemon.alerts_fired} alerts", flush=True)
+    engine = daemon.statistics().engine
+    fired = 0 if engine is None else engine.alerts_out
+    print(f"alertd demo: stopped after {fired} alerts", flush=True)
 
 
 async def _stop_after(seconds: float, daemon: Daemon) -> None:

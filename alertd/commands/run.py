@@ -16,6 +16,7 @@ from alertd.check import load_config
 from alertd.config.errors import ConfigError
 from alertd.daemon.app import Daemon, StartupError, iter_secrets, resolve_state_dir
 from alertd.daemon.logs import configure_logging
+from alertd.daemon.reload import failure_reason
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,9 @@ def main(args: argparse.Namespace) -> int:
         print(
             f"alertd: not started: {len(e.problems)} problem(s) in {args.config}", file=sys.stderr
         )
+        return 2
+    except Exception as e:  # a file the parser cannot take (nested 450 levels deep, ...)
+        print(f"alertd: not started: {failure_reason(e, args.config)}", file=sys.stderr)
         return 2
     level = args.log_level or config.daemon.log_level
     masker = configure_logging(level, secrets=iter_secrets(config))

@@ -9,9 +9,13 @@ accepted event or alert is lost; last, delivery gets ``[daemon] drain_timeout`` 
 outbox. What is still pending then stays in the outbox for the next start. A second stop
 signal cuts the drain short.
 
-Reload (SIGHUP) validates the new file first; a broken one is logged, shown in the service
-status, and the old config keeps running. A good one is applied in place: rules keep their
+Reload (SIGHUP) reads, checks and compiles the new file first (daemon/reload); whatever goes
+wrong, on reading or applying, is one error line in the log and in the service status, READY=1
+follows, and the old config keeps running. A good one is applied in place: rules keep their
 state where they did not change, and only accounts whose settings changed reconnect.
+
+What reads the accounts is a parameter (``intake``): the websocket sources for ``alertd run``,
+a capture on a virtual clock for ``alertd replay``; every other stage is the same.
 """
 
 from __future__ import annotations
@@ -20,33 +24,34 @@ import logging
 import os
 import signal
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import trio
 
-from alertd.check import read_config
-from alertd.config.errors import ConfigError
-from alertd.config.model import Config, Secret
+from alertd import clock
+from alertd.config.model import AccountSettings, Config, Secret
 from alertd.daemon.logs import SecretMasker, set_level
 from alertd.daemon.metrics import Metrics, MetricsError, MetricsSink, NullMetrics
+from alertd.daemon.reload import NewConfig, failure_reason, read_new_config_in_thread
 from alertd.daemon.sdnotify import SdNotifier, run_watchdog
 from alertd.daemon.signals import watch_signals
 from alertd.daemon.status import format_status
 from alertd.dispatch.dispatcher import Dispatcher
 from alertd.dispatch.muting import Muter
 from alertd.dispatch.silences import Silences
-from alertd.engine import Engine, RuleCompileError, RuleStateStore, compile_rules, run_engine
+from alertd.engine import CompiledRule, Engine, EngineStatistics, RuleStateStore, run_engine
 from alertd.events import Alert, Event
 from alertd.notify.apprise_notifier import AppriseNotifier
 from alertd.notify.delivery import Delivery
 from alertd.notify.notifier import Notifier
 from alertd.sources.capture import Recorder
-from alertd.sources.supervisor import Sources
+from alertd.sources.supervisor import Sources, SourcesStatistics
 from alertd.store.database import Database, db_path
+from alertd.store.handoff import HANDOFF_CAPACITY, Handoff
 from alertd.store.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -62,6 +67,38 @@ PIPELINE_STOP_TIMEOUT = 5.0  # for the engine and dispatch to finish what is que
 
 class StartupError(Exception):
     """The daemon cannot start; the message says what to fix."""
+
+
+class Intake(Protocol):
+    """What reads the accounts and sends their events (sources, or replay's capture)."""
+
+    def statistics(self) -> SourcesStatistics: ...
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = ...) -> None: ...
+
+    async def update(self, accounts: Sequence[AccountSettings]) -> None: ...
+
+
+# (config, where events go, the capture recorder if any) -> the intake
+IntakeFactory = Callable[[Config, trio.MemorySendChannel[Event], Recorder | None], Intake]
+
+
+def websocket_sources(
+    config: Config, send: trio.MemorySendChannel[Event], recorder: Recorder | None
+) -> Intake:
+    return Sources(config.accounts, send, recorder=recorder)
+
+
+@attrs.frozen(kw_only=True)
+class DaemonStatistics:
+    """The daemon at one moment; ``engine`` is None before the engine exists."""
+
+    engine: EngineStatistics | None
+    last_alert_age: float | None  # trio seconds since the last alert fired
+    reloads: int  # reloads applied
+    reload_failures: int  # reloads that kept the previous config
+    problem: str | None  # what the status line leads with (a failed reload)
+    stopped_pending: int | None  # alerts a graceful stop left in the outbox
 
 
 def iter_secrets(value: Any) -> Iterator[Secret]:
@@ -97,21 +134,24 @@ class Daemon:
     config_path: str | None = None
     record_dir: Path | None = None
     notifier: Notifier | None = None
+    intake: IntakeFactory = websocket_sources
+    drain_timeout: float | None = None  # None: the config's [daemon] drain_timeout
     sd: SdNotifier = attrs.field(factory=SdNotifier.from_env)
     masker: SecretMasker | None = None
     log_level_override: str | None = None
     handle_signals: bool = True
     problem: str | None = None  # shown in STATUS=, e.g. a failed reload
     last_alert: float | None = None  # trio clock
-    alerts_fired: int = 0
     metrics_address: tuple[str, int] | None = None  # where /metrics is served, once bound
     stopped_pending: int | None = None  # alerts a graceful stop left in the outbox
     stopped: trio.Event = attrs.field(factory=trio.Event)  # set once run() has finished
     _stop: trio.Event = attrs.field(factory=trio.Event)
     _stop_requests: int = 0
     _reloadable: bool = False  # between ready and the start of a stop
+    _reloads: int = 0
+    _reload_failures: int = 0
     _root: trio.CancelScope | None = None
-    _sources: Sources | None = None
+    _sources: Intake | None = None
     _engine: Engine | None = None
     _dispatcher: Dispatcher | None = None
     _delivery: Delivery | None = None
@@ -136,8 +176,12 @@ class Daemon:
     async def _run(
         self, config: Config, db: Database, task_status: trio.TaskStatus[Daemon]
     ) -> None:
-        outbox = self._outbox = Outbox(db)
-        engine = self._engine = Engine.from_config(config, state=RuleStateStore(db))
+        # Rows the outbox commits go to delivery's workers in memory, at most HANDOFF_CAPACITY
+        # per URL (past that a worker reads them back from the table).
+        outbox = self._outbox = Outbox(db, handoff=Handoff(capacity=HANDOFF_CAPACITY))
+        engine = self._engine = Engine.from_config(
+            config, state=RuleStateStore(db), wall=clock.wall_datetime
+        )
         silences = Silences(db)
         # One view of silences and inhibitions, shared: dispatch and delivery both honour it.
         muter = Muter(config, silences)
@@ -146,12 +190,12 @@ class Daemon:
         if config.daemon.metrics_listen:
             self._metrics = Metrics()
         delivery = self._delivery = Delivery(
-            config, outbox, notifier, silences=silences, metrics=self._metrics
+            config, outbox, notifier, muting=muter, metrics=self._metrics
         )
         recorder = Recorder(self.record_dir) if self.record_dir else None
         events_send, events_recv = trio.open_memory_channel[Event](EVENT_QUEUE)
         alerts_send, alerts_recv = trio.open_memory_channel[Alert](ALERT_QUEUE)
-        sources = self._sources = Sources(config.accounts, events_send, recorder=recorder)
+        sources = self._sources = self.intake(config, events_send, recorder)
 
         async with trio.open_nursery() as tail:
             await tail.start(db.checkpoints)  # the hot path's commits never wait on an fsync
@@ -209,7 +253,9 @@ class Daemon:
                 pipeline.cancel_scope.deadline = trio.current_time() + PIPELINE_STOP_TIMEOUT
             if pipeline.cancel_scope.cancelled_caught:
                 log.warning("daemon.pipeline_stop_timeout (held alerts stay in the outbox)")
-            drain = self.config.daemon.drain_timeout
+            drain = self.drain_timeout
+            if drain is None:
+                drain = self.config.daemon.drain_timeout
             log.info("daemon.stopping phase=drain timeout=%.1f", drain)
             self.sd.extend_timeout(drain + PIPELINE_STOP_TIMEOUT)
             left = await delivery.drain(trio.current_time() + drain)
@@ -233,9 +279,19 @@ class Daemon:
                 "(set [daemon] state_dir or --state-dir to a writable directory)"
             ) from e
 
+    def statistics(self) -> DaemonStatistics:
+        age = None if self.last_alert is None else trio.current_time() - self.last_alert
+        return DaemonStatistics(
+            engine=None if self._engine is None else self._engine.statistics(),
+            last_alert_age=age,
+            reloads=self._reloads,
+            reload_failures=self._reload_failures,
+            problem=self.problem,
+            stopped_pending=self.stopped_pending,
+        )
+
     def _count_alert(self, alert: Alert) -> None:
         """Counts an alert on its way from the engine to dispatch."""
-        self.alerts_fired += 1
         self.last_alert = trio.current_time()
         self._metrics.alert_fired(alert.rule)
 
@@ -245,7 +301,8 @@ class Daemon:
         while True:
             pending = await self._outbox.pending_count() if self._outbox else 0
             self._metrics.set_pending(pending)
-            for account, stats in (self._sources.stats if self._sources else {}).items():
+            accounts = self._sources.statistics().accounts if self._sources else {}
+            for account, stats in accounts.items():
                 frames, errors, reconnects = self._seen.get(account, (0, 0, 0))
                 self._metrics.frame(account, stats.frames - frames)
                 self._metrics.decode_error(account, stats.decode_errors - errors)
@@ -259,7 +316,7 @@ class Daemon:
 
     async def status_line(self, pending: int | None = None) -> str:
         accounts = [a.name for a in self.config.accounts if a.enabled]
-        stats = self._sources.stats if self._sources else {}
+        stats = self._sources.statistics().accounts if self._sources else {}
         down = [name for name in accounts if not (name in stats and stats[name].connected)]
         if pending is None:
             pending = await self._outbox.pending_count() if self._outbox else 0
@@ -288,8 +345,9 @@ class Daemon:
                 self._root.cancel()
 
     async def reload(self) -> bool:
-        """Re-read ``config_path`` and apply it; keep the running config if it is broken.
-        Returns whether the new config was applied."""
+        """Re-read ``config_path`` and apply it; on any failure keep the running config, log
+        one error line and say so in the status. Returns whether the new config was applied.
+        Every reload that began (RELOADING=1) ends with READY=1, whatever happened."""
         if self.config_path is None:
             log.warning("reload.unsupported (no config file)")
             return False
@@ -297,42 +355,91 @@ class Daemon:
             log.warning("reload.skipped (the daemon is starting or stopping)")
             return False
         self.sd.reloading()
+        applied = False
         try:
-            config, problems = await trio.to_thread.run_sync(read_config, self.config_path)
-            if config is None or problems:
-                raise ConfigError(problems)
-            rules = compile_rules(config.rules, timezone=config.daemon.timezone)
-        except (ConfigError, RuleCompileError) as e:
-            text = e.format() if isinstance(e, ConfigError) else str(e)
-            first = text.splitlines()[0] if text else type(e).__name__
-            self.problem = f"reload failed, previous config kept: {first}"
-            log.error("reload.failed (previous config kept)\n%s", text)
-            self.sd.ready(await self.status_line())
-            return False
+            applied = await self._reload(self.config_path)
+        except Exception as exc:  # whatever it was, the old config runs on: say why, once
+            self._reload_failures += 1
+            reason = failure_reason(exc)
+            self.problem = f"reload failed, previous config kept: {reason}"
+            log.error("reload.failed (previous config kept): %s", reason)
+        await self._ready()
+        return applied
+
+    async def _reload(self, path: str) -> bool:
+        new = await read_new_config_in_thread(path)
         if self._stop.is_set():  # a stop began while the file was read
             log.warning("reload.skipped (the daemon is stopping)")
             return False
-        if self.masker is not None:
-            self.masker.add(*iter_secrets(config))
-        if self.log_level_override is None:
-            set_level(config.daemon.log_level)
-        if config.daemon.state_dir != self.config.daemon.state_dir:
-            log.warning("reload.ignored key=daemon.state_dir (takes effect on restart)")
-        if self._engine is not None:
-            self._engine.reload(rules, accounts=[a.name for a in config.accounts if a.enabled])
-        if self._dispatcher is not None:
-            self._dispatcher.update_config(config)
-        if self._delivery is not None:
-            self._delivery.update_config(config)
-        self.config = config
-        if self._sources is not None:
-            await self._sources.update(config.accounts)
+        old = NewConfig(config=self.config, rules=self._engine.rules if self._engine else [])
+        try:
+            await self._apply(new)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await self._restore(old)
+            raise
+        self._reloads += 1
         self.problem = None
+        config = new.config
         log.info(
             "reload.done accounts=%d rules=%d channels=%d",
             len(config.accounts),
             len(config.rules),
             len(config.channels),
         )
-        self.sd.ready(await self.status_line())
         return True
+
+    async def _apply(self, new: NewConfig) -> None:
+        config = new.config
+        if self.masker is not None:
+            self.masker.add(*iter_secrets(config))
+        if self.log_level_override is None:
+            set_level(config.daemon.log_level)
+        if config.daemon.state_dir != self.config.daemon.state_dir:
+            log.warning("reload.ignored key=daemon.state_dir (takes effect on restart)")
+        for _, update in self._stage_updates(config, new.rules):
+            update()
+        self.config = config
+        if self._sources is not None:
+            await self._sources.update(config.accounts)
+
+    def _stage_updates(
+        self, config: Config, rules: Sequence[CompiledRule]
+    ) -> list[tuple[str, Callable[[], None]]]:
+        """Each stage's switch to ``config``, by name, in the order they are applied."""
+        accounts = [a.name for a in config.accounts if a.enabled]
+        updates: list[tuple[str, Callable[[], None]]] = []
+        if self._engine is not None:
+            updates.append(("engine", partial(self._engine.reload, rules, accounts=accounts)))
+        if self._dispatcher is not None:
+            updates.append(("dispatch", partial(self._dispatcher.update_config, config)))
+        if self._delivery is not None:
+            updates.append(("delivery", partial(self._delivery.update_config, config)))
+        return updates
+
+    async def _restore(self, old: NewConfig) -> None:
+        """Put the stages back on ``old`` after a failed apply, each on its own (one that
+        fails again must not leave the others on the half-applied config)."""
+        self.config = old.config
+        if self.log_level_override is None:
+            set_level(old.config.daemon.log_level)
+        for name, update in self._stage_updates(old.config, old.rules):
+            try:
+                update()
+            except Exception as exc:
+                log.error("reload.restore_failed stage=%s: %s", name, failure_reason(exc))
+        if self._sources is not None:
+            try:
+                await self._sources.update(old.config.accounts)
+            except Exception as exc:
+                log.error("reload.restore_failed stage=sources: %s", failure_reason(exc))
+
+    async def _ready(self) -> None:
+        """READY=1 with the status line; a status that cannot be read (the database failing)
+        still gives READY=1, with the problem alone."""
+        try:
+            status = await self.status_line()
+        except Exception as exc:
+            log.error("status.failed: %s", failure_reason(exc))
+            status = self.problem or "status unavailable"
+        self.sd.ready(status)

@@ -7,12 +7,14 @@ import json
 import re
 import signal
 import socket
+import time
 from pathlib import Path
 
 import pytest
 
 from .conftest import (
     START_TIMEOUT,
+    NotifySocket,
     Procs,
     Receiver,
     Sim,
@@ -135,10 +137,13 @@ def test_record_then_replay_reproduces_the_delivered_fills(
     records = [json.loads(line) for line in capture.read_text().splitlines()]
     for record in records:
         assert isinstance(record["ts"], float) and record["account"] in {"px", "cr"}, record
-        assert set(record) in ({"ts", "account", "frame"}, {"ts", "account", "stream_event"})
         if "frame" in record:
+            assert set(record) == {"ts", "account", "frame"}, record
             assert isinstance(record["frame"], str)
         else:
+            # a disconnect may say why, or that alertd stopped watching (capture.py)
+            assert {"ts", "account", "stream_event"} <= set(record), record
+            assert set(record) <= {"ts", "account", "stream_event", "reason", "stopped"}, record
             assert record["stream_event"] in {"connected", "disconnected"}
     firsts = {a: next(r for r in records if r["account"] == a) for a in ("px", "cr")}
     assert all(r.get("stream_event") == "connected" for r in firsts.values()), firsts
@@ -148,3 +153,61 @@ def test_record_then_replay_reproduces_the_delivered_fills(
     assert replay.returncode == 0, replay.stderr
     replayed = sorted(re.findall(r"^\s*title: (.*)$", replay.stdout, re.M))
     assert replayed == live
+
+
+DEEP = "[daemon]\nlog_level = 'info'\nx = " + "[" * 450 + "]" * 450 + "\n"
+
+
+@pytest.mark.slow
+def test_reload_that_cannot_read_the_file_keeps_running_and_says_why_in_one_line(
+    procs: Procs, receiver: Receiver, notify: NotifySocket, tmp_path: Path
+) -> None:
+    """SIGHUP with a config nested 450 levels deep gives RELOADING=1, then READY=1 with a
+    status saying the reload failed and why, one error line on stderr and no traceback; the
+    daemon goes on, and a good file reloads afterwards."""
+    config = tmp_path / "alertd.toml"
+    good = config_text(sim_port=1, hook=receiver.url())
+    config.write_text(good)
+    daemon = procs.daemon(config, state_dir=tmp_path / "state", notify=notify)
+    notify.wait_for("READY", "1", timeout=START_TIMEOUT, dump=daemon.tail)
+
+    config.write_text(DEEP)
+    before = len(daemon.lines())
+    hup = time.monotonic()
+    daemon.send_signal(signal.SIGHUP)
+    reloading = notify.wait_for("RELOADING", "1", timeout=10, after=hup, dump=daemon.tail)
+    failed = notify.wait_for(
+        "READY", "1", timeout=10, after=reloading.at, status="reload failed", dump=daemon.tail
+    )
+    assert "nested too deeply" in failed.fields["STATUS"], failed.fields
+    assert "previous config kept" in failed.fields["STATUS"], failed.fields
+    daemon.wait_for_line(r"reload\.failed ", 5)
+    new = daemon.lines()[before:]
+    errors = [line for line in new if "reload.failed" in line]
+    assert len(errors) == 1 and "nested too deeply" in errors[0], new
+    assert not any("Traceback" in line for line in new), new
+    assert len(new) < 10, new  # a few lines, not a thousand frames
+    assert daemon.returncode is None
+
+    config.write_text(good.replace('name = "filled"', 'name = "filled-again"'))
+    hup = time.monotonic()
+    daemon.send_signal(signal.SIGHUP)
+    fixed = notify.wait_for("READY", "1", timeout=10, after=hup, dump=daemon.tail)
+    assert "reload failed" not in fixed.fields["STATUS"], fixed.fields
+    daemon.wait_for_line(r"reload\.done ", 5)
+    daemon.send_signal(signal.SIGTERM)
+    assert daemon.wait(15) == 0, daemon.tail()
+
+
+def test_run_on_a_file_nested_too_deeply_is_one_line_and_exit_2(
+    procs: Procs, tmp_path: Path
+) -> None:
+    """``alertd run`` on a config the TOML parser cannot take says so in one line, exits 2
+    and starts nothing."""
+    config = tmp_path / "alertd.toml"
+    config.write_text(DEEP)
+    run = procs.run("run", "-c", str(config), "--state-dir", str(tmp_path / "state"))
+    assert run.returncode == 2, run.stderr
+    assert "nested too deeply" in run.stderr
+    assert "Traceback" not in run.stderr and len(run.stderr.splitlines()) <= 3, run.stderr
+    assert not (tmp_path / "state").exists()
