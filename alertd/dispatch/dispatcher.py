@@ -151,7 +151,11 @@ class Dispatcher:
     async def accept_many(self, alerts: Sequence[Alert]) -> None:
         """Take alerts in order, as if one by one; ids seen before are logged and dropped."""
         self._counts.received += len(alerts)
-        async with self._lock:
+        if self._lock.locked():
+            await self._lock.acquire()
+        else:  # the common case, without the trip through the scheduler acquire() makes
+            self._lock.acquire_nowait()
+        try:
             wall = self._wall()
             await self._muter.refresh(wall)
             now = trio.current_time()
@@ -183,6 +187,8 @@ class Dispatcher:
                 self._done(plan)
             if take.held:
                 self._wake.set()
+        finally:
+            self._lock.release()
 
     def _take(self, alerts: Sequence[Alert], wall: float, now: float) -> _Take:
         """What taking ``alerts`` (in order) at ``now`` decides, grouper unchanged: those due
