@@ -23,12 +23,40 @@ from alertd.config.structure import toml_key
 
 
 def _auth_checks(accounts: list[tuple[int, AccountSettings]], found: Found) -> None:
-    """The sources stage compiles and test-renders each account's login templates."""
+    """The sources stage compiles and test-renders each account's login templates; what the
+    sandbox would refuse in them is found first, in every branch (a test render runs one)."""
     from alertd.sources.auth import check_auth  # lazily: jinja2 only when there are accounts
 
     for i, account in accounts:
+        refused = _auth_sandbox(i, account, found)
         for message in check_auth(account.name, account.exchange, account.auth):
-            found.append((("accounts", i, "auth"), message))
+            if not (refused and message.endswith("(SecurityError)")):  # said above, in full
+                found.append((("accounts", i, "auth"), message))
+
+
+def _auth_sandbox(i: int, account: AccountSettings, found: Found) -> bool:
+    """Whether a login template of ``account`` reaches for what the sandbox refuses (each
+    one added to ``found`` on its own key)."""
+    import jinja2
+    from jinja2.sandbox import SandboxedEnvironment
+
+    from alertd.engine.expressions import sandbox_refusal
+
+    env = SandboxedEnvironment()
+    base: TomlPath = ("accounts", i, "auth")
+    texts = [((*base, "headers", name), text) for name, text in account.auth.headers.items()]
+    if account.auth.login_frame is not None:
+        texts.append(((*base, "login_frame"), account.auth.login_frame))
+    refused = False
+    for path, text in texts:
+        try:
+            refusal = sandbox_refusal(env.parse(text))
+        except jinja2.TemplateSyntaxError:
+            continue  # check_auth says what is wrong with it
+        if refusal is not None:
+            found.append((path, f"template {refusal}"))
+            refused = True
+    return refused
 
 
 def _engine_checks(

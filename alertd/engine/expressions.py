@@ -134,6 +134,9 @@ def _describe(exc: jinja2.TemplateError) -> str:
 def _check_names(
     ast: nodes.Template, allowed: Iterable[str], kinds_hint: str, env: jinja2.Environment
 ) -> None:
+    refusal = sandbox_refusal(ast)  # first: what would fail at 3 a.m. whatever the event
+    if refusal is not None:
+        raise ExpressionError(refusal)
     _check_filters_and_tests(ast, env)  # first: jinja's own check stops at the first use
     try:
         used = meta.find_undeclared_variables(ast)
@@ -158,6 +161,146 @@ def _check_filters_and_tests(ast: nodes.Template, env: jinja2.Environment) -> No
         if node.name not in known:
             choices = ", ".join(sorted(known))
             raise ExpressionError(f"unknown {what} {node.name!r} (available: {choices})")
+
+
+# -- what the sandbox refuses at render time, found before it renders ------------------------
+# jinja2's SandboxedEnvironment refuses an attribute at render time (is_safe_attribute): one
+# whose name starts with "_", or an internal of some Python object (is_internal_attribute).
+# Which object an expression reaches is known only when it runs, so every name that is
+# internal for *some* object is refused here, wherever it is used.
+# Filters that read the attribute a string argument names (jinja's make_attrgetter, which
+# goes through the sandbox too): filter -> position of that argument, None for keyword only.
+_ATTRIBUTE_FILTERS: dict[str, int | None] = {
+    "attr": 0,
+    "selectattr": 0,
+    "rejectattr": 0,
+    "groupby": 0,
+    "map": None,
+    "sort": None,
+    "sum": None,
+    "unique": None,
+    "min": None,
+    "max": None,
+    "join": None,
+}
+
+
+@functools.cache
+def _internal_attributes() -> frozenset[str]:
+    import types
+
+    from jinja2 import sandbox
+
+    frames = (types.CodeType, types.FrameType, types.TracebackType)
+    return frozenset(
+        {
+            "mro",
+            *sandbox.UNSAFE_FUNCTION_ATTRIBUTES,
+            *sandbox.UNSAFE_METHOD_ATTRIBUTES,
+            *sandbox.UNSAFE_GENERATOR_ATTRIBUTES,
+            *sandbox.UNSAFE_COROUTINE_ATTRIBUTES,
+            *sandbox.UNSAFE_ASYNC_GENERATOR_ATTRIBUTES,
+            # every attribute of a code, frame or traceback object is internal
+            *(a for t in frames for a in dir(t) if a.startswith(("co_", "f_", "tb_"))),
+            # the names of the same objects before Python 3, still tried by exploits
+            *("func_globals", "func_code", "func_closure", "func_defaults", "func_dict"),
+            *("im_func", "im_self", "im_class"),
+        }
+    )
+
+
+def _unsafe_name(name: str) -> bool:
+    return name.startswith("_") or name in _internal_attributes()
+
+
+def _refused(name: str) -> str:
+    return (
+        f"reaches for {name!r}, which the sandbox refuses when it renders (names that start "
+        "with '_' and Python internals such as mro are off limits: use the fields and helpers)"
+    )
+
+
+def _format_fields(text: str) -> Iterator[str]:
+    """The attribute and item names the fields of a ``str.format`` string reach for."""
+    import string
+    from _string import formatter_field_name_split  # type: ignore[import-not-found]
+
+    try:
+        for _, field, spec, _ in string.Formatter().parse(text):
+            if field:
+                _, rest = formatter_field_name_split(field)
+                yield from (str(key) for _, key in rest)
+            if spec:
+                yield from _format_fields(spec)
+    except ValueError:  # not a format string str.format could use: it fails at render anyway
+        return
+
+
+def _const_str(node: nodes.Node | None) -> str | None:
+    if isinstance(node, nodes.Const) and isinstance(node.value, str):
+        return node.value
+    return None
+
+
+def _in_source_order(node: nodes.Node) -> Iterator[nodes.Node]:
+    """Every node below ``node``, children first: ``x.__class__.__mro__`` names
+    ``__class__`` first, as written."""
+    for child in node.iter_child_nodes():
+        yield from _in_source_order(child)
+    yield node
+
+
+def sandbox_refusal(ast: nodes.Node) -> str | None:
+    """Why jinja2's sandbox would refuse ``ast`` (a parsed expression or template) when it
+    renders, whatever the values: an attribute or item whose constant name is refused
+    (``x.__class__``, ``x['__globals__']``, ``x|attr('mro')``, ``map(attribute='_x')``, a
+    ``"{0.__class__}".format(x)``), a constant ``range`` beyond the sandbox's limit, or an
+    include or import (there is no template to load). None when nothing is."""
+    from jinja2.sandbox import MAX_RANGE
+
+    loads = (nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)
+    for node in _in_source_order(ast):
+        names: list[str] = []
+        if isinstance(node, nodes.Getattr):
+            names.append(node.attr)
+        elif isinstance(node, nodes.Getitem):
+            names.append(_const_str(node.arg) or "")
+        elif isinstance(node, nodes.Filter) and node.name in _ATTRIBUTE_FILTERS:
+            at = _ATTRIBUTE_FILTERS[node.name]
+            args = list(node.args)
+            if node.name == "map" and args and _const_str(args[0]) == "attr":
+                at, args = 0, args[1:]  # map("attr", "name")
+            if at is not None and len(args) > at:
+                names.extend((_const_str(args[at]) or "").split("."))
+            for keyword in node.kwargs:
+                if keyword.key == "attribute":
+                    names.extend((_const_str(keyword.value) or "").split("."))
+        elif isinstance(node, nodes.Call):
+            callee = node.node
+            if (
+                isinstance(callee, nodes.Getattr)
+                and callee.attr in ("format", "format_map")
+                and (text := _const_str(callee.node)) is not None
+            ):
+                names.extend(_format_fields(text))
+            elif isinstance(callee, nodes.Name) and callee.name == "range":
+                bounds = [a.value for a in node.args if isinstance(a, nodes.Const)]
+                if len(bounds) == len(node.args) and all(type(b) is int for b in bounds):
+                    try:
+                        size = len(range(*bounds))
+                    except (TypeError, ValueError, OverflowError):
+                        size = 0  # not a range at all: jinja reports that when it renders
+                    if size > MAX_RANGE:
+                        return (
+                            f"asks for a range of {size:,} numbers; the sandbox refuses more "
+                            f"than {MAX_RANGE:,}"
+                        )
+        elif isinstance(node, loads):
+            return "includes or imports another template; a rule's templates stand alone"
+        unsafe = next((n for n in names if n and _unsafe_name(n)), None)
+        if unsafe is not None:
+            return _refused(unsafe)
+    return None
 
 
 class Expression:
