@@ -3,11 +3,13 @@ queues."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 import trio
 import trio.testing
 
-from alertd.config.model import ChannelSettings, RuleSettings, Secret
+from alertd.config.model import ChannelSettings, QuietHours, RuleSettings, Secret
 from alertd.dispatch.dispatcher import Dispatcher
 from alertd.dispatch.muting import Muter
 from alertd.dispatch.router import route
@@ -152,3 +154,47 @@ async def test_a_grouped_message_carries_its_most_severe_alert(
                 await settle(30)
             nursery.cancel_scope.cancel()
     assert [m.severity for m in notifier.sent] == ["critical"]
+
+
+async def test_statistics_count_what_the_dispatcher_did_and_holds(
+    outbox: Outbox, silences: Silences, clock: trio.testing.MockClock
+) -> None:
+    """The statistics snapshot counts alerts taken in, duplicates, silenced, inhibited and
+    unrouted alerts, rows queued and those held for quiet hours, and what waits in groups."""
+    config = make_config(
+        channels={
+            **TWO,
+            "night": ChannelSettings(
+                urls=[Secret("fake://night")],
+                quiet_hours=[QuietHours(start="00:00", end="23:59")],
+            ),
+        },
+        rules=[RuleSettings(name="down", on="stream.disconnected")],
+    )
+    noon = datetime(2026, 1, 5, 12, 0, tzinfo=UTC).timestamp()  # inside the night's window
+    _, receive = trio.open_memory_channel[Alert](10)
+    dispatcher = Dispatcher(
+        config, outbox, Muter(config, silences), wall=lambda: noon + trio.current_time()
+    )
+    with trio.fail_after(3600):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(dispatcher.run, receive)
+            await silences.add(rule="muted", matchers={}, starts=0, ends=2e9, comment="")
+            await dispatcher.accept_many(
+                [
+                    make_alert(1, channels=("me", "ops")),  # three rows
+                    make_alert(2, rule="muted", key="m"),  # silenced
+                    make_alert(3, rule="down", key="main", event_kind="stream.disconnected"),
+                    make_alert(4, rule="stale", key="s", event_kind="stream.stale"),  # inhibited
+                    make_alert(5, rule="lost", key="l", channels=()),  # unrouted
+                    make_alert(6, key="n", channels=("night",)),  # held for quiet hours
+                    make_alert(7),  # the group of alert-1 sent a moment ago: it waits
+                ]
+            )
+            await dispatcher.accept(make_alert(1))  # a duplicate
+            stats = dispatcher.statistics()
+            nursery.cancel_scope.cancel()
+    assert (stats.alerts_received, stats.duplicates) == (8, 1)
+    assert (stats.silenced, stats.inhibited, stats.unrouted) == (1, 1, 1)
+    assert (stats.rows_queued, stats.rows_held_for_quiet_hours) == (5, 1)
+    assert (stats.grouping.groups_waiting, stats.grouping.alerts_waiting) == (1, 1)
