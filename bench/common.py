@@ -7,6 +7,9 @@
   subscribed", then an end marker frame. A fresh process with the same seed and epoch floods
   byte-identical frames, which is how the ceiling client and alertd see *the same* flood.
   ``python bench/common.py simulator`` is that process's entry point.
+- ``LineProcess`` / ``open_line_process``: any such child process (the simulator, e2e's
+  replay sender and its contenders); ``ChildReport``: the contender's side (CPU time on
+  request, the ``end`` line).
 - ``bench_config()``: a TOML config for one Piexgo account on the simulator, with the 100
   benchmark rules (``bench_rules``), a latency probe rule, and a channel that goes to a
   ``CountingNotifier`` (the ``Notifier`` protocol: counts, timestamps, never sends).
@@ -293,44 +296,127 @@ def parse(text: str):  # type: ignore[no-untyped-def]
     return config
 
 
-# -- the simulator in its own process ---------------------------------------------------------
+# -- processes driven by lines on stdin and stdout ----------------------------------------------
 
 
 @attrs.define(eq=False)
-class SimulatorProcess:
-    """Client side of ``python bench/common.py simulator`` (see ``open_simulator``)."""
+class LineProcess:
+    """The benchmark's side of a child process that talks in lines: commands go to its stdin
+    (``tell``), and ``expect`` reads its stdout up to the next line starting with a word."""
 
     process: trio.Process
-    port: int
-    _lines: list[str]
-    _buffer: bytearray = attrs.field(factory=bytearray)
-
-    def url(self, exchange: str = "piexgo") -> str:
-        return f"ws://127.0.0.1:{self.port}/{exchange}/ws"
+    _buffer: bytearray = attrs.field(factory=bytearray, kw_only=True)
 
     async def _readline(self) -> str:
         assert self.process.stdout is not None
         while b"\n" not in self._buffer:
             chunk = await self.process.stdout.receive_some(4096)
             if not chunk:
-                raise RuntimeError("the simulator process ended early")
+                raise RuntimeError(f"{self.process.args!r} ended early")
             self._buffer += chunk
         line, _, rest = bytes(self._buffer).partition(b"\n")
         self._buffer = bytearray(rest)
         return line.decode()
 
     async def expect(self, word: str) -> list[str]:
+        """The words after ``word`` on the next line that starts with it (others are skipped)."""
         while True:
             parts = (await self._readline()).split()
             if parts and parts[0] == word:
                 return parts[1:]
 
+    async def tell(self, line: str) -> None:
+        assert self.process.stdin is not None
+        await self.process.stdin.send_all(line.encode() + b"\n")
+
+
+class open_line_process:
+    """Start ``cmd`` with pipes for stdin and stdout (stderr is ours); at the end, wait up to
+    ``grace`` seconds for it to exit by itself, then terminate it (then kill), and wait."""
+
+    def __init__(self, cmd: Sequence[str], *, grace: float = 0.0) -> None:
+        self._cmd = list(cmd)
+        self._grace = grace
+        self._proc: trio.Process | None = None
+
+    async def start(self) -> trio.Process:
+        import subprocess
+
+        self._proc = await trio.lowlevel.open_process(
+            self._cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT
+        )
+        return self._proc
+
+    async def __aenter__(self) -> LineProcess:
+        return LineProcess(await self.start())
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._proc is not None
+        proc = self._proc
+        with trio.move_on_after(self._grace) as scope:
+            scope.shield = True
+            await proc.wait()
+        if proc.returncode is None:
+            proc.terminate()
+        with trio.move_on_after(5) as scope:
+            scope.shield = True
+            await proc.wait()
+        if proc.returncode is None:
+            proc.kill()
+            with trio.CancelScope(shield=True):
+                await proc.wait()
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                with trio.CancelScope(shield=True):
+                    await stream.aclose()
+
+
+class ChildReport:
+    """The child's side of ``LineProcess``: ``say`` writes a line to stdout, and a thread
+    answers every ``cpu`` line on stdin with ``cpu <seconds>``, this process's CPU time (all
+    threads, ``time.process_time``), whatever its event loop is doing. The benchmark asks
+    just before the flood starts; the child says ``end <monotonic> <cpu> [key=value ...]``
+    itself when the flood's end reaches it (``time.monotonic`` is comparable across
+    processes, trio's clock is not)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._lock = threading.Lock()
+        threading.Thread(target=self._answer, name="bench-cpu", daemon=True).start()
+
+    def say(self, *words: object) -> None:
+        with self._lock:
+            sys.stdout.write(" ".join(map(str, words)) + "\n")
+            sys.stdout.flush()
+
+    def end(self, at: float | None = None, **facts: object) -> None:
+        cpu = time.process_time()
+        at = time.monotonic() if at is None else at
+        self.say("end", f"{at:.6f}", f"{cpu:.6f}", *(f"{k}={v}" for k, v in facts.items()))
+
+    def _answer(self) -> None:
+        for line in sys.stdin:
+            if line.strip() == "cpu":
+                self.say("cpu", f"{time.process_time():.6f}")
+
+
+# -- the simulator in its own process ---------------------------------------------------------
+
+
+@attrs.define(eq=False)
+class SimulatorProcess(LineProcess):
+    """Client side of ``python bench/common.py simulator`` (see ``open_simulator``)."""
+
+    port: int = 0
+
+    def url(self, exchange: str = "piexgo") -> str:
+        return f"ws://127.0.0.1:{self.port}/{exchange}/ws"
+
     async def flood(self, count: int, rate: float, topics: Sequence[str] = PIEXGO_TOPICS) -> float:
         """Ask for ``count`` frames at ``rate``/s once ``topics`` are subscribed; returns the
         trio time at which the simulator said it started (the client's t0)."""
-        assert self.process.stdin is not None
-        command = f"flood {count} {rate} {','.join(topics)}\n"
-        await self.process.stdin.send_all(command.encode())
+        await self.tell(f"flood {count} {rate} {','.join(topics)}")
         await self.expect("flooding")
         return trio.current_time()
 
@@ -345,41 +431,18 @@ def simulator_command(seed: int = SEED, epoch: float = EPOCH) -> list[str]:
             "--epoch", str(epoch)]  # fmt: skip
 
 
-class open_simulator:
+class open_simulator(open_line_process):
     """Start the simulator process; stop it (and wait for it) at the end."""
 
     def __init__(self, seed: int = SEED, epoch: float = EPOCH) -> None:
-        self._cmd = simulator_command(seed, epoch)
-        self._proc: trio.Process | None = None
+        super().__init__(simulator_command(seed, epoch))
 
-    async def __aenter__(self) -> SimulatorProcess:
-        import subprocess
-
-        self._proc = await trio.lowlevel.open_process(
-            self._cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT
-        )
-        sim = SimulatorProcess(process=self._proc, port=0, lines=[])
+    async def __aenter__(self) -> SimulatorProcess:  # type: ignore[override]
+        sim = SimulatorProcess(await self.start())
         with trio.fail_after(30):
             (port,) = await sim.expect("port")
         sim.port = int(port)
         return sim
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._proc is not None
-        proc = self._proc
-        if proc.returncode is None:
-            proc.terminate()
-        with trio.move_on_after(5) as scope:
-            scope.shield = True
-            await proc.wait()
-        if proc.returncode is None:
-            proc.kill()
-            with trio.CancelScope(shield=True):
-                await proc.wait()
-        for stream in (proc.stdin, proc.stdout):
-            if stream is not None:
-                with trio.CancelScope(shield=True):
-                    await stream.aclose()
 
 
 async def _written(sim: Any, frames: int) -> None:

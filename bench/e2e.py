@@ -1,58 +1,94 @@
-"""End to end over loopback: alertd's frames per second against a bare client's ceiling.
+"""End to end over loopback: CPU per frame of alertd and of the clients it competes with, on
+one recorded flood replayed byte for byte by a sender that costs almost nothing.
 
-    .venv/bin/python bench/e2e.py [--quick] [--count N] [--rounds K] [--profile]
+    .venv/bin/python bench/e2e.py [--quick] [--count N] [--rounds K] [--only A,B] [--profile]
 
-The simulator runs in its own process (so the client side keeps a core to itself) and floods
-N Piexgo frames (``pinfo`` orders and balances, ``dealinfo`` trades) as fast as it can to the
-one connection subscribed, then one end-marker frame. Each phase starts a fresh simulator with
-the same seed and epoch, so every phase receives byte-identical frames.
+The flood is recorded once (``flood_sender.py record``: N Piexgo frames from the project's
+simulator, kept in the temporary directory). Each phase starts a fresh ``flood_sender.py
+serve`` (a blocking-socket replay: the frames pre-encoded, written in 64 KiB chunks) and one
+contender in a process of its own; once the contender has subscribed, the benchmark asks it
+for its CPU time, tells the sender to go, and the contender reports its CPU time again, with
+``time.monotonic()``, when the flood's end reaches it: the close (1000) after the last frame,
+or for alertd the notifier's call with the alert that close becomes (so every frame before
+it was decoded, evaluated, dispatched and delivered). Contenders (``CONTENDERS``):
 
-- ceiling: a bare trio-websocket client that only receives (and counts) the frames;
-- alertd: the real daemon in this process (``Daemon``: sources -> engine with 100 rules ->
-  dispatch -> SQLite outbox -> delivery -> a counting notifier, logging at info to a file).
-  The end marker is an unreadable frame, so it becomes a ``stream.error`` and, through a rule,
-  an alert: the phase ends when the notifier is called with that alert, i.e. when every frame
-  before it has been decoded, evaluated, dispatched and delivered.
+- ``trio``: a bare trio-websocket client (message queue 64, as alertd's) that only receives;
+- ``asyncio``: a bare asyncio ``websockets`` client that only receives;
+- ``script``: ``asyncio_script.py``, the alert script a user would write instead (json, the
+  ten rules about the flooded account as if-statements, a notifier thread);
+- ``alertd``: the real ``Daemon`` (sources -> engine with the 100 benchmark rules, ten of them
+  about the flooded account -> dispatch -> SQLite outbox -> delivery -> a counting notifier,
+  logging at info to a file);
+- ``alertd-all``: the same with all 100 rules about the flooded account.
 
-Frames/s = N / (time from the simulator's "flooding" to the marker's arrival at the end of the
-client side). Phases alternate (ceiling, alertd, ceiling, ...) and the best of each is taken,
-because this machine is shared. Target: alertd >= 0.8 x ceiling.
+frames/s = N / (sender's "flooding" -> the contender's end); CPU/frame = the contender's
+user+sys CPU time over that span (``time.process_time``, all its threads) / N. The sender's own
+CPU per frame is reported beside them. A round runs every contender once (the order rotates
+from round to round); each alertd figure is divided by the bare trio client's of the same
+round, and the median and range of those ratios are reported, because this machine is
+shared. Targets (issue 17): alertd at most 2x the bare trio client's CPU per frame, at most
+3x with all 100 rules about the flooded account.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
+import json
 import os
+import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 import trio
-import trio_websocket
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
-from alertd.daemon.app import Daemon
-from alertd.daemon.logs import configure_logging
-from alertd.protocols import decoder_for
-from alertd.sources.session import MESSAGE_QUEUE_SIZE
-from common import (
+import flood_sender  # noqa: E402
+from common import (  # noqa: E402
     PIEXGO_TOPICS,
-    CountingNotifier,
+    PYTHON,
+    ChildReport,
     Result,
-    bench_config_text,
     machine_line,
-    open_simulator,
-    parse,
+    open_line_process,
 )
 
-TARGET_RATIO = 0.8
-AS_FAST_AS_POSSIBLE = 1e9  # frames/s asked of the simulator: never pace, only backpressure
+TARGET_RATIO = 2.0  # alertd (100 rules) CPU/frame over the bare trio-websocket client's
+TARGET_RATIO_ALL = 3.0  # the same with all 100 rules about the flooded account
+SETTLE = 0.3  # seconds after the subscriptions: acks, snapshot and start-up work done
+CONNECT_TIMEOUT = 60.0  # process start, imports, connect and subscribe
 PHASE_TIMEOUT = 300.0
+CHILD_GRACE = 20.0  # seconds a contender gets to stop by itself after its end line
+
+
+@attrs.frozen(kw_only=True)
+class Contender:
+    name: str
+    label: str
+    script: str  # in bench/
+    args: tuple[str, ...] = ()
+
+
+CONTENDERS = (
+    Contender(name="trio", label="bare trio-websocket client (receive only)", script="e2e.py",
+              args=("client", "trio")),
+    Contender(name="asyncio", label="bare asyncio websockets client (receive only)",
+              script="asyncio_script.py", args=("--receive-only",)),
+    Contender(name="script", label="asyncio alert script (json, 10 if-rules, notifier thread)",
+              script="asyncio_script.py"),
+    Contender(name="alertd", label="alertd, 100 rules (10 about the flooded account)",
+              script="e2e.py", args=("client", "alertd", "--accounts", "10")),
+    Contender(name="alertd-all", label="alertd, all 100 rules about the flooded account",
+              script="e2e.py", args=("client", "alertd", "--accounts", "1")),
+)  # fmt: skip
+BY_NAME = {c.name: c for c in CONTENDERS}
+BASELINE = "trio"
 
 
 @attrs.frozen(kw_only=True)
@@ -60,10 +96,9 @@ class Phase:
     who: str
     frames: int
     seconds: float
-    alerts: int = 0
-    notifications: int = 0
-    gaps: int = 0
-    cpu: float = 0.0  # CPU seconds this process used meanwhile (all threads)
+    cpu: float  # CPU seconds the contender used from the flood's start to its end
+    sender_cpu: float  # CPU seconds the replay sender used to write the flood
+    facts: dict[str, str] = attrs.field(factory=dict)  # the contender's own counts
 
     @property
     def rate(self) -> float:
@@ -71,81 +106,195 @@ class Phase:
 
     @property
     def cpu_us(self) -> float:
-        """CPU microseconds per frame on the client side."""
         return self.cpu / self.frames * 1e6
 
-
-async def ceiling(count: int, rate: float = AS_FAST_AS_POSSIBLE) -> Phase:
-    """A client that receives the flood and does nothing else."""
-    async with open_simulator() as sim:
-        subscribe = decoder_for("piexgo", "bench").subscribe_frames(list(PIEXGO_TOPICS))
-        with trio.fail_after(PHASE_TIMEOUT):
-            async with trio_websocket.open_websocket_url(
-                sim.url(), message_queue_size=MESSAGE_QUEUE_SIZE
-            ) as ws:
-                for frame in subscribe:
-                    await ws.send_message(frame)
-                t0 = await sim.flood(count, rate)
-                c0 = time.process_time()
-                received = 0
-                try:
-                    while True:
-                        await ws.get_message()
-                        received += 1
-                except trio_websocket.ConnectionClosed:
-                    t1 = trio.current_time()
-                    c1 = time.process_time()
-                made, _ = await sim.done()
-        return Phase(who="ceiling", frames=made, seconds=t1 - t0, cpu=c1 - c0)
+    @property
+    def sender_us(self) -> float:
+        return self.sender_cpu / self.frames * 1e6
 
 
-async def alertd(
-    count: int,
-    rate: float = AS_FAST_AS_POSSIBLE,
-    *,
-    rules: int = 100,
-    accounts: int = 10,
-    profile: bool = False,
-) -> Phase:
-    """The daemon, in this process, with ``rules`` rules, on the same flood."""
-    os.environ.pop("NOTIFY_SOCKET", None)
-    with tempfile.TemporaryDirectory(prefix="alertd-bench-") as tmp:
-        log_file = (Path(tmp) / "alertd.log").open("w")
-        configure_logging("info", stream=log_file)
+async def phase(contender: Contender, recording: Path, *, profile: Path | None = None) -> Phase:
+    """One contender on one replay of ``recording``."""
+    sender_cmd = [PYTHON, str(HERE / "flood_sender.py"), "serve", str(recording)]
+    async with open_line_process(sender_cmd, grace=10) as sender:
+        with trio.fail_after(CONNECT_TIMEOUT):
+            (port,) = await sender.expect("port")
+        cmd = [PYTHON, str(HERE / contender.script), *contender.args]
+        cmd += ["--url", f"ws://127.0.0.1:{port}/piexgo/ws"]
+        if contender.name == "trio":
+            from alertd.sources.session import MESSAGE_QUEUE_SIZE  # here: the client stays bare
+
+            cmd += ["--queue", str(MESSAGE_QUEUE_SIZE)]
+        if profile is not None:
+            cmd += ["--profile", str(profile)]
+        async with open_line_process(cmd, grace=CHILD_GRACE) as child:
+            with trio.fail_after(CONNECT_TIMEOUT):
+                await sender.expect("subscribed")
+            await trio.sleep(SETTLE)
+            await child.tell("cpu")
+            (c0,) = await child.expect("cpu")
+            await sender.tell("go")
+            (t0,) = await sender.expect("flooding")
+            with trio.fail_after(PHASE_TIMEOUT):
+                t1, c1, *facts = await child.expect("end")
+                frames, _, sender_cpu = await sender.expect("done")
+    return Phase(
+        who=contender.name,
+        frames=int(frames),
+        seconds=float(t1) - float(t0),
+        cpu=float(c1) - float(c0),
+        sender_cpu=float(sender_cpu),
+        facts=dict(f.split("=", 1) for f in facts),
+    )
+
+
+def _spread(values: Sequence[float], fmt: str) -> str:
+    mid = statistics.median(values)
+    if len(values) == 1:
+        return format(mid, fmt)
+    return f"{format(mid, fmt)} ({format(min(values), fmt)}-{format(max(values), fmt)})"
+
+
+@attrs.frozen(kw_only=True)
+class Summary:
+    phases: dict[str, list[Phase]]  # contender -> its phases, in round order
+
+    def ratios(self, who: str) -> list[float]:
+        """``who``'s CPU/frame over the bare trio client's, round by round."""
+        base = self.phases[BASELINE]
+        return [p.cpu_us / b.cpu_us for p, b in zip(self.phases[who], base, strict=False)]
+
+    def gaps(self, who: str) -> int:
+        return sum(int(p.facts.get("gaps", 0)) for p in self.phases[who])
+
+    def table(self) -> str:
+        rows = [f"{'contender':<58} {'frames/s':>24} {'CPU us/frame':>20} {'x bare trio':>18}"]
+        for name, phases in self.phases.items():
+            ratio = "1" if name == BASELINE else _spread(self.ratios(name), ".2f")
+            gaps = self.gaps(name)
+            rows.append(
+                f"{BY_NAME[name].label:<58} {_spread([p.rate for p in phases], ',.0f'):>24} "
+                f"{_spread([p.cpu_us for p in phases], '.1f'):>20} {ratio:>18}"
+                + (f"  OVERFLOW GAPS {gaps}" if gaps else "")
+            )
+        senders = [p.sender_us for phases in self.phases.values() for p in phases]
+        rows.append(f"replay sender, CPU us/frame over all phases: {_spread(senders, '.2f')}")
+        return "\n".join(rows)
+
+
+async def measure(count: int, rounds: int, names: Sequence[str]) -> Summary:
+    recording = await flood_sender.record(count)
+    chosen = [BY_NAME[n] for n in names]
+    phases: dict[str, list[Phase]] = {c.name: [] for c in chosen}
+    for i in range(rounds):
+        order = chosen[i % len(chosen) :] + chosen[: i % len(chosen)]
+        for contender in order:
+            p = await phase(contender, recording)
+            phases[p.who].append(p)
+            facts = " ".join(f"{k}={v}" for k, v in p.facts.items())
+            print(
+                f"  round {i + 1} {p.who:<10} {p.rate:>9,.0f} frames/s {p.cpu_us:>6.1f} us "
+                f"CPU/frame (sender {p.sender_us:.2f} us) {facts}",
+                flush=True,
+            )
+    return Summary(phases=phases)
+
+
+def run(
+    quick: bool,
+    count: int | None = None,
+    rounds: int | None = None,
+    names: Sequence[str] | None = None,
+) -> list[Result]:
+    n = count or (20_000 if quick else 100_000)
+    k = rounds or (2 if quick else 5)
+    names = list(names or BY_NAME)
+    if BASELINE not in names:
+        names.insert(0, BASELINE)
+    print(f"e2e: {n:,} recorded frames replayed to each contender, {k} rounds; {machine_line()}")
+    summary = trio.run(measure, n, k, names)
+    print(summary.table())
+    results = []
+    for name, phases in summary.phases.items():
+        rate = _spread([p.rate for p in phases], ",.0f")
+        cpu = _spread([p.cpu_us for p in phases], ".1f")
+        measured = f"{rate} frames/s, {cpu} us CPU/frame"
+        if name == BASELINE:
+            results.append(Result(name=f"e2e {BY_NAME[name].label}", measured=measured))
+            continue
+        ratios = summary.ratios(name)
+        gaps = summary.gaps(name)
+        measured += f"; {_spread(ratios, '.2f')}x bare trio" + (f"; {gaps} gaps" if gaps else "")
+        target = {"alertd": TARGET_RATIO, "alertd-all": TARGET_RATIO_ALL}.get(name)
+        results.append(
+            Result(
+                name=f"e2e {BY_NAME[name].label}",
+                measured=measured,
+                target="-" if target is None else f"<= {target:g}x bare trio CPU/frame",
+                ok=None if target is None else statistics.median(ratios) <= target and not gaps,
+            )
+        )
+    senders = [p.sender_us for phases in summary.phases.values() for p in phases]
+    results.append(
+        Result(name="e2e replay sender", measured=f"{_spread(senders, '.2f')} us CPU/frame")
+    )
+    return results
+
+
+# -- the contenders that run in this file ---------------------------------------------------
+
+
+async def trio_client(url: str, report: ChildReport, queue: int) -> None:
+    import trio_websocket
+
+    received = 0
+    async with trio_websocket.open_websocket_url(url, message_queue_size=queue) as ws:
+        for topic in PIEXGO_TOPICS:
+            await ws.send_message(json.dumps({"op": "subscribe", "topic": topic}))
         try:
-            async with open_simulator() as sim:
-                config = parse(
-                    bench_config_text(sim.url(), rules=rules, accounts=accounts, state_dir=tmp)
-                )
-                notifier = CountingNotifier()
-                daemon = Daemon(
-                    config=config, state_dir=Path(tmp), notifier=notifier, handle_signals=False
-                )
-                async with trio.open_nursery() as nursery:
-                    await nursery.start(daemon.run)
-                    with trio.fail_after(PHASE_TIMEOUT):
-                        profiler = _start_profiler() if profile else None
-                        t0 = await sim.flood(count, rate)
-                        c0 = time.process_time()
-                        t1 = await notifier.wait_marker()
-                        c1 = time.process_time()
-                        if profiler is not None:
-                            profiler.stop()
-                            profiler.print(show_all=bool(os.environ.get("SHOW_ALL")))
-                        made, _ = await sim.done()
-                    daemon.request_stop()
-            return Phase(
-                who="alertd",
-                frames=made,
-                seconds=t1 - t0,
-                alerts=daemon.alerts_fired,
+            while True:
+                await ws.get_message()
+                received += 1
+        except trio_websocket.ConnectionClosed:
+            report.end(received=received)
+
+
+async def alertd_client(
+    url: str, report: ChildReport, *, rules: int, accounts: int, profile: Path | None
+) -> None:
+    """The daemon with the benchmark config on ``url``, until the marker's alert is sent."""
+    from alertd.daemon.app import Daemon
+    from alertd.daemon.logs import configure_logging
+    from common import CountingNotifier, bench_config_text, parse
+
+    os.environ.pop("NOTIFY_SOCKET", None)
+    with (
+        tempfile.TemporaryDirectory(prefix="alertd-bench-") as tmp,
+        (Path(tmp) / "alertd.log").open("w") as log_file,
+    ):
+        configure_logging("info", stream=log_file)
+        config = parse(bench_config_text(url, rules=rules, accounts=accounts, state_dir=tmp))
+        notifier = CountingNotifier()
+        daemon = Daemon(config=config, state_dir=Path(tmp), notifier=notifier, handle_signals=False)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(daemon.run)
+            profiler = _start_profiler() if profile else None
+            marker_at = await notifier.wait_marker()
+            at = time.monotonic() - (trio.current_time() - marker_at)
+            engine = daemon.statistics().engine
+            report.end(
+                at,
+                events=engine.events_in if engine else "?",
+                alerts=engine.alerts_out if engine else "?",
                 notifications=notifier.sent,
                 gaps=notifier.gaps,
-                cpu=c1 - c0,
             )
-        finally:
-            logging.getLogger().handlers.clear()
-            log_file.close()
+            if profiler is not None:
+                profiler.stop()
+                assert profile is not None
+                text = profiler.output_text(show_all=True, timeline=False)
+                await trio.Path(profile).write_text(text)
+            daemon.request_stop()
 
 
 def _start_profiler() -> Any:
@@ -156,89 +305,54 @@ def _start_profiler() -> Any:
     return profiler
 
 
-async def measure(count: int, rounds: int, *, rules: int = 100) -> tuple[list[Phase], list[Phase]]:
-    bare: list[Phase] = []
-    ours: list[Phase] = []
-    for i in range(rounds):
-        bare.append(await ceiling(count))
-        ours.append(await alertd(count, rules=rules))
-        print(
-            f"  round {i + 1}: ceiling {bare[-1].rate:>9,.0f} frames/s   "
-            f"alertd {ours[-1].rate:>9,.0f} frames/s   ratio {ours[-1].rate / bare[-1].rate:.2f}"
-            f"   cpu/frame {bare[-1].cpu_us:.0f} vs {ours[-1].cpu_us:.0f} us"
-            f"   (alerts {ours[-1].alerts}, notifications {ours[-1].notifications}, "
-            f"overflow gaps {ours[-1].gaps})",
-            flush=True,
+def client_main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="e2e.py client")
+    parser.add_argument("kind", choices=("trio", "alertd"))
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--queue", type=int, default=64, help="trio-websocket message queue")
+    parser.add_argument("--rules", type=int, default=100)
+    parser.add_argument("--accounts", type=int, default=10)
+    parser.add_argument("--profile", type=Path, help="alertd: pyinstrument text to this file")
+    args = parser.parse_args(argv)
+    report = ChildReport()
+    if args.kind == "trio":
+        trio.run(trio_client, args.url, report, args.queue)
+    else:
+        trio.run(
+            lambda: alertd_client(
+                args.url, report, rules=args.rules, accounts=args.accounts, profile=args.profile
+            )
         )
-    return bare, ours
-
-
-def run(quick: bool, count: int | None = None, rounds: int | None = None) -> list[Result]:
-    n = count or (20_000 if quick else 100_000)
-    k = rounds or (2 if quick else 3)
-    print(f"e2e: {n:,} frames a phase, {k} rounds, simulator in its own process")
-    bare, ours = trio.run(measure, n, k)
-    worst = trio.run(lambda: alertd(n, accounts=1))
-    best_bare = max(p.rate for p in bare)
-    best_ours = max(p.rate for p in ours)
-    ratio = best_ours / best_bare
-    dropped = sum(p.gaps for p in ours)
-    cpu_bare = min(p.cpu_us for p in bare)
-    cpu_ours = min(p.cpu_us for p in ours)
-    print(
-        f"e2e best: ceiling {best_bare:,.0f} frames/s, alertd {best_ours:,.0f} frames/s, "
-        f"ratio {ratio:.2f}" + (f", OVERFLOW GAPS {dropped}" if dropped else "")
-    )
-    print(
-        f"e2e worst case (all 100 rules about the flooded account): {worst.rate:,.0f} frames/s, "
-        f"ratio {worst.rate / best_bare:.2f}, {worst.cpu_us:.0f} us CPU a frame, "
-        f"overflow gaps {worst.gaps}"
-    )
-    return [
-        Result(
-            name="e2e ceiling (bare client)",
-            measured=f"{best_bare:,.0f} frames/s, {cpu_bare:.0f} us CPU/frame",
-        ),
-        Result(
-            name="e2e alertd, 100 rules (10 on the flood)",
-            measured=f"{best_ours:,.0f} frames/s, {cpu_ours:.0f} us CPU/frame",
-        ),
-        Result(
-            name="e2e alertd, 100 rules all on the flood",
-            measured=f"{worst.rate:,.0f} frames/s (ratio {worst.rate / best_bare:.2f})"
-            + (f", {worst.gaps} gaps" if worst.gaps else ""),
-        ),
-        Result(
-            name="e2e alertd / ceiling",
-            measured=f"{ratio:.2f}" + (f" ({dropped} gaps)" if dropped else ""),
-            target=f">= {TARGET_RATIO}",
-            ok=ratio >= TARGET_RATIO and dropped == 0,
-        ),
-    ]
+    return 0
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["client"]:
+        return client_main(sys.argv[2:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="20,000 frames, 2 rounds")
     parser.add_argument("--count", type=int, help="frames a phase (default 100,000)")
-    parser.add_argument("--rounds", type=int, help="ceiling/alertd pairs (default 3)")
-    parser.add_argument("--rules", type=int, default=100, help="rules loaded (default 100)")
+    parser.add_argument("--rounds", type=int, help="rounds (default 5)")
     parser.add_argument(
-        "--accounts", type=int, default=10, help="accounts the rules are about (default 10)"
+        "--only", help=f"contenders, comma-separated: {', '.join(BY_NAME)} (trio always runs)"
     )
     parser.add_argument(
-        "--profile", action="store_true", help="one alertd phase under pyinstrument"
+        "--profile",
+        type=Path,
+        help="instead: one alertd phase under pyinstrument, its text profile to this file",
     )
     args = parser.parse_args()
-    print(machine_line())
     if args.profile:
-        trio.run(
-            lambda: alertd(
-                args.count or 50_000, rules=args.rules, accounts=args.accounts, profile=True
-            )
-        )
+        print(machine_line())
+        recording = trio.run(flood_sender.record, args.count or 100_000)
+        p = trio.run(lambda: phase(BY_NAME["alertd"], recording, profile=args.profile))
+        print(f"alertd under pyinstrument: {p.rate:,.0f} frames/s, {p.cpu_us:.1f} us CPU/frame")
         return 0
-    results = run(args.quick, args.count, args.rounds)
+    names = args.only.split(",") if args.only else None
+    unknown = set(names or ()) - set(BY_NAME)
+    if unknown:
+        parser.error(f"unknown contender(s): {', '.join(sorted(unknown))}")
+    results = run(args.quick, args.count, args.rounds, names)
     return 0 if all(r.ok is not False for r in results) else 1
 
 
