@@ -64,11 +64,18 @@ def make_config(
 
 @asynccontextmanager
 async def running(
-    config: Config, outbox: Outbox, silences: Silences, *, wall: clock.Wall = clock.wall
+    config: Config,
+    outbox: Outbox,
+    silences: Silences,
+    *,
+    wall: clock.Wall = clock.wall,
+    muter: Muter | None = None,
 ) -> AsyncIterator[trio.MemorySendChannel[Alert]]:
-    """A Dispatcher running in the background; yields the channel to send it alerts."""
+    """A Dispatcher running in the background (with ``muter``, to share it with a
+    Delivery; else one of its own over ``silences``); yields the channel to send it alerts."""
     send, receive = trio.open_memory_channel[Alert](100)
-    dispatcher = Dispatcher(config, outbox, Muter(config, silences), wall=wall)
+    muter = muter if muter is not None else Muter(config, silences)
+    dispatcher = Dispatcher(config, outbox, muter, wall=wall)
     async with trio.open_nursery() as nursery:
         await nursery.start(dispatcher.run, receive)
         yield send

@@ -1,5 +1,6 @@
-"""A silence also stops alerts already in the outbox (held for quiet hours, or retrying):
-delivery checks the silences before it sends, and picks up new ones without a restart."""
+"""A silence, or an inhibition, also stops alerts already in the outbox (held for quiet
+hours, or retrying): delivery asks the muting dispatch shares with it before it sends, and
+picks up new silences without a restart."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from datetime import UTC, datetime
 import trio
 import trio.testing
 
-from alertd.config.model import ChannelSettings, Config, QuietHours, Secret
+from alertd.config.model import ChannelSettings, Config, QuietHours, RuleSettings, Secret
+from alertd.dispatch.muting import Muter
 from alertd.dispatch.silences import Silences
 from alertd.notify.delivery import Delivery
 from alertd.notify.notifier import SendResult
@@ -39,10 +41,11 @@ def _silence_from_the_cli(db: Database, hours: float, **matchers: str) -> None:
         conn.close()
 
 
-def _quiet_config() -> Config:
+def _quiet_config(**dispatch: object) -> Config:
     return make_config(
         channels={"me": ChannelSettings(urls=[Secret("fake://me")], quiet_hours=[NIGHT])},
         group_wait=5,
+        **dispatch,
     )
 
 
@@ -52,7 +55,7 @@ async def test_silence_added_during_quiet_hours_stops_the_held_alert(
     """An alert held for quiet hours is not sent at 07:00 when a silence was added at 23:40."""
     config = _quiet_config()
     notifier = RecordingNotifier()
-    delivery = Delivery(config, outbox, notifier, silences=silences, wall=wall)
+    delivery = Delivery(config, outbox, notifier, muting=Muter(config, silences), wall=wall)
     with trio.fail_after(86400):
         async with running(config, outbox, silences, wall=wall) as send:
             await send.send(make_alert(1))
@@ -72,7 +75,7 @@ async def test_partly_silenced_row_sends_only_the_rest(
     """A held message of two alerts, one of them silenced later, arrives with the other only."""
     config = _quiet_config()
     notifier = RecordingNotifier()
-    delivery = Delivery(config, outbox, notifier, silences=silences, wall=wall)
+    delivery = Delivery(config, outbox, notifier, muting=Muter(config, silences), wall=wall)
     with trio.fail_after(86400):
         async with running(config, outbox, silences, wall=wall) as send:
             await send.send(make_alert(1, labels={"side": "buy"}))
@@ -98,7 +101,7 @@ async def test_silence_stops_a_retrying_alert(
         return SendResult(ok=not fail[0], recoverable=True, detail="HTTP 503")
 
     notifier = RecordingNotifier(answer=answer)
-    delivery = Delivery(config, outbox, notifier, silences=silences, wall=wall)
+    delivery = Delivery(config, outbox, notifier, muting=Muter(config, silences), wall=wall)
     with trio.fail_after(86400):
         async with trio.open_nursery() as nursery:
             await nursery.start(delivery.run)
@@ -113,3 +116,32 @@ async def test_silence_stops_a_retrying_alert(
     assert len(notifier.attempts) == 1
     assert notifier.sent == []
     assert [r.status for r in await queued(outbox)] == ["silenced"]
+
+
+async def test_an_alert_held_before_its_stream_went_down_is_inhibited_at_send_time(
+    outbox: Outbox, silences: Silences, clock: trio.testing.MockClock
+) -> None:
+    """A stale alert held for quiet hours is not sent at 07:00 when its account's stream
+    went down after it was queued; the "stream down" alert is sent."""
+    config = _quiet_config(
+        rules=[
+            RuleSettings(name="down", on="stream.disconnected"),
+            RuleSettings(name="stale", on="stream.stale"),
+        ],
+        inhibit_max=86400,
+    )
+    muter = Muter(config, silences)  # one, shared, as the daemon wires it
+    notifier = RecordingNotifier()
+    delivery = Delivery(config, outbox, notifier, muting=muter, wall=wall)
+    with trio.fail_after(86400):
+        async with running(config, outbox, silences, wall=wall, muter=muter) as send:
+            await send.send(make_alert(1, rule="stale", key="main/x", event_kind="stream.stale"))
+            await settle(10)
+            await send.send(
+                make_alert(2, rule="down", key="main", event_kind="stream.disconnected")
+            )
+            await settle(10)
+        assert [r.status for r in await queued(outbox)] == ["pending", "pending"]
+        assert await delivery.drain(SEVEN - BASE + 600) == 0
+    assert [m.title for m in notifier.sent] == ["Order 2 filled"]
+    assert sorted(r.status for r in await queued(outbox)) == ["delivered", "inhibited"]
