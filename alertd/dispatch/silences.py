@@ -43,10 +43,6 @@ class Silences:
         self._version: int | None = None
         self._checked = -float("inf")
 
-    @property
-    def current(self) -> list[Silence]:
-        return list(self._silences)
-
     async def load(self, now: float = float("-inf")) -> None:
         """Read every silence that has not ended by ``now``."""
 
