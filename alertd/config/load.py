@@ -42,6 +42,7 @@ from alertd.config.secrets import (
 )
 from alertd.config.structure import problems as cattrs_problems
 from alertd.config.structure import structure
+from alertd.config.symbols import check_symbols
 
 Found = list[tuple[TomlPath, str]]
 
@@ -341,6 +342,7 @@ def _build(
     validate.check_names("accounts", raw.get("accounts"), checked)
     validate.check_names("rules", raw.get("rules"), checked)
     validate.check_accounts(accounts, checked)
+    check_symbols(accounts, rules, checked)
     checks.accounts(accounts, checked)
     validate.check_channels(channels, checked, short=short, url_problem=checks.url_problem)
     if isinstance(dispatch, DispatchSettings):
