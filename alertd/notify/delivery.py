@@ -25,9 +25,8 @@ import trio
 
 from alertd import clock
 from alertd.config.model import Config
-from alertd.dispatch.muting import Muted, Muting
+from alertd.dispatch.muting import Muter, Muting
 from alertd.dispatch.silences import Silences
-from alertd.events import Alert
 from alertd.notify.digests import Digests
 from alertd.notify.expiry import too_old
 from alertd.notify.notifier import Notifier
@@ -61,7 +60,9 @@ class DeliveryStatistics:
 
 class Delivery:
     """Delivers the outbox through ``notifier``, taking the rows the outbox hands over
-    (``outbox.handoff``). ``muting`` is asked again just before each send."""
+    (``outbox.handoff``). ``muting`` (the daemon's ``Muter``, shared with dispatch) is asked
+    again just before each send. ``silences`` alone, for callers that have no ``Muter``,
+    honours those without inhibition."""
 
     def __init__(
         self,
@@ -79,7 +80,7 @@ class Delivery:
         self._outbox = outbox
         self._wall = wall
         if muting is None and silences is not None:
-            muting = _SilencesOnly(silences)
+            muting = Muter(config, silences)
         self._outcomes = Outcomes(
             outbox=outbox, wall=wall, rng=rng or random.Random(), observer=metrics or NoObserver()
         )
@@ -215,20 +216,3 @@ class Delivery:
         removed = await self._outbox.prune(self._wall() - keep)
         if removed:
             log.info("delivery.pruned rows=%d", removed)
-
-
-class _SilencesOnly:
-    """Silences as ``Muting``, until dispatch's muting (silences and inhibition) is wired."""
-
-    def __init__(self, silences: Silences) -> None:
-        self._silences = silences
-
-    async def refresh(self, wall: float) -> None:
-        await self._silences.refresh(wall)
-
-    def may_mute(self, wall: float, now: float) -> bool:
-        return self._silences.any_active(wall)
-
-    def muted(self, alert: Alert, *, wall: float, now: float) -> Muted | None:
-        silence = self._silences.match(alert, wall)
-        return None if silence is None else Muted(how="silenced", by=silence.id)

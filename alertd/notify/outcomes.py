@@ -46,7 +46,8 @@ class Tally:
 class MutedRow:
     row: OutboxRow
     how: Finished  # "silenced" or "inhibited"
-    by: str  # the silence(s) or rule(s), for the log and the row's reason
+    reason: str  # in words, for the row (``silenced by silence 3f2a``)
+    sources: str  # the silence ids or rule names, for the log line
     alert_states: tuple[tuple[str, AlertState], ...]
 
 
@@ -167,7 +168,7 @@ class Outcomes:
             return
         channel, index = target
         await self.outbox.mark_muted(
-            [(m.row.key, m.how, f"{m.how} by {m.by}") for m in rows],
+            [(m.row.key, m.how, m.reason) for m in rows],
             [state for m in rows for state in m.alert_states],
             self.wall(),
         )
@@ -181,5 +182,5 @@ class Outcomes:
                 index,
                 m.row.key,
                 len(m.row.alert_ids),
-                m.by,
+                m.sources,
             )

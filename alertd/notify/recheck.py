@@ -21,7 +21,7 @@ from alertd.config.model import Config
 from alertd.dispatch.muting import Muted, Muting
 from alertd.messages.summary import summarize
 from alertd.notify.outcomes import MutedRow, Outcomes, Target
-from alertd.store.notifications import OutboxRow
+from alertd.store.notifications import Finished, OutboxRow
 from alertd.store.outbox import Outbox
 
 
@@ -87,9 +87,13 @@ def _muted_row(row: OutboxRow, why: dict[str, Muted | None]) -> MutedRow:
     """A row all of whose alerts are muted: ``silenced`` when a silence covers any of them
     (a person asked for it), else ``inhibited``."""
     reasons = {i: m for i, m in why.items() if m is not None}
+    how: Finished = (
+        "silenced" if any(m.how == "silenced" for m in reasons.values()) else "inhibited"
+    )
     return MutedRow(
         row=row,
-        how="silenced" if any(m.how == "silenced" for m in reasons.values()) else "inhibited",
-        by=",".join(sorted({m.by for m in reasons.values()})),
+        how=how,
+        reason=f"{how} by " + ", ".join(sorted({m.by for m in reasons.values()})),
+        sources=",".join(sorted({m.source or m.by for m in reasons.values()})),
         alert_states=tuple((i, m.how) for i, m in reasons.items()),
     )

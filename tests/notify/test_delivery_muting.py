@@ -51,7 +51,8 @@ async def _queue_alerts(outbox: Outbox, alerts: list[Alert], title: str) -> None
     assert await outbox.record_and_enqueue(alerts, clock.wall(), states, [note]) == 1  # type: ignore[arg-type]
 
 
-INHIBITED = Muted(how="inhibited", by="rule stream-down")
+INHIBITED = Muted(how="inhibited", by="rule stream-down", source="stream-down")
+SILENCED = Muted(how="silenced", by="silence 3f2a", source="3f2a")
 
 
 async def test_an_alert_inhibited_after_it_was_queued_is_not_sent(
@@ -77,7 +78,7 @@ async def test_a_partly_muted_row_goes_out_without_the_muted_alert(
 ) -> None:
     """Of a message about two alerts, one since silenced, the person gets the other alone,
     written as dispatch writes a single alert."""
-    muting = FakeMuting(mute={"alert-2": Muted(how="silenced", by="silence 3f2a")})
+    muting = FakeMuting(mute={"alert-2": SILENCED})
     notifier = RecordingNotifier()
     config = make_config({"me": channel("fake://me")})
     delivery = Delivery(config, outbox, notifier, muting=muting)
@@ -98,7 +99,10 @@ async def test_a_silence_wins_over_an_inhibition_in_the_row_status(
     """A row whose alerts are muted, one by a silence and one by inhibition, is finished as
     silenced (a person asked for it) and names both reasons."""
     muting = FakeMuting(
-        mute={"alert-1": INHIBITED, "alert-2": Muted(how="silenced", by="silence 3f2a")}
+        mute={
+            "alert-1": INHIBITED,
+            "alert-2": Muted(how="silenced", by="silence 3f2a", source="3f2a"),
+        }
     )
     notifier = RecordingNotifier()
     delivery = Delivery(make_config({"me": channel("fake://me")}), outbox, notifier, muting=muting)
@@ -108,7 +112,7 @@ async def test_a_silence_wins_over_an_inhibition_in_the_row_status(
     assert notifier.attempts == []
     [row] = await outbox.rows()
     assert row.status == "silenced"
-    assert row.last_error == "silenced by rule stream-down,silence 3f2a"
+    assert row.last_error == "silenced by rule stream-down, silence 3f2a"
 
 
 async def test_rows_go_out_as_queued_when_nothing_can_mute(
