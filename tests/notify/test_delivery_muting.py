@@ -9,10 +9,13 @@ import trio
 import trio.testing
 
 from alertd import clock
-from alertd.dispatch.muting import Muted
+from alertd.dispatch.muting import Muted, Muter
+from alertd.dispatch.silences import Silences
 from alertd.events import Alert
 from alertd.notify.delivery import Delivery
+from alertd.notify.notifier import SendResult
 from alertd.notify.recording import RecordingNotifier
+from alertd.store.database import Database
 from alertd.store.outbox import Notification, Outbox, notification_key
 
 from .helpers import channel, make_alert, make_config, wait_until
@@ -127,3 +130,36 @@ async def test_rows_go_out_as_queued_when_nothing_can_mute(
         assert await delivery.drain(trio.current_time() + 60) == 0
     assert [m.title for m in notifier.sent] == ["2 alerts: filled"]
     assert delivery.statistics().muted == 0
+
+
+async def test_a_stream_going_down_holds_back_its_queued_stale_alert(
+    db: Database, outbox: Outbox, clock: trio.testing.MockClock
+) -> None:
+    """With the daemon's Muter: a stale-stream alert waiting in the outbox (its channel was
+    failing) is not sent once its account's stream is reported down; the row ends inhibited
+    by the down alert's rule, and another account's alert still goes out."""
+    config = make_config({"me": channel("fake://me")}, retry_initial=60, retry_max=60)
+    muter = Muter(config, Silences(db))
+    failing = [True]
+    notifier = RecordingNotifier(
+        answer=lambda u, t, b: SendResult(ok=not failing[0], recoverable=True, detail="503")
+    )
+    delivery = Delivery(config, outbox, notifier, muting=muter)
+    stale = make_alert(1, rule="stale", event_kind="stream.stale", title="main is stale")
+    other = make_alert(2, rule="stale", account="alt", event_kind="stream.stale")
+    down = make_alert(3, rule="down", event_kind="stream.disconnected", title="main down")
+    with trio.fail_after(3600):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(delivery.run)
+            await _queue_alerts(outbox, [stale], "main is stale")
+            await wait_until(lambda: len(notifier.attempts) == 1)
+            muter.observe(down, trio.current_time())  # what dispatch does with every alert
+            await _queue_alerts(outbox, [other], "alt is stale")
+            failing[0] = False
+            await wait_until(lambda: len(notifier.sent) == 1)
+            await trio.sleep(120)  # past the stale row's retry
+            nursery.cancel_scope.cancel()
+    assert [m.title for m in notifier.sent] == ["alt is stale"]
+    statuses = {r.title: (r.status, r.last_error) for r in await outbox.rows()}
+    assert statuses["main is stale"] == ("inhibited", "inhibited by rule down")
+    assert delivery.statistics().muted == 1
