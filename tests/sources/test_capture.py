@@ -67,6 +67,32 @@ async def test_round_trip_through_read_capture(tmp_path: Path) -> None:
     ]
 
 
+async def test_disconnects_carry_their_reason_and_stops_are_marked(tmp_path: Path) -> None:
+    """A disconnected line keeps its reason, a stop is marked as one, and both read back;
+    a line without them reads as before."""
+    recorder = Recorder(tmp_path)
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            path = await nursery.start(recorder.run)
+            recorder.record_fact("main", "disconnected", ts=1.0, reason="closed with 1011")
+            recorder.record_fact("main", "disconnected", ts=2.0, stopped=True)
+            recorder.record_fact("main", "connected", ts=3.0)
+            nursery.cancel_scope.cancel()
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert lines[0] == {
+        "ts": 1.0,
+        "account": "main",
+        "stream_event": "disconnected",
+        "reason": "closed with 1011",
+    }
+    assert lines[1]["stopped"] is True and "reason" not in lines[1]
+    assert lines[2] == {"ts": 3.0, "account": "main", "stream_event": "connected"}
+    first, stop, up = read_capture(path)
+    assert (first.reason, first.stopped) == ("closed with 1011", False)
+    assert (stop.reason, stop.stopped) == (None, True)
+    assert (up.reason, up.stopped) == (None, False)
+
+
 @pytest.mark.parametrize(
     ("line", "message"),
     [
@@ -82,6 +108,8 @@ async def test_round_trip_through_read_capture(tmp_path: Path) -> None:
         ('{"ts": Infinity, "account": "a", "frame": "x"}', '"ts" must be unix seconds'),
         ('{"ts": -1, "account": "a", "frame": "x"}', '"ts" must be unix seconds'),
         ('{"ts": 1e20, "account": "a", "frame": "x"}', '"ts" must be unix seconds'),
+        ('{"ts": 1, "account": "a", "stream_event": "disconnected", "reason": 5}', '"reason"'),
+        ('{"ts": 1, "account": "a", "stream_event": "disconnected", "stopped": 1}', '"stopped"'),
     ],
 )
 def test_bad_line_names_file_and_line(tmp_path: Path, line: str, message: str) -> None:

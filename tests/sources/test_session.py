@@ -300,7 +300,8 @@ async def test_cancellation_is_prompt_and_leaves_nothing(
 async def test_record_writes_frames_and_facts(
     nursery: trio.Nursery, fake_piexgo: FakePiexgo, event_channel: tuple, tmp_path
 ) -> None:
-    """With a recorder, every received frame and the connect/disconnect facts are captured."""
+    """With a recorder, every received frame and the connect/disconnect facts are captured,
+    a disconnect with its reason and the final stop marked as one."""
     send, log = event_channel
     recorder = Recorder(tmp_path, flush_interval=0.05)
     with trio.fail_after(5):
@@ -319,8 +320,13 @@ async def test_record_writes_frames_and_facts(
                 inner.cancel_scope.cancel()
             outer.cancel_scope.cancel()
     records = list(read_capture(path))
-    facts = [r.stream_event for r in records if r.stream_event]
-    assert facts == ["connected", "disconnected", "connected", "disconnected"]
+    facts = [(r.stream_event, r.reason, r.stopped) for r in records if r.stream_event]
+    assert facts == [
+        ("connected", None, False),
+        ("disconnected", "closed with 1011 INTERNAL_ERROR", False),
+        ("connected", None, False),
+        ("disconnected", None, True),  # the session was stopped: not an outage of its own
+    ]
     frames = [r.frame for r in records if r.frame]
     assert frames[0] == '{"op": "subscribe", "topic": "pinfo", "status": "ok"}'
     assert sum(1 for f in frames if '"type": "balance"' in f) == 4

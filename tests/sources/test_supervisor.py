@@ -284,3 +284,34 @@ async def test_events_waiting_at_a_reload_are_delivered_after_it(
         "stream.connected",
         "stream.gap",
     ]
+
+
+async def test_statistics_follow_an_account_through_an_exchange_change_and_removal() -> None:
+    """An account moved to another exchange keeps counting from where it was (metrics take
+    the counters as ever growing); a removed account leaves the statistics."""
+    with trio.fail_after(10):
+        async with trio.open_nursery() as outer:
+            sim = await start_sim(outer)
+            send, log = watch(outer)
+            acct = account(sim.url("piexgo"), name="moving")
+            sources = Sources([acct], send)
+            async with trio.open_nursery() as inner:
+                await inner.start(sources.run)
+                await log.wait_for("stream.connected", account="moving")
+                await until(lambda: sources.statistics().accounts["moving"].frames >= 3)
+                before = sources.statistics().accounts["moving"]
+                moved = attrs.evolve(
+                    acct, exchange="cryptology", url=sim.url("cryptology"), streams=[]
+                )
+                await sources.update([moved])
+                await log.wait_for("stream.connected", 2, account="moving")
+                await until(lambda: sources.statistics().accounts["moving"].connected)
+                after = sources.statistics().accounts["moving"]
+                await sources.update([])
+                gone = sources.statistics().accounts
+                inner.cancel_scope.cancel()
+            outer.cancel_scope.cancel()
+    assert before.connected and before.connected_since is not None
+    assert after.frames >= before.frames and after.decode_errors >= before.decode_errors
+    assert gone == {}
+    assert log.of("stream.connected")[-1].exchange == "cryptology"
