@@ -8,8 +8,9 @@ import random
 from collections.abc import Sequence
 
 from alertd.config.model import Config, DispatchSettings
+from alertd.dispatch.router import rows_for
 from alertd.messages.notices import undelivered_notice
-from alertd.store.notifications import Notification, OutboxRow, notification_key
+from alertd.store.notifications import Notification, OutboxRow
 
 JITTER = 0.2  # retry delays vary by +-20% so many rows do not retry in lockstep
 
@@ -49,17 +50,12 @@ def fallback_report(
     if fallback is None or settings is None or fallback == channel:
         return []
     title, body = undelivered_notice(channel, rows, reason)
-    ids = [f"expired:{r.key}" for r in rows]
-    return [
-        Notification(
-            key=notification_key(fallback, i, ids),
-            channel=fallback,
-            url_index=i,
-            title=title,
-            body=body,
-            alert_ids=tuple(ids),
-            created=now,
-            severity="critical",  # an alert was lost: the loudest there is
-        )
-        for i in range(len(settings.urls))
-    ]
+    return rows_for(
+        fallback,
+        settings,
+        title=title,
+        body=body,
+        alert_ids=[f"expired:{r.key}" for r in rows],
+        created=now,
+        severity="critical",  # an alert was lost: the loudest there is
+    )
