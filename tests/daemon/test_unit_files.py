@@ -3,7 +3,6 @@ broken ones, and that alertd's Python stack runs with MemoryDenyWriteExecute."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -18,8 +17,8 @@ CHECK = ROOT / "scripts" / "check-systemd"
 UNITS = ROOT / "systemd"
 
 needs_systemd_analyze = pytest.mark.skipif(
-    shutil.which("systemd-analyze") is None or not os.access("/bin/kill", os.X_OK),
-    reason="systemd-analyze or /bin/kill missing (scripts/check-systemd installs them in CI)",
+    shutil.which("systemd-analyze") is None,
+    reason="systemd-analyze missing (scripts/check-systemd installs it in CI)",
 )
 
 
@@ -41,26 +40,47 @@ def run_check(unit_dir: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("name", ["alertd.service", "alertd@.service"])
 def test_units_keep_the_service_contract(name: str) -> None:
-    """Both units are Type=notify with a watchdog, reload by SIGHUP, restart on failure, and
-    get state, config and credential directories from systemd under a dynamic user."""
+    """Both units are Type=notify with a watchdog, reload by SIGHUP (the shell's kill, which
+    every system has), restart on failure but not on a config that cannot load (exit 2) nor
+    beyond a start limit RestartSec can reach, and get state, config and credential
+    directories from systemd under a dynamic user."""
     s = unit_settings(UNITS / name)
     assert s["Type"] == ["notify"]
     assert s["NotifyAccess"] == ["main"]
-    assert s["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+    assert s["ExecReload"] == ["/bin/sh -c 'kill -s HUP \"$MAINPID\"'"]
     assert s["WatchdogSec"] == ["30"]
     assert s["Restart"] == ["on-failure"]
+    assert s["RestartSec"] == ["5s"]
+    assert s["RestartPreventExitStatus"] == ["2"]
+    # 5 starts at least RestartSec apart take 20 s or more: the limit must span longer.
+    assert s["StartLimitBurst"] == ["5"]
+    assert s["StartLimitIntervalSec"] == ["2min"]
     assert s["DynamicUser"] == ["yes"]
     assert s["ConfigurationDirectory"] == ["alertd"]
-    assert s["LoadCredential"][0].startswith("alertd:/etc/alertd/credentials")
+    assert s["LoadCredential"][0].startswith("alertd:/etc/alertd/credentials/")
     assert s["RestrictAddressFamilies"] == ["AF_UNIX AF_INET AF_INET6"]
 
 
-def test_template_gives_each_instance_its_own_config_state_and_secrets() -> None:
-    """alertd@NAME reads /etc/alertd/NAME.toml and keeps state and credentials apart."""
+def test_each_unit_loads_only_its_own_credentials_directory() -> None:
+    """alertd.service reads /etc/alertd/credentials/alertd/ and alertd@NAME reads
+    /etc/alertd/credentials/NAME/: systemd loads a directory with all its subdirectories, so
+    no unit's directory holds another's (the old /etc/alertd/credentials/ held them all)."""
+    assert unit_settings(UNITS / "alertd.service")["LoadCredential"] == [
+        "alertd:/etc/alertd/credentials/alertd"
+    ]
+    assert unit_settings(UNITS / "alertd@.service")["LoadCredential"] == [
+        "alertd:/etc/alertd/credentials/%i"
+    ]
+
+
+def test_template_gives_each_instance_its_own_config_state_secrets_and_user() -> None:
+    """alertd@NAME reads /etc/alertd/NAME.toml and keeps state and credentials apart, as a
+    dynamic user of its own (systemd would otherwise name every instance's user "alertd")."""
     s = unit_settings(UNITS / "alertd@.service")
     assert s["ExecStart"] == ["/usr/local/bin/alertd run -c %E/alertd/%i.toml"]
     assert s["StateDirectory"] == ["alertd/%i"]
-    assert s["LoadCredential"] == ["alertd:/etc/alertd/credentials/%i"]
+    assert s["User"] == ["alertd-%i"]
+    assert "User" not in unit_settings(UNITS / "alertd.service")  # the default: "alertd"
 
 
 @needs_systemd_analyze
