@@ -37,6 +37,26 @@ class Secret:
 
 
 @attrs.frozen(kw_only=True)
+class HeartbeatSettings:
+    """``[daemon.heartbeat]``: the dead-man's switch (daemon/heartbeat). alertd pings ``url``
+    every ``interval`` while it is healthy and reports ``/fail`` with the reason when it is
+    not (healthchecks.io's protocol; an Uptime Kuma push URL works too); a hung or dead alertd
+    stops pinging, which is what the service alerts on."""
+
+    # The ping URL with its secret by reference ("{env:NAME}", "{cred:NAME}"), as written: it
+    # is resolved when the daemon starts (daemon/heartbeat), as the loader does not resolve
+    # references outside channels and account logins.
+    url: str
+    # "healthchecks" (<url>, <url>/start, <url>/fail) or "uptime-kuma" (?status=up|down&msg=);
+    # "auto": uptime-kuma when the URL has a status= query or an /api/push/ path.
+    kind: Literal["auto", "healthchecks", "uptime-kuma"] = "auto"
+    interval: Duration = Duration(60.0)  # a ping this often while healthy
+    timeout: Duration = Duration(10.0)  # for one ping; a ping still running is not repeated
+    # A notification undelivered this long (a channel failing, delivery stuck) is unhealthy.
+    channel_failing_after: Duration = Duration(600.0)
+
+
+@attrs.frozen(kw_only=True)
 class DaemonSettings:
     """``[daemon]``: process-wide settings (daemon/app)."""
 
@@ -46,6 +66,7 @@ class DaemonSettings:
     metrics_listen: str | None = None  # e.g. "127.0.0.1:9108"; off when unset
     drain_timeout: Duration = Duration(10.0)  # how long SIGTERM waits for the outbox
     record_dir: str | None = None  # like --record DIR
+    heartbeat: HeartbeatSettings | None = None  # [daemon.heartbeat]; off when absent
 
 
 # -- [[accounts]] -----------------------------------------------------------------------------

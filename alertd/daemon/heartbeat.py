@@ -1,0 +1,403 @@
+"""The dead-man's switch (``[daemon.heartbeat]``): alertd tells an outside service that it is
+alive and healthy, so that a machine that died, a process that hung and an alertd that can no
+longer watch or deliver are noticed by someone else.
+
+It speaks the healthchecks.io ping protocol: ``<url>/start`` once when the daemon starts,
+``<url>`` every ``interval`` while healthy, ``<url>/fail`` with the reason as the body when it
+is not. An Uptime Kuma push URL (``kind = "uptime-kuma"``, or detected from a ``status=`` query
+or an ``/api/push/`` path) gets ``?status=up|down&msg=<text>`` instead. Health is asked every
+``CHECK_EVERY`` seconds (at most ``interval``), so a turn for the worse is reported at once
+instead of at the next regular ping, and a recovery too.
+
+The heartbeat never goes through the outbox and never blocks anything: each ping is one HTTP
+request (urllib) in a worker thread of its own, bounded by ``timeout`` and abandoned when that
+passes; at most one is in flight, and a ping due while the previous one still runs is skipped
+(logged once). A hung or dead alertd simply stops pinging, which is what the service alerts
+on. Errors reaching the service are logged once per outage, with the cause and the URL masked.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import socket
+import ssl
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from functools import partial
+from typing import Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import attrs
+import trio
+
+import alertd
+from alertd.config.model import Config, HeartbeatSettings, Secret
+from alertd.config.secrets import REFERENCE, SecretEnvironment, resolve
+from alertd.daemon.health import DaemonHealth, Health, SourcesView, Verdict
+from alertd.daemon.logs import SecretMasker
+from alertd.notify.delivery import Delivery
+from alertd.store.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+CHECK_EVERY = 5.0  # seconds between health checks: how soon a change is reported
+MAX_BODY = 2000  # bytes of reason sent as a ping's body: a phone shows the first line anyway
+MAX_KUMA_MESSAGE = 250  # characters of msg= in an Uptime Kuma push (it goes in the URL)
+MAX_RESPONSE = 4096  # bytes of an answer read (healthchecks says "OK"); the rest is dropped
+USER_AGENT = f"alertd/{alertd.__version__} (heartbeat)"
+
+Kind = Literal["healthchecks", "uptime-kuma"]
+Signal = Literal["start", "ok", "fail"]
+
+
+class HeartbeatError(ValueError):
+    """The ping URL cannot be used; the message names the reference, never the value."""
+
+
+# -- the ping protocol (no I/O) ---------------------------------------------------------------
+
+
+def detect_kind(url: str, kind: str = "auto") -> Kind:
+    """``kind`` unless it is "auto": then Uptime Kuma when the URL has a ``status=`` query or
+    an ``/api/push/`` path (how Kuma writes its push URLs), else healthchecks.io."""
+    if kind == "healthchecks":
+        return "healthchecks"
+    if kind == "uptime-kuma":
+        return "uptime-kuma"
+    parts = urlsplit(url)
+    keys = {k for k, _ in parse_qsl(parts.query, keep_blank_values=True)}
+    return "uptime-kuma" if "status" in keys or "/api/push/" in parts.path else "healthchecks"
+
+
+@attrs.frozen
+class PingRequest:
+    """One HTTP request of the protocol; ``url`` holds the secret, so it is kept out of repr."""
+
+    method: Literal["GET", "POST"]
+    url: str = attrs.field(repr=False)
+    body: bytes | None = None
+
+
+def ping_request(kind: Kind, url: str, signal: Signal, message: str) -> PingRequest:
+    """The request that says ``signal`` (with ``message``) to the service at ``url``."""
+    parts = urlsplit(url)
+    if kind == "uptime-kuma":
+        query = [
+            (k, v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+            if k not in ("status", "msg")
+        ]
+        status = "down" if signal == "fail" else "up"
+        query += [("status", status), ("msg", message[:MAX_KUMA_MESSAGE])]
+        return PingRequest("GET", urlunsplit(parts._replace(query=urlencode(query))))
+    path = parts.path.rstrip("/")
+    if signal != "ok":
+        path += f"/{signal}"
+    body = message.encode("utf-8")[:MAX_BODY]
+    return PingRequest("POST", urlunsplit(parts._replace(path=path)), body)
+
+
+def masked_url(url: str) -> str:
+    """What logs may say about a ping URL: its scheme and host, never its path or query (the
+    check's UUID or push token is the secret)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "?"
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<heartbeat url>"
+    return f"{parts.scheme}://{host}{port}/***"
+
+
+# -- one ping (blocking, in a worker thread) --------------------------------------------------
+
+
+@attrs.frozen
+class PingOutcome:
+    ok: bool
+    cause: str = ""  # why not: "connection refused", "timed out", "HTTP 404", ...
+
+
+def _cause(error: BaseException | str) -> str:
+    """A short cause for a log line. Never the exception's text as a whole: some quote the
+    URL, which holds the secret."""
+    if isinstance(error, str):
+        return "connection failed"
+    if isinstance(error, TimeoutError | socket.timeout):
+        return "timed out"
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(error, ConnectionResetError | ConnectionAbortedError | BrokenPipeError):
+        return "connection reset"
+    if isinstance(error, socket.gaierror):
+        return "host name not resolved"
+    if isinstance(error, ssl.SSLError):
+        return f"TLS failed ({error.reason or type(error).__name__})"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror.lower()
+    return type(error).__name__
+
+
+def send_ping(request: PingRequest, timeout: float) -> PingOutcome:
+    """Make ``request`` (blocking): ok when the service answered 2xx."""
+    headers = {"User-Agent": USER_AGENT}
+    if request.body is not None:
+        headers["Content-Type"] = "text/plain; charset=utf-8"
+    # resolve_url admits http:// and https:// only
+    req = urllib.request.Request(  # noqa: S310
+        request.url, data=request.body, headers=headers, method=request.method
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as response:  # noqa: S310
+            response.read(MAX_RESPONSE)
+            status = int(response.status)
+    except urllib.error.HTTPError as e:
+        e.close()
+        return PingOutcome(False, f"HTTP {e.code}")
+    except urllib.error.URLError as e:
+        return PingOutcome(False, _cause(e.reason))
+    except http.client.HTTPException as e:
+        return PingOutcome(False, f"bad HTTP answer ({type(e).__name__})")
+    except ValueError:  # urllib's text for a URL it cannot use quotes the URL
+        return PingOutcome(False, "not a usable URL")
+    except OSError as e:
+        return PingOutcome(False, _cause(e))
+    if not 200 <= status < 300:
+        return PingOutcome(False, f"HTTP {status}")
+    return PingOutcome(True)
+
+
+# -- the task ---------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class HeartbeatStatistics:
+    """The heartbeat at one moment."""
+
+    sent: int  # pings the service accepted (start, ok and fail alike)
+    failed: int  # pings that did not get through (refused, timed out, HTTP error)
+    skipped: int  # pings not sent because the previous one was still in flight
+    fails: int  # fail signals among the pings tried
+    in_flight: bool
+    healthy: bool | None  # the last verdict; None before the first health check
+    reason: str  # what the last verdict said
+    unreachable: str | None  # the cause while the service cannot be reached, else None
+
+
+@attrs.define(eq=False)
+class Heartbeat:
+    """Pings ``url`` (a resolved ``Secret``) as ``kind`` says, while ``health`` answers.
+
+    ``run`` sends the start signal, then checks health every ``min(CHECK_EVERY, interval)``
+    seconds and pings when the verdict changed or ``interval`` passed since the last ping. On
+    cancellation a ping in flight is abandoned (its thread ends within ``timeout``). Nothing
+    it meets stops it: an error in ``health`` is an unhealthy verdict, an error reaching the
+    service is logged and the next ping tried as usual."""
+
+    url: Secret
+    health: Health
+    kind: Kind = "healthchecks"
+    interval: float = 60.0
+    timeout: float = 10.0
+    check_every: float = CHECK_EVERY
+
+    _limiter: trio.CapacityLimiter = attrs.field(factory=lambda: trio.CapacityLimiter(1))
+    _pinging: bool = False  # a ping task is running (its thread may outlive it, see _limiter)
+    _sent: int = 0
+    _failed: int = 0
+    _skipped: int = 0
+    _fails: int = 0
+    _skipping: bool = False
+    _verdict: Verdict | None = None
+    _reported: bool | None = None  # the health the last ping tried said
+    _unreachable: str | None = None
+    _health_broken: bool = False
+
+    @classmethod
+    def from_settings(
+        cls, settings: HeartbeatSettings, health: Health, *, secrets: SecretEnvironment | None
+    ) -> Heartbeat:
+        url = resolve_url(settings.url, secrets)
+        return cls(
+            url=url,
+            health=health,
+            kind=detect_kind(url.reveal(), settings.kind),
+            interval=settings.interval,
+            timeout=settings.timeout,
+        )
+
+    def statistics(self) -> HeartbeatStatistics:
+        return HeartbeatStatistics(
+            sent=self._sent,
+            failed=self._failed,
+            skipped=self._skipped,
+            fails=self._fails,
+            in_flight=self._busy(),
+            healthy=None if self._verdict is None else self._verdict.healthy,
+            reason="" if self._verdict is None else self._verdict.reason,
+            unreachable=self._unreachable,
+        )
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        every = min(self.check_every, self.interval)
+        log.info(
+            "heartbeat.start url=%s kind=%s interval=%.1f check_every=%.1f",
+            masked_url(self.url.reveal()),
+            self.kind,
+            self.interval,
+            every,
+        )
+        async with trio.open_nursery() as nursery:
+            self._ping(nursery, "start", "alertd started")
+            task_status.started()
+            next_check = trio.current_time() + every
+            next_ping = trio.current_time()  # the first verdict goes out at once
+            while True:
+                await trio.sleep_until(next_check)
+                verdict = await self._check()
+                now = trio.current_time()
+                next_check = max(next_check + every, now)
+                due = verdict.healthy != self._reported or now >= next_ping
+                signal: Signal = "ok" if verdict.healthy else "fail"
+                if due and self._ping(nursery, signal, verdict.reason):
+                    self._reported = verdict.healthy
+                    next_ping = now + self.interval
+
+    async def _check(self) -> Verdict:
+        """The health verdict, within ``timeout``; an error or no answer is unhealthy."""
+        verdict: Verdict | None = None
+        try:
+            with trio.move_on_after(self.timeout):
+                verdict = await self.health()
+        except Exception as exc:
+            if not self._health_broken:
+                log.exception("heartbeat.health_failed (reported as unhealthy)")
+            self._health_broken = True
+            verdict = Verdict(False, f"alertd's health check failed ({type(exc).__name__})")
+        else:
+            self._health_broken = False
+        if verdict is None:
+            verdict = Verdict(
+                False,
+                f"alertd's health check did not answer within {self.timeout:g}s "
+                "(the state database or the event loop is stuck)",
+            )
+        previous, self._verdict = self._verdict, verdict
+        if not verdict.healthy and (previous is None or previous.healthy):
+            log.warning("heartbeat.unhealthy reason=%s", verdict.reason)
+        elif verdict.healthy and previous is not None and not previous.healthy:
+            log.info("heartbeat.healthy (was: %s)", previous.reason)
+        return verdict
+
+    def _busy(self) -> bool:
+        return self._pinging or self._limiter.borrowed_tokens > 0
+
+    def _ping(self, nursery: trio.Nursery, signal: Signal, message: str) -> bool:
+        """Start one ping, unless the previous one is still in flight. Whether it started."""
+        if self._busy():
+            self._skipped += 1
+            if not self._skipping:
+                log.warning(
+                    "heartbeat.skipped signal=%s (the previous ping is still in flight after "
+                    "up to %gs; logged once until one gets through)",
+                    signal,
+                    self.timeout,
+                )
+            self._skipping = True
+            return False
+        self._skipping = False
+        self._pinging = True
+        if signal == "fail":
+            self._fails += 1
+        request = ping_request(self.kind, self.url.reveal(), signal, message)
+        nursery.start_soon(self._send, signal, request)
+        return True
+
+    async def _send(self, signal: Signal, request: PingRequest) -> None:
+        try:
+            outcome = PingOutcome(False, f"no answer within {self.timeout:g}s")
+            with trio.move_on_after(self.timeout):
+                outcome = await trio.to_thread.run_sync(
+                    partial(send_ping, request, self.timeout),
+                    abandon_on_cancel=True,
+                    limiter=self._limiter,
+                )
+        finally:
+            self._pinging = False
+        self._record(signal, outcome)
+
+    def _record(self, signal: Signal, outcome: PingOutcome) -> None:
+        url = masked_url(self.url.reveal())
+        if outcome.ok:
+            self._sent += 1
+            if self._unreachable is not None:
+                log.info("heartbeat.reachable url=%s (was: %s)", url, self._unreachable)
+            self._unreachable = None
+            log.debug("heartbeat.sent signal=%s url=%s", signal, url)
+            return
+        self._failed += 1
+        if self._unreachable is None:
+            log.warning(
+                "heartbeat.unreachable url=%s signal=%s cause=%s (logged once until a ping "
+                "gets through)",
+                url,
+                signal,
+                outcome.cause,
+            )
+        self._unreachable = outcome.cause
+
+
+def resolve_url(text: str, secrets: SecretEnvironment | None = None) -> Secret:
+    """The ping URL with its references resolved (as channel URLs are), checked to be http(s);
+    ``HeartbeatError`` naming the reference otherwise."""
+    where = secrets if secrets is not None else SecretEnvironment.from_process()
+    names = ",".join(f"{kind}:{name}" for kind, name in REFERENCE.findall(text))
+    url, problems = resolve(text, where, source=names or "daemon.heartbeat.url")
+    if url is None:
+        raise HeartbeatError("[daemon.heartbeat] url: " + "; ".join(problems))
+    parts = urlsplit(url.reveal())
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise HeartbeatError(
+            f"[daemon.heartbeat] url: what {url.source} holds is not an http:// or https:// URL"
+        )
+    return url
+
+
+def secret_parts(text: str, secrets: SecretEnvironment | None = None) -> list[Secret]:
+    """Each reference in ``text`` resolved on its own, for the log masker: a UUID pasted from
+    the URL into an error text is masked too, not only the whole URL."""
+    where = secrets if secrets is not None else SecretEnvironment.from_process()
+    found = []
+    for match in REFERENCE.finditer(text):
+        value, _ = resolve(match.group(0), where, source=f"{match[1]}:{match[2]}")
+        if value is not None:
+            found.append(value)
+    return found
+
+
+def for_daemon(
+    settings: HeartbeatSettings,
+    *,
+    config: Callable[[], Config],
+    sources: SourcesView,
+    outbox: Outbox,
+    delivery: Delivery,
+    masker: SecretMasker | None = None,
+    secrets: SecretEnvironment | None = None,
+) -> Heartbeat:
+    """The daemon's heartbeat, its health read from the stages (see ``health``). ``config``
+    gives the running config (a reload changes the accounts). ``HeartbeatError`` when the URL
+    cannot be used."""
+    health = DaemonHealth(
+        accounts=lambda: config().accounts,
+        sources=sources,
+        outbox=outbox,
+        delivery=delivery,
+        channel_failing_after=settings.channel_failing_after,
+    )
+    heartbeat = Heartbeat.from_settings(settings, health, secrets=secrets)
+    if masker is not None:
+        masker.add(heartbeat.url, *secret_parts(settings.url, secrets))
+    return heartbeat
