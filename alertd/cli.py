@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import os
 import sys
+import traceback
 from collections.abc import Sequence
+from typing import NoReturn
 
 from alertd import __version__
 
@@ -24,6 +27,42 @@ COMMANDS: dict[str, str] = {
 }
 
 
+# What `alertd` exits with when a command fails on something it did not foresee (a bug): not 1
+# or 2, which mean "your input is wrong", so scripts and tests can tell them apart.
+EXIT_INTERNAL = 70  # EX_SOFTWARE
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage mistake answered in one line (the usage itself is one
+    ``--help`` away) and exit code 2, as argparse does."""
+
+    def error(self, message: str) -> NoReturn:
+        from alertd.config.errors import one_line  # an argument may hold a newline
+
+        self.exit(2, f"{self.prog}: {one_line(message)} (see {self.prog} --help)\n")
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port (0 to 65535; 0 picks a free one)")
+    return port
+
+
+def _positive(text: str) -> float:
+    """A finite number above zero (``nan``, ``inf`` and ``-1`` are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number above zero")
+    return value
+
+
 def _config_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-c",
@@ -35,7 +74,7 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="alertd",
         description=(
             "Watch exchange account streams (Piexgo, Cryptology) and alert people through "
@@ -64,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="simulator + daemon + example rules, alerts printed to the terminal"
     )
     p.add_argument(
-        "--duration", type=float, metavar="SECONDS", help="stop by itself after this long"
+        "--duration", type=_positive, metavar="SECONDS", help="stop by itself after this long"
     )
     p.add_argument("--seed", type=int, help="simulator seed (default: one that shows every rule)")
     p.add_argument(
@@ -73,23 +112,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("simulate", help="run the exchange simulator alone")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8765, help="port (0 picks a free one)")
+    p.add_argument("--port", type=_port, default=8765, help="port (0 picks a free one)")
     p.add_argument("--scenario", default="normal", help="scenario name (--list-scenarios)")
     p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     p.add_argument(
         "--rate",
-        type=float,
+        type=_positive,
         help="frames per second for the flood scenario (default 10000); "
         "for other scenarios, actions per second per exchange (default about 1.7)",
     )
     p.add_argument("--list-scenarios", action="store_true", help="list scenarios and exit")
 
     p = sub.add_parser(
-        "replay", help="run a capture through decoding and rules; print what would be sent"
+        "replay", help="run a capture through the daemon on its clock; print what would be sent"
     )
     _config_arg(p)
     p.add_argument("capture", metavar="CAPTURE", help="a capture file (JSON Lines)")
     p.add_argument("--events", action="store_true", help="also print each event as JSON")
+    p.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="use the silences of the state database in DIR (default: start with none)",
+    )
 
     p = sub.add_parser("test-notify", help="send one test message through a channel")
     _config_arg(p)
@@ -125,6 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command ``argv`` names and return its exit code: 0 done, 1 it failed on the
+    input, 2 the input cannot be used (a usage mistake, a bad file or value),
+    ``EXIT_INTERNAL`` a bug, reported in one line (``--log-level debug`` shows the
+    traceback)."""
     args = build_parser().parse_args(argv)
     module_name, func_name = COMMANDS[args.command].split(":")
     func = getattr(importlib.import_module(module_name), func_name)
@@ -138,7 +186,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Point stdout at devnull so the interpreter's final flush does not raise again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # what a shell reports for a process ended by SIGPIPE
+    except Exception as exc:
+        if args.log_level == "debug":
+            raise
+        print(_internal_error(args, exc), file=sys.stderr)
+        return EXIT_INTERNAL
     return code
+
+
+def _internal_error(args: argparse.Namespace, exc: BaseException) -> str:
+    """One line for a failure no command foresaw: where it happened and the exception's type
+    (its text could quote a secret)."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]  # trio's groups: the first failure is the one to name
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno}" if frames else ""
+    command = " ".join(
+        part for part in (args.command, getattr(args, "silence_command", None)) if part
+    )
+    return (
+        f"alertd {command}: internal error: {type(exc).__name__}{where} (a bug: please report "
+        "it; `alertd --log-level debug ...` shows the traceback)"
+    )
 
 
 if __name__ == "__main__":

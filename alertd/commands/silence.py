@@ -7,6 +7,9 @@ state_dir`` (``$STATE_DIRECTORY``, set by systemd, overrides it, as for the daem
 rule names: ``add`` refuses a ``--rule`` glob that matches no rule and a ``--match`` key that
 no alert carries (a typo would mute nothing while the user thinks it is quiet), unless
 ``--force``.
+
+Every mistake is refused before the database is touched, so a refused ``add`` adds nothing
+and creates no state directory; ``list`` and ``remove`` create nothing either.
 """
 
 from __future__ import annotations
@@ -15,38 +18,52 @@ import argparse
 import difflib
 import getpass
 import os
+import sqlite3
 import sys
 import time
-import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+from alertd.config.errors import Problem
 from alertd.config.model import DaemonSettings
+from alertd.config.reading import read_toml
 from alertd.dispatch.labels import KNOWN_LABELS, glob_match
 from alertd.store import database as store
 from alertd.store.silences import Silence, add_silence, list_silences, remove_silence
 
+# The longest silence `add` takes. Longer is a rule switched off, which the config says
+# better (enabled = false); and a silence must end at a time a calendar can show.
+MAX_SILENCE = 3650 * 86400.0  # ten years
 
-def state_dir_of(config_path: str) -> Path:
-    """The state directory for the config at ``config_path`` (``$STATE_DIRECTORY`` wins)."""
+
+class SilenceError(ValueError):
+    """A mistake in the command or its config; the message is ready to show."""
+
+
+def _config(config_path: str) -> dict[str, Any]:
+    raw = read_toml(config_path)
+    if isinstance(raw, Problem):
+        raise SilenceError(f"cannot read the config: {raw}")
+    return raw
+
+
+def state_dir_of(raw: dict[str, Any], config_path: str) -> Path:
+    """The state directory for the config ``raw`` (``$STATE_DIRECTORY`` wins)."""
     env = os.environ.get("STATE_DIRECTORY")
     if env:
         return Path(env.split(":")[0])
-    with open(config_path, "rb") as f:
-        raw = tomllib.load(f)
     daemon = raw.get("daemon", {})
-    value = (
-        daemon.get("state_dir", DaemonSettings().state_dir) if isinstance(daemon, dict) else None
-    )
-    if not isinstance(value, str):
-        raise ValueError(f"{config_path}: [daemon] state_dir must be a string (a directory)")
+    if not isinstance(daemon, dict):
+        raise SilenceError(f"{config_path}: [daemon] must be a table")
+    value = daemon.get("state_dir", DaemonSettings().state_dir)
+    if not isinstance(value, str) or not value.strip() or "\0" in value:
+        raise SilenceError(f"{config_path}: [daemon] state_dir must be a directory name")
     return Path(value)
 
 
-def rule_names(config_path: str) -> list[str]:
-    """The ``name`` of every ``[[rules]]`` table in the config at ``config_path``."""
-    with open(config_path, "rb") as f:
-        raw = tomllib.load(f)
+def rule_names(raw: dict[str, Any]) -> list[str]:
+    """The ``name`` of every ``[[rules]]`` table in the config ``raw``."""
     rules = raw.get("rules", [])
     if not isinstance(rules, list):
         return []
@@ -88,7 +105,10 @@ def parse_matchers(items: list[str]) -> dict[str, str]:
 
 
 def _when(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    try:
+        return datetime.fromtimestamp(seconds, UTC).astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    except (ValueError, OverflowError, OSError):  # a row older alertds wrote past year 9999
+        return "a time past the calendar's end"
 
 
 def format_silence(s: Silence, now: float) -> str:
@@ -112,74 +132,121 @@ def _user() -> str:
         return ""
 
 
-def main(args: argparse.Namespace) -> int:
-    from alertd.config.durations import parse_duration  # lazy: keeps `alertd --help` fast
+def _duration(text: str) -> float:
+    from alertd.config.durations import DurationError, parse_duration  # lazy: --help is fast
 
     try:
-        path = store.db_path(state_dir_of(args.config))
-    except (OSError, ValueError, tomllib.TOMLDecodeError) as exc:
-        print(f"alertd silence: cannot read {args.config}: {exc}", file=sys.stderr)
-        return 2
-    now = time.time()
+        seconds = float(parse_duration(text))
+    except DurationError as exc:
+        raise SilenceError(f"--for: {exc}") from None
+    if not seconds > 0:
+        raise SilenceError("--for must be longer than zero")
+    if seconds > MAX_SILENCE:
+        raise SilenceError(
+            f"--for {text!r} is longer than a silence may last (at most 3650d, ten years); "
+            "to mute a rule for good, set enabled = false on it"
+        )
+    return seconds
+
+
+def _add(args: argparse.Namespace, raw: dict[str, Any], path: Path) -> int:
+    """Check everything first, then write: a refused silence leaves no trace."""
+    if not args.rule.strip():
+        raise SilenceError("--rule is empty: name a rule, or a glob such as 'price-*'")
     try:
-        conn = store.connect(path)
-    except Exception as exc:  # sqlite3.Error, OSError: say where, not a traceback
-        print(f"alertd silence: cannot open the state database {path}: {exc}", file=sys.stderr)
-        return 2
+        matchers = parse_matchers(args.match)
+    except ValueError as exc:
+        raise SilenceError(str(exc)) from None
+    duration = _duration(args.duration)
+    if not args.force:
+        problems = target_problems(args.rule, matchers, rule_names(raw))
+        for problem in problems:
+            print(f"alertd silence add: {problem}", file=sys.stderr)
+        if problems:
+            print("alertd silence add: nothing added (--force adds it anyway)", file=sys.stderr)
+            return 2
+    conn = _open(path, create=True)
     try:
-        if args.silence_command == "add":
-            try:
-                duration = float(parse_duration(args.duration))
-                matchers = parse_matchers(args.match)
-            except ValueError as exc:
-                print(f"alertd silence add: {exc}", file=sys.stderr)
-                return 2
-            if duration <= 0:
-                print("alertd silence add: --for must be longer than zero", file=sys.stderr)
-                return 2
-            if not args.force:
-                try:
-                    names = rule_names(args.config)
-                except (OSError, tomllib.TOMLDecodeError) as exc:
-                    print(f"alertd silence add: cannot read {args.config}: {exc}", file=sys.stderr)
-                    return 2
-                problems = target_problems(args.rule, matchers, names)
-                for problem in problems:
-                    print(f"alertd silence add: {problem}", file=sys.stderr)
-                if problems:
-                    print(
-                        "alertd silence add: nothing added (--force adds it anyway)",
-                        file=sys.stderr,
-                    )
-                    return 2
-            silence = add_silence(
-                conn,
-                rule=args.rule,
-                matchers=matchers,
-                starts=now,
-                ends=now + duration,
-                comment=args.comment,
-                created_by=_user(),
-            )
-            print(f"added silence {silence.id}: {format_silence(silence, now)}")
-            return 0
-        if args.silence_command == "list":
-            silences = list_silences(conn, now=now, include_expired=args.all)
-            if not silences:
-                print("no silences" if args.all else "no active silences")
-            for silence in silences:
-                print(format_silence(silence, now))
-            return 0
-        if args.silence_command == "remove":
-            if remove_silence(conn, args.id):
-                print(f"removed silence {args.id}")
-                return 0
-            print(
-                f"alertd silence remove: no silence {args.id!r} (see `alertd silence list --all`)",
-                file=sys.stderr,
-            )
-            return 1
-        print(f"alertd silence: unknown action {args.silence_command!r}", file=sys.stderr)
-        return 2
+        now = time.time()
+        silence = add_silence(
+            conn,
+            rule=args.rule,
+            matchers=matchers,
+            starts=now,
+            ends=now + duration,
+            comment=args.comment,
+            created_by=_user(),
+        )
     finally:
         conn.close()
+    print(f"added silence {silence.id}: {format_silence(silence, now)}")
+    return 0
+
+
+def _list(args: argparse.Namespace, path: Path) -> int:
+    silences: list[Silence] = []
+    if path.exists():
+        conn = _open(path, create=False)
+        try:
+            silences = list_silences(conn, now=time.time(), include_expired=args.all)
+        except (ValueError, TypeError, KeyError) as exc:  # a row alertd did not write
+            raise SilenceError(
+                f"cannot read the silences in {path}: a row is not what alertd writes "
+                f"({type(exc).__name__})"
+            ) from None
+        finally:
+            conn.close()
+    now = time.time()
+    if not silences:
+        print("no silences" if args.all else "no active silences")
+    for silence in silences:
+        print(format_silence(silence, now))
+    return 0
+
+
+def _remove(args: argparse.Namespace, path: Path) -> int:
+    removed = False
+    if path.exists():
+        conn = _open(path, create=False)
+        try:
+            removed = remove_silence(conn, args.id)
+        finally:
+            conn.close()
+    if removed:
+        print(f"removed silence {args.id}")
+        return 0
+    print(
+        f"alertd silence remove: no silence {args.id!r} (see `alertd silence list --all`)",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def _open(path: Path, *, create: bool) -> sqlite3.Connection:
+    if not create and not path.is_file():
+        raise SilenceError(f"the state database {path} is not a file")
+    try:
+        return store.connect(path)
+    except (sqlite3.Error, OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise SilenceError(f"cannot open the state database {path}: {reason}") from None
+
+
+def main(args: argparse.Namespace) -> int:
+    action = f"alertd silence {args.silence_command}"
+    try:
+        raw = _config(args.config)
+        path = store.db_path(state_dir_of(raw, args.config))
+        if args.silence_command == "add":
+            return _add(args, raw, path)
+        if args.silence_command == "list":
+            return _list(args, path)
+        if args.silence_command == "remove":
+            return _remove(args, path)
+        raise SilenceError(f"unknown action {args.silence_command!r}")
+    except SilenceError as exc:
+        print(f"{action}: {exc}", file=sys.stderr)
+        return 2
+    except sqlite3.Error as exc:  # locked past the busy timeout, disk full, not a database
+        print(f"{action}: the state database: {exc}", file=sys.stderr)
+        return 1

@@ -24,6 +24,15 @@ def format_path(path: Sequence[PathPart]) -> str:
     return out
 
 
+def one_line(text: str) -> str:
+    """``text`` with every character that would break or hide a line (newline, carriage
+    return, NUL, other controls) shown as its escape: a value quoted in a message keeps the
+    message one line, and the terminal shows what the file holds."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     """`` (did you mean "x"?)`` for the closest candidate, or ``""`` when nothing is close."""
     close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
@@ -42,6 +51,9 @@ class Problem:
     column: int | None = None
 
     def __str__(self) -> str:
+        return one_line(self._text())
+
+    def _text(self) -> str:
         where = self.file
         if self.line is not None:
             where += f":{self.line}"

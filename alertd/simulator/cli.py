@@ -62,11 +62,27 @@ def main(args: argparse.Namespace) -> int:
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         trio.run(_run, args)
-    except OSError as exc:
+    except (OSError, ExceptionGroup) as exc:
+        # trio hands a failed listen back inside an exception group (the nursery's)
+        error = _os_error(exc)
+        if error is None:
+            raise
         print(
-            f"alertd simulate: cannot listen on {args.host}:{args.port}: {exc.strerror or exc} "
-            "(pick another --port, or 0 for a free one)",
+            f"alertd simulate: cannot listen on {args.host}:{args.port}: "
+            f"{error.strerror or type(error).__name__} (pick another --port, or 0 for a free one)",
             file=sys.stderr,
         )
         return 1
     return 0
+
+
+def _os_error(exc: BaseException) -> OSError | None:
+    """The OSError in ``exc`` or in the exception groups around it, else None."""
+    if isinstance(exc, OSError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _os_error(inner)
+            if found is not None:
+                return found
+    return None

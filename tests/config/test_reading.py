@@ -78,7 +78,7 @@ def test_not_utf8_names_the_line(tmp_path: Path) -> None:
 
 def test_path_with_a_nul_byte() -> None:
     """A path with a NUL byte (which os functions refuse with ValueError) is one problem."""
-    assert _one("bad\0path") == "bad\0path: cannot read: not a valid path"
+    assert _one("bad\0path") == "bad\\x00path: cannot read: not a valid path"
 
 
 def test_unreadable_file(tmp_path: Path) -> None:

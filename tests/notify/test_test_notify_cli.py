@@ -57,3 +57,36 @@ def test_unknown_channel_lists_the_known_ones(
     code = main(["test-notify", "-c", str(_config(tmp_path, ["console://"])), "hoook"])
     assert code == 2
     assert "known: hook" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("a = " + "{b = " * 450 + "1" + "}" * 450, "nested too deeply"),
+        ("[channels\n", "alertd.toml:1"),
+        (
+            '[channels]\nhook = "tgram://123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/1"\n',
+            "Bot Token",
+        ),
+    ],
+)
+def test_bad_config_is_refused_without_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, says: str
+) -> None:
+    """A config test-notify cannot use (nested 450 levels deep, bad TOML, a literal token)
+    exits 2 with its problems, one a line, and sends nothing."""
+    path = tmp_path / "alertd.toml"
+    path.write_text(text)
+    code = main(["test-notify", "-c", str(path), "hook"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert says in err
+    assert "Traceback" not in err
+    assert "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw" not in err
+
+
+def test_missing_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A config file that is not there is named, exit 2."""
+    code = main(["test-notify", "-c", str(tmp_path / "nope.toml"), "hook"])
+    assert code == 2
+    assert "nope.toml: no such file" in capsys.readouterr().err

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import subprocess
 import sys
 
+import pytest
 import trio
 
 from .helpers import client, subscribe
@@ -95,3 +97,49 @@ def test_unknown_scenario_is_a_usage_error() -> None:
     )
     assert result.returncode == 2
     assert "nromal" in result.stderr and "normal" in result.stderr
+
+
+def test_port_in_use_is_one_line() -> None:
+    """`alertd simulate` on a port something already listens on says so in one line and
+    exits 1 (it printed a 35-line exception group)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "alertd", "simulate", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"alertd simulate: cannot listen on 127.0.0.1:{port}: Address already in use "
+        "(pick another --port, or 0 for a free one)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--port", "70000"], "70000 is not a port (0 to 65535"),
+        (["--port", "x"], "'x' is not a port number"),
+        (["--rate", "nan"], "'nan' must be a number above zero"),
+        (["--rate", "-5"], "'-5' must be a number above zero"),
+        (["--seed", "1.5"], "invalid int value"),
+    ],
+)
+def test_bad_values_are_one_line_usage_errors(argv: list[str], says: str) -> None:
+    """A port out of range, a rate that is not a positive number or a seed that is not whole
+    is refused by the parser in one line, exit 2, before anything listens."""
+    result = subprocess.run(
+        [sys.executable, "-m", "alertd", "simulate", *argv],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert says in result.stderr
+    assert len(result.stderr.splitlines()) == 1
