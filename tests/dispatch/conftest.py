@@ -1,4 +1,5 @@
-"""Fixtures for the dispatch tests: a real SQLite state database and a gentle mock clock."""
+"""Fixtures for the dispatch tests: a real SQLite state database (virtual time stands still
+while it works) and a gentle mock clock."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from alertd.dispatch.silences import Silences
 from alertd.store.database import Database, db_path
 from alertd.store.outbox import Outbox
 
+from .helpers import PausingDatabase
+
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(db_path(tmp_path / "state"))
+    database = PausingDatabase(db_path(tmp_path / "state"))
     yield database
     database.close()
 
