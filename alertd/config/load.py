@@ -38,6 +38,7 @@ from alertd.config.secrets import (
     has_reference,
     reference_names,
     resolve,
+    shell_name,
     shell_reference,
 )
 from alertd.config.structure import problems as cattrs_problems
@@ -236,12 +237,16 @@ def _resolve_secrets(
         if isinstance(headers, dict):
             texts += [((*base, "headers", k), v) for k, v in headers.items()]
         for path, text in texts:
-            if isinstance(text, str) and has_reference(text):
-                ref = reference_names(text)[0]
+            if not isinstance(text, str):
+                continue
+            shell = shell_reference(text, braced_only=True)
+            if has_reference(text) or shell is not None:
+                ref = reference_names(text)[0] if shell is None else shell_name(text)
                 found.append(
                     (
                         path,
-                        f"secret references are resolved only in api_key and api_secret: set "
+                        ("" if shell is None else f"{shell.split(':')[0]}; ")
+                        + "secret references are resolved only in api_key and api_secret: set "
                         f'api_key = "{{{ref}}}" and write {{{{ api_key }}}} here',
                     )
                 )

@@ -61,9 +61,24 @@ def _where_to_put(name: str) -> str:
 _SHELL = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Z_][A-Z0-9_]+)\b")
 
 
-def shell_reference(text: str) -> str | None:
-    """What to write instead of a shell-style ``${NAME}`` in ``text``, or None without one."""
+def _shell(text: str, braced_only: bool) -> re.Match[str] | None:
     m = _SHELL.search(text)
+    while m is not None and braced_only and m.group(1) is None:
+        m = _SHELL.search(text, m.end())
+    return m
+
+
+def shell_name(text: str) -> str:
+    """``env:NAME`` for the first ``${NAME}`` in ``text`` (which must hold one)."""
+    m = _shell(text, braced_only=True)
+    assert m is not None
+    return f"env:{m.group(1)}"
+
+
+def shell_reference(text: str, *, braced_only: bool = False) -> str | None:
+    """What to write instead of a shell-style ``${NAME}`` (or ``$NAME``, unless
+    ``braced_only``: a template may hold a "$" of its own) in ``text``, or None."""
+    m = _shell(text, braced_only)
     if m is None:
         return None
     name = m.group(1) or m.group(2)

@@ -277,3 +277,20 @@ def test_referenced_credentials_pass_end_to_end(problems_of: ProblemsOf) -> None
     text = '[channels.me]\nurls = ["json://localhost:8080/", "console://", '
     text += '"mailtos://alertd:{cred:alertd_smtp_password}@mail.example.com?to=desk@example.com"]\n'
     assert problems_of(text + '[[rules]]\nname = "r"\non = "trade"\nnotify = ["me"]\n') == []
+
+
+def test_shell_style_reference_in_a_login_template_points_to_api_key(
+    problems_of: ProblemsOf,
+) -> None:
+    """A ${VAR} in a login frame (sent as typed, never expanded) is told the api_key reference
+    and the template variable to write; a lone "$WORD" of the frame's own is left alone."""
+    problems = problems_of(
+        ACCOUNT_WITH_AUTH.replace(
+            "[channels]", 'login_frame = \'{"op": "$LOGIN", "key": "${PIEXGO_KEY}"}\'\n\n[channels]'
+        )
+    )
+    assert lines(problems) == [
+        'config.toml:9 accounts[0].auth.login_frame: shell-style "${PIEXGO_KEY}" is not '
+        "expanded; secret references are resolved only in api_key and api_secret: set "
+        'api_key = "{env:PIEXGO_KEY}" and write {{ api_key }} here'
+    ]
