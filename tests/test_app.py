@@ -10,9 +10,11 @@ import pytest
 import trio
 
 from alertd.check import parse_config
+from alertd.commands.run import resolve_state_dir
 from alertd.config.model import Config, Duration, Secret
 from alertd.config.secrets import SecretEnvironment
-from alertd.daemon.app import Daemon, StartupError, iter_secrets, resolve_state_dir
+from alertd.daemon.app import Daemon, StartupError
+from alertd.daemon.logs import iter_secrets
 from alertd.dispatch.silences import add_silence
 from alertd.notify.notifier import SendResult
 from alertd.notify.recording import RecordingNotifier

@@ -1,52 +1,58 @@
-"""``alertd replay -c CONFIG CAPTURE [--events]``: a capture through decoding and the rules,
-on a virtual clock taken from the capture's timestamps; prints every alert that would be
-sent, with its channels, in order. Sends nothing, and gives the same output every run.
+"""``alertd replay -c CONFIG CAPTURE [--events] [--state-dir DIR]``: the daemon, run over a
+capture on a virtual clock; prints every notification that would be sent, with its channel.
 
-What it shows is the engine's output routed to channels (a rule's ``notify``, else
-``[dispatch] default_channel``). Dispatch's grouping, throttling, quiet hours and silences
-are about *when and how* a message goes out, not *whether* the rules fire, and depend on
-the state of a running daemon, so replay leaves them out.
+It is the daemon: the same ``Daemon`` with every stage of ``alertd run`` (stream health and
+the stream filter, the engine, dispatch with grouping, silences, quiet hours and inhibition,
+rendering and splitting, delivery), with two parts swapped. The websocket sources become the
+capture (``daemon.capture_intake``: each record at its own time, through the account's
+stream health machine), and the notification services a notifier that prints instead of
+sending (nothing leaves the machine). The trio clock is the capture's (``virtual_clock``):
+it starts at the first record's time and jumps ahead whenever every stage waits, so hours of
+capture take seconds, and wall time (quiet hours, silences, message times) is capture time.
 
-Per record, in file order: timers due before its time fire first (at their own time); a
-``frame`` is decoded by the account's decoder (one per account, as in the daemon: order and
-balance tracking carry over) and events of streams the account does not watch are dropped,
-as sources does; a frame that cannot be read becomes a ``stream.error`` event; a
-``stream_event`` becomes ``stream.connected`` / ``stream.disconnected``, and a ``connected``
-after a ``disconnected`` is also a ``stream.gap`` (why ``offline``, since the last record
-heard before the loss, until the reconnect; no balance evidence), as in the daemon. At the
-end, timers due up to the last record's time fire; later ones would need time the capture
-does not have.
+After the last record the daemon stops as on SIGTERM: timers due up to that moment fire,
+later ones would need time the capture does not have; held groups go out, and delivery drains
+(``DRAIN``: long enough for quiet hours to end). Rule state starts empty in a temporary state
+directory; ``--state-dir`` copies the silences of that directory's database first (a silence
+counts where its window covers the capture's time). Output is in send order, by virtual
+time (at one moment: events first, then channels by name), the same every run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import sqlite3
 import sys
-from collections.abc import Callable, Iterable, Iterator
+import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
 import attrs
+import trio
 
+from alertd import clock
 from alertd.check import load_config
 from alertd.config.errors import ConfigError
-from alertd.config.model import Config
-from alertd.engine import Engine, RuleCompileError
-from alertd.events import (
-    Alert,
-    Event,
-    StreamConnected,
-    StreamDisconnected,
-    StreamError,
-    StreamGap,
-    utc_from_timestamp,
-)
-from alertd.protocols import Decoder, ProtocolError, decoder_for
+from alertd.config.model import Config, Secret
+from alertd.daemon.app import Daemon
+from alertd.daemon.capture_intake import CaptureIntake
+from alertd.daemon.reload import failure_reason
+from alertd.daemon.sdnotify import SdNotifier
+from alertd.daemon.virtual_clock import VirtualClock
+from alertd.events import Event, utc_from_timestamp
+from alertd.notify.apprise_notifier import AppriseNotifier
+from alertd.notify.notifier import DEFAULT_TIMEOUT, MessageLimits, SendResult
 from alertd.sources.capture import CaptureError, CaptureRecord, read_capture
-from alertd.sources.session import CONNECTION  # the stream of whole-connection facts
+from alertd.store.database import connect, db_path
+from alertd.store.silences import add_silence, list_silences
+
+DRAIN = 2 * 86_400.0  # virtual seconds delivery may take after the capture (quiet hours)
 
 
 class ReplayError(Exception):
@@ -84,186 +90,108 @@ def event_json(event: Event) -> str:
     return json.dumps(out, ensure_ascii=False)
 
 
-def format_alert(alert: Alert, channels: tuple[str, ...], moment: datetime) -> str:
-    """A readable transcript entry: time, rule, status, severity, channels; then the title
-    and the body, indented."""
-    head = (
-        f"{format_time(moment)} {alert.rule} {alert.status} {alert.severity}"
-        f" -> {', '.join(channels) if channels else '(no channel)'}"
-    )
-    lines = [head, f"  title: {alert.title}"]
-    lines += [f"  | {line}" for line in alert.body.splitlines() or [""]]
-    return "\n".join(lines)
+@attrs.frozen(kw_only=True)
+class ChannelUrl:
+    """One URL of a channel: what delivery sends each message to."""
+
+    channel: str
+    index: int
+    url: Secret
+
+    def __str__(self) -> str:
+        return self.channel if self.index == 0 else f"{self.channel}#{self.index + 1}"
 
 
-# -- the replay ---------------------------------------------------------------------------------
+@attrs.frozen(kw_only=True)
+class SentNotification:
+    at: float  # trio time, which is the capture's Unix time
+    to: ChannelUrl
+    title: str
+    body: str
+    severity: str
+
+    def format(self) -> str:
+        """A transcript entry: time, channel and severity; then the title and the body."""
+        head = f"{format_time(utc_from_timestamp(self.at))} -> {self.to} ({self.severity})"
+        lines = [head, f"  title: {self.title}"]
+        lines += [f"  | {line}" for line in self.body.splitlines() or [""]]
+        return "\n".join(lines)
 
 
 @attrs.define
-class _Clock:
-    """The virtual time: capture seconds stand for both the trio clock and the wall clock."""
+class Transcript:
+    """Events (with ``--events``) and notifications as they happen, in virtual-time order."""
 
-    now: float = 0.0
+    events: bool
+    # (time, 0 for an event / 1 for a notification, channel, URL index, arrival, text)
+    _entries: list[tuple[float, int, str, int, int, str]] = attrs.field(factory=list)
+    notifications: list[SentNotification] = attrs.field(factory=list)
 
-    def wall(self) -> datetime:
-        return utc_from_timestamp(self.now)
+    def event(self, event: Event) -> None:
+        if self.events:
+            now, seq = trio.current_time(), len(self._entries)
+            self._entries.append((now, 0, "", 0, seq, event_json(event)))
+
+    def notification(self, sent: SentNotification) -> None:
+        self.notifications.append(sent)
+        to, seq = sent.to, len(self._entries)
+        self._entries.append((sent.at, 1, to.channel, to.index, seq, sent.format()))
+
+    def lines(self) -> list[str]:
+        # Delivery serves each URL in a task of its own: at one moment their order is the
+        # scheduler's, so channels are put in name order (each one's messages keep theirs).
+        return [entry[-1] for entry in sorted(self._entries)]
 
 
 @attrs.define
-class _Account:
-    exchange: str
-    decoder: Decoder
-    streams: frozenset[str] | None  # normalized names; None when the decoder cannot say
-    lost_at: float | None = None
-    # As sources does: an offline gap starts at the last frame heard before the loss (or the
-    # connect when there was none), since a connection may deliver nothing for a while
-    # before its loss is noticed.
-    last_heard: float | None = None
-    gap_since: float | None = None
+class PrintingNotifier:
+    """The notifier of replay: every message succeeds and goes to the transcript. The URLs it
+    is given are the markers ``replay_config`` put in place of each channel URL; ``limits``
+    answers for the real URL, as apprise would, so messages split the way they would live."""
 
+    transcript: Transcript
+    urls: dict[str, ChannelUrl]
+    _apprise: AppriseNotifier = attrs.field(factory=AppriseNotifier)
 
-def _accounts(config: Config) -> dict[str, _Account]:
-    out = {}
-    for account in config.accounts:
-        decoder = decoder_for(account.exchange, account.name)
-        normalize: Callable[[str], str] | None = getattr(decoder, "normalize_stream", None)
-        streams = (
-            frozenset(normalize(s) for s in account.streams) if normalize is not None else None
-        )
-        out[account.name] = _Account(account.exchange, decoder, streams)
-    return out
-
-
-def _events(record: CaptureRecord, account: _Account, name: str) -> list[Event]:
-    moment = utc_from_timestamp(record.ts)
-    ex, at = account.exchange, moment
-    if record.stream_event == "connected":
-        lost_at, account.lost_at = account.lost_at, None
-        since, account.gap_since = account.gap_since, None
-        account.last_heard = record.ts
-        up = StreamConnected(
-            exchange=ex,
-            account=name,
-            time=at,
-            received=at,
-            stream=CONNECTION,
-            downtime=None if lost_at is None else record.ts - lost_at,
-        )
-        if lost_at is None or since is None:
-            return [up]
-        # As sources does live: back after a loss, the offline window is a gap, reported
-        # after the connected fact. Without balance evidence: live, that comes from the
-        # snapshot frames that follow, which replay does not wait for.
-        gap = StreamGap(
-            exchange=ex,
-            account=name,
-            time=at,
-            received=at,
-            stream=CONNECTION,
-            since=utc_from_timestamp(since),
-            until=at,
-            why="offline",
-        )
-        return [up, gap]
-    if record.stream_event == "disconnected":
-        account.lost_at = record.ts
-        account.gap_since = record.ts if account.last_heard is None else account.last_heard
-        return [
-            StreamDisconnected(
-                exchange=ex,
-                account=name,
-                time=at,
-                received=at,
-                stream=CONNECTION,
-                reason="recorded disconnect",
+    async def send(
+        self,
+        url: Secret,
+        title: str,
+        body: str,
+        *,
+        service_timeout: float = DEFAULT_TIMEOUT,
+        severity: str = "warning",
+    ) -> SendResult:
+        to = self.urls[url.reveal()]
+        self.transcript.notification(
+            SentNotification(
+                at=trio.current_time(), to=to, title=title, body=body, severity=severity
             )
-        ]
-    assert record.frame is not None
-    account.last_heard = record.ts
-    try:
-        events = account.decoder.decode(record.frame, moment)
-    except ProtocolError as exc:
-        return [
-            StreamError(
-                exchange=ex,
-                account=name,
-                time=at,
-                received=at,
-                stream=CONNECTION,
-                reason=exc.reason,
-                excerpt=exc.excerpt,
-            )
-        ]
-    stream_for: Callable[[Event], str | None] | None = getattr(account.decoder, "stream_for", None)
-    if stream_for is None or account.streams is None:
-        return events
-    kept = []
-    for event in events:
-        stream = stream_for(event)
-        if stream is None or stream in account.streams:
-            kept.append(event)
-    return kept
+        )
+        return SendResult(ok=True, detail="printed by alertd replay")
+
+    def limits(self, url: Secret) -> MessageLimits:
+        return self._apprise.limits(self.urls[url.reveal()].url)
 
 
-def replay(
-    config: Config,
-    capture_path: str | Path,
-    *,
-    events: bool,
-    out: TextIO,
-    records: Iterable[CaptureRecord] | None = None,
-) -> int:
-    """Replay ``capture_path`` (or ``records``) against ``config``, writing the transcript to
-    ``out``; returns how many alerts would be sent. ``ReplayError`` for a capture that does
-    not fit (bad line, unknown account), raised when that record is reached."""
-    clock = _Clock()
-    try:
-        engine = Engine.from_config(config, wall=clock.wall)
-    except RuleCompileError as exc:
-        raise ReplayError(f"rules do not compile: {exc}") from None
-    accounts = _accounts(config)
-    default = config.dispatch.default_channel
-    sent = 0
+def replay_config(config: Config) -> tuple[Config, dict[str, ChannelUrl]]:
+    """``config`` for replay: every channel URL replaced by a marker naming its channel and
+    index (so each send is known by where it goes, whatever URLs channels share), no metrics
+    port, no recording."""
+    urls: dict[str, ChannelUrl] = {}
+    channels = {}
+    for name, settings in config.channels.items():
+        markers = []
+        for index, url in enumerate(settings.urls):
+            marker = f"replay://{len(urls)}"
+            urls[marker] = ChannelUrl(channel=name, index=index, url=url)
+            markers.append(Secret(marker, source=f"replay:{name}"))
+        channels[name] = attrs.evolve(settings, urls=markers)
+    daemon = attrs.evolve(config.daemon, metrics_listen=None, record_dir=None)
+    return attrs.evolve(config, channels=channels, daemon=daemon), urls
 
-    def emit(alerts: Iterable[Alert]) -> None:
-        nonlocal sent
-        for alert in alerts:
-            channels = alert.channels or ((default,) if default else ())
-            print(format_alert(alert, channels, alert.created), file=out)
-            sent += 1
 
-    def run_timers(until: float, *, inclusive: bool) -> None:
-        while (deadline := engine.next_deadline()) is not None and (
-            deadline < until or (inclusive and deadline <= until)
-        ):
-            clock.now = max(clock.now, deadline)
-            emit(engine.advance(clock.now))
-
-    started = False
-    for record in records if records is not None else _read(capture_path):
-        account = accounts.get(record.account)
-        if account is None:
-            known = ", ".join(accounts) or "none"
-            raise ReplayError(
-                f"{capture_path}:{record.line}: account {record.account!r} is not in the "
-                f"config (accounts: {known})"
-            )
-        # a capture's clock may step back a little (records written by several tasks);
-        # the virtual clock never does
-        ts = max(record.ts, clock.now) if started else record.ts
-        if not started:
-            clock.now = ts
-            engine.start(ts)
-            started = True
-        run_timers(ts, inclusive=False)
-        clock.now = ts
-        for event in _events(record, account, record.account):
-            if events:
-                print(event_json(event), file=out)
-            emit(engine.process(event, ts))
-    if started:
-        run_timers(clock.now, inclusive=True)
-    return sent
+# -- the capture --------------------------------------------------------------------------------
 
 
 def _read(path: str | Path) -> Iterator[CaptureRecord]:
@@ -278,6 +206,118 @@ def _read(path: str | Path) -> Iterator[CaptureRecord]:
         raise ReplayError(f"{path}: cannot read: {exc}") from None
 
 
+def check_capture(path: str | Path, config: Config) -> float:
+    """Read the whole capture once before replaying it: the first record's time, or
+    ``ReplayError`` for a bad line, a record of an account the config lacks, or no record."""
+    names = [a.name for a in config.accounts]
+    first = math.nan
+    for record in _read(path):
+        if record.account not in names:
+            known = ", ".join(names) or "none"
+            raise ReplayError(
+                f"{path}:{record.line}: account {record.account!r} is not in the config "
+                f"(accounts: {known})"
+            )
+        if math.isnan(first):
+            first = record.ts
+    if math.isnan(first):
+        raise ReplayError(f"{path}: the capture holds no records (nothing to replay)")
+    return first
+
+
+def copy_silences(source_dir: Path, into: Path) -> int:
+    """The silences of the state database in ``source_dir``, copied (all, ended or not: the
+    capture's time decides) into a fresh one in ``into``; how many. Reads without writing."""
+    source = db_path(source_dir)
+    if not source.is_file():
+        raise ReplayError(f"{source_dir}: no state database there ({source.name} is missing)")
+    try:
+        with sqlite3.connect(f"file:{source}?mode=ro", uri=True) as conn:
+            silences = list_silences(conn, now=-math.inf, include_expired=True)
+    except sqlite3.Error as exc:
+        raise ReplayError(f"{source}: cannot read its silences: {exc}") from None
+    conn = connect(db_path(into))
+    try:
+        with conn:
+            for s in silences:
+                add_silence(
+                    conn,
+                    rule=s.rule,
+                    matchers=s.matchers,
+                    starts=s.starts,
+                    ends=s.ends,
+                    comment=s.comment,
+                    created_by=s.created_by,
+                )
+    finally:
+        conn.close()
+    return len(silences)
+
+
+# -- the replay ---------------------------------------------------------------------------------
+
+
+async def _run(config: Config, capture: Path, state_dir: Path, transcript: Transcript) -> None:
+    clock.anchor_wall(trio.current_time())  # wall time is capture time
+    config, urls = replay_config(config)
+    daemon: Daemon
+
+    def intake(cfg: Config, send: trio.MemorySendChannel[Event], _: object) -> CaptureIntake:
+        return CaptureIntake(
+            accounts=cfg.accounts,
+            records=_read(capture),
+            send=send,
+            on_end=daemon.request_stop,
+            on_event=transcript.event,
+        )
+
+    daemon = Daemon(
+        config=config,
+        state_dir=state_dir,
+        notifier=PrintingNotifier(transcript, urls),
+        intake=intake,
+        drain_timeout=DRAIN,
+        housekeeping=False,
+        sd=SdNotifier.from_env({}),
+        handle_signals=False,
+    )
+    await daemon.run()
+
+
+def replay(
+    config: Config,
+    capture_path: str | Path,
+    *,
+    events: bool,
+    out: TextIO,
+    state_dir: str | Path | None = None,
+) -> int:
+    """Replay ``capture_path`` against ``config``, writing the transcript to ``out``; returns
+    how many notifications would be sent. ``ReplayError`` for a capture that does not fit
+    (bad line, unknown account, empty) or a ``state_dir`` without a database."""
+    capture = Path(capture_path)
+    first = check_capture(capture, config)
+    transcript = Transcript(events=events)
+    with tempfile.TemporaryDirectory(prefix="alertd-replay-") as tmp:
+        if state_dir is not None:
+            copy_silences(Path(state_dir), Path(tmp))
+        try:
+            trio.run(
+                partial(_run, config, capture, Path(tmp), transcript), clock=VirtualClock(first)
+            )
+        except BaseExceptionGroup as group:
+            # The capture changed after check_capture read it: its error, not the group.
+            found: BaseException | None = group.subgroup(ReplayError)
+            while isinstance(found, BaseExceptionGroup):
+                found = found.exceptions[0]
+            if found is None:
+                raise
+            raise found from None
+    for line in transcript.lines():
+        print(line, file=out)
+    return len(transcript.notifications)
+
+
 def main(args: argparse.Namespace) -> int:
     """Exit 0 after a full replay; 1 with a message on stderr when config or capture is bad."""
     try:
@@ -285,8 +325,17 @@ def main(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc.format(), file=sys.stderr)
         return 1
+    except Exception as exc:  # a file the parser cannot take
+        print(f"alertd replay: {failure_reason(exc, args.config)}", file=sys.stderr)
+        return 1
     try:
-        replay(config, args.capture, events=args.events, out=sys.stdout)
+        replay(
+            config,
+            args.capture,
+            events=args.events,
+            out=sys.stdout,
+            state_dir=getattr(args, "state_dir", None),
+        )
     except ReplayError as exc:
         print(f"alertd replay: {exc}", file=sys.stderr)
         return 1

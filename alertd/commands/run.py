@@ -14,8 +14,9 @@ import trio
 
 from alertd.check import load_config
 from alertd.config.errors import ConfigError
-from alertd.daemon.app import Daemon, StartupError, iter_secrets, resolve_state_dir
-from alertd.daemon.logs import configure_logging
+from alertd.config.model import Config
+from alertd.daemon.app import Daemon, StartupError
+from alertd.daemon.logs import configure_logging, iter_secrets
 from alertd.daemon.reload import failure_reason
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,14 @@ def main(args: argparse.Namespace) -> int:
     if daemon.delivery_unfinished:
         exit_now(code)
     return code
+
+
+def resolve_state_dir(override: str | None, config: Config) -> Path:
+    """``--state-dir``, else systemd's ``$STATE_DIRECTORY`` (first entry), else the config."""
+    if override:
+        return Path(override)
+    from_systemd = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    return Path(from_systemd or config.daemon.state_dir)
 
 
 def leaf_exceptions(error: BaseException) -> Iterator[BaseException]:

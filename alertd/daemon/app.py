@@ -21,35 +21,37 @@ a capture on a virtual clock for ``alertd replay``; every other stage is the sam
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
 
 import attrs
 import trio
 
 from alertd import clock
-from alertd.config.model import AccountSettings, Config, Secret
-from alertd.daemon.logs import SecretMasker, set_level
+from alertd.config.model import Config
+from alertd.daemon.intake import Intake, IntakeFactory, websocket_sources
+from alertd.daemon.logs import SecretMasker, iter_secrets, set_level
 from alertd.daemon.metrics import Metrics, MetricsError, MetricsSink, NullMetrics
-from alertd.daemon.reload import NewConfig, failure_reason, read_new_config_in_thread
+from alertd.daemon.reload import (
+    NewConfig,
+    RunningStages,
+    failure_reason,
+    read_new_config_in_thread,
+)
 from alertd.daemon.sdnotify import SdNotifier, run_watchdog
 from alertd.daemon.signals import watch_signals
 from alertd.daemon.status import format_status
 from alertd.dispatch.dispatcher import Dispatcher
 from alertd.dispatch.muting import Muter
 from alertd.dispatch.silences import Silences
-from alertd.engine import CompiledRule, Engine, EngineStatistics, RuleStateStore, run_engine
+from alertd.engine import Engine, EngineStatistics, RuleStateStore, run_engine
 from alertd.events import Alert, Event
 from alertd.notify.apprise_notifier import AppriseNotifier
 from alertd.notify.delivery import Delivery
 from alertd.notify.notifier import Notifier
 from alertd.sources.capture import Recorder
-from alertd.sources.supervisor import Sources, SourcesStatistics
 from alertd.store.database import Database, db_path
 from alertd.store.handoff import HANDOFF_CAPACITY, Handoff
 from alertd.store.outbox import Outbox
@@ -69,26 +71,6 @@ class StartupError(Exception):
     """The daemon cannot start; the message says what to fix."""
 
 
-class Intake(Protocol):
-    """What reads the accounts and sends their events (sources, or replay's capture)."""
-
-    def statistics(self) -> SourcesStatistics: ...
-
-    async def run(self, *, task_status: trio.TaskStatus[None] = ...) -> None: ...
-
-    async def update(self, accounts: Sequence[AccountSettings]) -> None: ...
-
-
-# (config, where events go, the capture recorder if any) -> the intake
-IntakeFactory = Callable[[Config, trio.MemorySendChannel[Event], Recorder | None], Intake]
-
-
-def websocket_sources(
-    config: Config, send: trio.MemorySendChannel[Event], recorder: Recorder | None
-) -> Intake:
-    return Sources(config.accounts, send, recorder=recorder)
-
-
 @attrs.frozen(kw_only=True)
 class DaemonStatistics:
     """The daemon at one moment; ``engine`` is None before the engine exists."""
@@ -99,29 +81,6 @@ class DaemonStatistics:
     reload_failures: int  # reloads that kept the previous config
     problem: str | None  # what the status line leads with (a failed reload)
     stopped_pending: int | None  # alerts a graceful stop left in the outbox
-
-
-def iter_secrets(value: Any) -> Iterator[Secret]:
-    """Every ``Secret`` in a config (so logging can mask them all)."""
-    if isinstance(value, Secret):
-        yield value
-    elif attrs.has(type(value)):
-        for field in attrs.fields(type(value)):
-            yield from iter_secrets(getattr(value, field.name))
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from iter_secrets(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from iter_secrets(item)
-
-
-def resolve_state_dir(override: str | None, config: Config) -> Path:
-    """``--state-dir``, else systemd's ``$STATE_DIRECTORY`` (first entry), else the config."""
-    if override:
-        return Path(override)
-    from_systemd = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
-    return Path(from_systemd or config.daemon.state_dir)
 
 
 @attrs.define(eq=False)
@@ -136,6 +95,10 @@ class Daemon:
     notifier: Notifier | None = None
     intake: IntakeFactory = websocket_sources
     drain_timeout: float | None = None  # None: the config's [daemon] drain_timeout
+    # Once-a-second upkeep: metrics and status observation, the database's background WAL
+    # checkpoints. Replay turns it off: on a virtual clock each is a wake-up (and a worker
+    # thread) every virtual second, hours of them for a day's capture.
+    housekeeping: bool = True
     sd: SdNotifier = attrs.field(factory=SdNotifier.from_env)
     masker: SecretMasker | None = None
     log_level_override: str | None = None
@@ -150,6 +113,7 @@ class Daemon:
     _reloadable: bool = False  # between ready and the start of a stop
     _reloads: int = 0
     _reload_failures: int = 0
+    _stages: RunningStages = attrs.field(factory=RunningStages)
     _root: trio.CancelScope | None = None
     _sources: Intake | None = None
     _engine: Engine | None = None
@@ -196,9 +160,13 @@ class Daemon:
         events_send, events_recv = trio.open_memory_channel[Event](EVENT_QUEUE)
         alerts_send, alerts_recv = trio.open_memory_channel[Alert](ALERT_QUEUE)
         sources = self._sources = self.intake(config, events_send, recorder)
+        self._stages = RunningStages(
+            engine=engine, dispatcher=dispatcher, delivery=delivery, intake=sources
+        )
 
         async with trio.open_nursery() as tail:
-            await tail.start(db.checkpoints)  # the hot path's commits never wait on an fsync
+            if self.housekeeping:
+                await tail.start(db.checkpoints)  # the hot path's commits never wait on fsync
             await tail.start(delivery.run)
             if recorder is not None:
                 await tail.start(recorder.run)
@@ -216,6 +184,18 @@ class Daemon:
                     raise StartupError(str(e)) from e
                 self.metrics_address = (host, port)
             await tail.start(run_watchdog, self.sd)
+            beat = config.daemon.heartbeat
+            if beat is not None and self.housekeeping:  # the dead-man's switch; replay sends none
+                from alertd.daemon import heartbeat
+
+                try:
+                    pinger = heartbeat.for_daemon(
+                        beat, config=lambda: self.config, sources=sources, outbox=outbox,
+                        delivery=delivery, masker=self.masker,
+                    )  # fmt: skip
+                except heartbeat.HeartbeatError as e:
+                    raise StartupError(str(e)) from e
+                await tail.start(pinger.run)
             if self.handle_signals:
                 # In the tail, which outlives intake: a second stop signal during the drain
                 # must reach request_stop (and cut the drain short), not find the default
@@ -231,7 +211,8 @@ class Daemon:
                 )
                 async with trio.open_nursery() as intake:
                     await intake.start(sources.run)
-                    intake.start_soon(self._observe)
+                    if self.housekeeping:
+                        intake.start_soon(self._observe)
                     log.info(
                         "daemon.ready accounts=%d rules=%d channels=%d state_dir=%s",
                         len(config.accounts),
@@ -397,42 +378,15 @@ class Daemon:
             set_level(config.daemon.log_level)
         if config.daemon.state_dir != self.config.daemon.state_dir:
             log.warning("reload.ignored key=daemon.state_dir (takes effect on restart)")
-        for _, update in self._stage_updates(config, new.rules):
-            update()
         self.config = config
-        if self._sources is not None:
-            await self._sources.update(config.accounts)
-
-    def _stage_updates(
-        self, config: Config, rules: Sequence[CompiledRule]
-    ) -> list[tuple[str, Callable[[], None]]]:
-        """Each stage's switch to ``config``, by name, in the order they are applied."""
-        accounts = [a.name for a in config.accounts if a.enabled]
-        updates: list[tuple[str, Callable[[], None]]] = []
-        if self._engine is not None:
-            updates.append(("engine", partial(self._engine.reload, rules, accounts=accounts)))
-        if self._dispatcher is not None:
-            updates.append(("dispatch", partial(self._dispatcher.update_config, config)))
-        if self._delivery is not None:
-            updates.append(("delivery", partial(self._delivery.update_config, config)))
-        return updates
+        await self._stages.switch(new)
 
     async def _restore(self, old: NewConfig) -> None:
-        """Put the stages back on ``old`` after a failed apply, each on its own (one that
-        fails again must not leave the others on the half-applied config)."""
+        """Put everything back on ``old`` after a failed apply."""
         self.config = old.config
         if self.log_level_override is None:
             set_level(old.config.daemon.log_level)
-        for name, update in self._stage_updates(old.config, old.rules):
-            try:
-                update()
-            except Exception as exc:
-                log.error("reload.restore_failed stage=%s: %s", name, failure_reason(exc))
-        if self._sources is not None:
-            try:
-                await self._sources.update(old.config.accounts)
-            except Exception as exc:
-                log.error("reload.restore_failed stage=sources: %s", failure_reason(exc))
+        await self._stages.restore(old)
 
     async def _ready(self) -> None:
         """READY=1 with the status line; a status that cannot be read (the database failing)

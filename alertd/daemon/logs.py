@@ -18,8 +18,12 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Iterable, Mapping
-from typing import Protocol, TextIO
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Protocol, TextIO
+
+import attrs
+
+from alertd.config.model import Secret
 
 MASK = "***"
 # Shorter strings are not masked: replacing every "1" or "abc" in the logs would make them
@@ -197,3 +201,18 @@ def configure_logging(
 def set_level(level: str | int) -> None:
     """Change the level in place, e.g. when a reload changes ``[daemon] log_level``."""
     logging.getLogger().setLevel(parse_level(level))
+
+
+def iter_secrets(value: Any) -> Iterator[Secret]:
+    """Every ``Secret`` in a config (so logging can mask them all)."""
+    if isinstance(value, Secret):
+        yield value
+    elif attrs.has(type(value)):
+        for field in attrs.fields(type(value)):
+            yield from iter_secrets(getattr(value, field.name))
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from iter_secrets(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from iter_secrets(item)

@@ -1,7 +1,7 @@
-"""Reload (SIGHUP): read, check and compile the new config off to the side, then apply it to
-the running stages. Whatever goes wrong on the way (a problem in the file, a TOML nested too
-deeply for the parser, a bug in a stage's update), the caller gets one line saying why, and
-the stages are left on the config they had.
+"""Reload (SIGHUP): read, check and compile the new config off to the side, then switch the
+running stages to it (``RunningStages``). Whatever goes wrong on the way (a problem in the
+file, a TOML nested too deeply for the parser, a bug in a stage's update), the caller gets one
+line saying why, and the stages are put back on the config they had.
 
 ``failure_reason`` is also how the commands (``run``, ``replay``, ``demo``) say why a config
 could not be read at all, so a file that crashes the parser is one line everywhere.
@@ -12,15 +12,17 @@ from __future__ import annotations
 import logging
 import os
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Protocol
 
 import attrs
 import trio
 
 from alertd.check import read_config
 from alertd.config.errors import ConfigError
-from alertd.config.model import Config
-from alertd.engine import CompiledRule, RuleCompileError, compile_rules
+from alertd.config.model import AccountSettings, Config
+from alertd.engine import CompiledRule, Engine, RuleCompileError, compile_rules
 
 log = logging.getLogger(__name__)
 
@@ -73,3 +75,58 @@ def read_new_config(path: str | os.PathLike[str]) -> NewConfig:
 
 async def read_new_config_in_thread(path: str | os.PathLike[str]) -> NewConfig:
     return await trio.to_thread.run_sync(read_new_config, path)
+
+
+class Updatable(Protocol):
+    def update_config(self, config: Config) -> None: ...
+
+
+class UpdatableIntake(Protocol):
+    async def update(self, accounts: Sequence[AccountSettings]) -> None: ...
+
+
+@attrs.define(eq=False)
+class RunningStages:
+    """The running stages a reload switches to a new config (None: not built yet)."""
+
+    engine: Engine | None = None
+    dispatcher: Updatable | None = None
+    delivery: Updatable | None = None
+    intake: UpdatableIntake | None = None
+
+    def _updates(
+        self, config: Config, rules: Sequence[CompiledRule]
+    ) -> list[tuple[str, Callable[[], None]]]:
+        """Each stage's switch to ``config``, by name, in the order they are applied."""
+        accounts = [a.name for a in config.accounts if a.enabled]
+        updates: list[tuple[str, Callable[[], None]]] = []
+        if self.engine is not None:
+            updates.append(("engine", partial(self.engine.reload, rules, accounts=accounts)))
+        if self.dispatcher is not None:
+            updates.append(("dispatch", partial(self.dispatcher.update_config, config)))
+        if self.delivery is not None:
+            updates.append(("delivery", partial(self.delivery.update_config, config)))
+        return updates
+
+    async def switch(self, new: NewConfig) -> None:
+        """Every stage onto ``new``, the intake (reconnecting changed accounts) last; the
+        first failure is raised as it is, the stages before it already switched."""
+        for _, update in self._updates(new.config, new.rules):
+            update()
+        if self.intake is not None:
+            await self.intake.update(new.config.accounts)
+
+    async def restore(self, old: NewConfig) -> None:
+        """Every stage back onto ``old`` after a failed ``switch``, each on its own (one that
+        fails again must not leave the others on the half-applied config); failures are
+        logged, one line each."""
+        for name, update in self._updates(old.config, old.rules):
+            try:
+                update()
+            except Exception as exc:
+                log.error("reload.restore_failed stage=%s: %s", name, failure_reason(exc))
+        if self.intake is not None:
+            try:
+                await self.intake.update(old.config.accounts)
+            except Exception as exc:
+                log.error("reload.restore_failed stage=sources: %s", failure_reason(exc))

@@ -1,6 +1,6 @@
-"""`alertd replay`: captures built from both protocol documents, run through decoding and the
-rules on the capture's clock, give the checked-in transcripts; bad captures get clear errors;
-nothing is sent."""
+"""`alertd replay`: captures built from both protocol documents, run through the daemon's
+stages on the capture's clock, give the checked-in transcripts of notifications; bad captures
+get clear errors; nothing is sent."""
 
 from __future__ import annotations
 
@@ -64,11 +64,14 @@ def test_event_lines_are_exact_json() -> None:
 
 
 def test_timer_alerts_carry_their_own_time() -> None:
-    """An absence alert fires at its deadline between records, not at the next record."""
+    """An order timeout fires at its deadline between records, not at the next record."""
     out = io.StringIO()
     config = load_config(CONFIG, secrets=SecretEnvironment(environ={}))
-    sent = replay(config, DATA / "piexgo.jsonl", events=False, out=out)
-    assert "2019-06-05T11:49:39.000Z book-quiet firing warning -> desk" in out.getvalue()
+    sent = replay(config, DATA / "cryptology.jsonl", events=False, out=out)
+    assert (
+        "2019-06-06T06:46:41.000Z -> desk (warning)\n"
+        "  title: [cr] order-open: order 1 BTC_USD buy open for 1h\n"
+    ) in out.getvalue()
     assert sent == out.getvalue().count(" -> ")
 
 
@@ -133,8 +136,8 @@ def test_invalid_config_is_reported(capsys: pytest.CaptureFixture[str], tmp_path
 
 def test_reconnect_in_a_capture_is_a_gap_a_rule_can_take(tmp_path: Path) -> None:
     """connected, a frame, disconnected, connected gives stream.connected (with downtime) then
-    stream.gap (offline, from the last frame to the reconnect), as the daemon does, and a
-    rule on stream.gap fires in replay."""
+    stream.gap (offline, from the last frame to the reconnect; reported once Piexgo's balance
+    snapshot had its snapshot_wait), as the daemon does, and a rule on stream.gap fires."""
     text = CONFIG.read_text() + (
         '\n[[rules]]\nname = "gap"\non = "stream.gap"\n'
         "message = \"{{ why }} {{ localtime(since, '%H:%M:%S') }}-"
@@ -152,6 +155,7 @@ def test_reconnect_in_a_capture_is_a_gap_a_rule_can_take(tmp_path: Path) -> None
                 {"ts": 150.0, "account": "px", "frame": frame},
                 {"ts": 200.0, "account": "px", "stream_event": "disconnected"},
                 {"ts": 300.0, "account": "px", "stream_event": "connected"},
+                {"ts": 310.0, "account": "px", "frame": frame},  # the same balance: no event
             ]
         )
     )
@@ -161,6 +165,7 @@ def test_reconnect_in_a_capture_is_a_gap_a_rule_can_take(tmp_path: Path) -> None
     assert [e["kind"] for e in events][-2:] == ["stream.connected", "stream.gap"]
     up, gap = events[-2:]
     assert up["downtime"] == 100.0
+    assert gap["time"] == "1970-01-01T00:05:03.000Z"  # snapshot_wait (3s) after the reconnect
     assert (gap["stream"], gap["why"]) == ("*", "offline")
     assert (gap["since"], gap["until"]) == ("1970-01-01T00:02:30.000Z", "1970-01-01T00:05:00.000Z")
     assert "  | offline 00:02:30-00:05:00" in out.getvalue().splitlines()
