@@ -1,11 +1,9 @@
-"""The dead-man's switch (``[daemon.heartbeat]``): alertd tells an outside service that it is
-alive and healthy, so that a machine that died, a process that hung and an alertd that can no
-longer watch or deliver are noticed by someone else.
-
-It speaks the healthchecks.io ping protocol: ``<url>/start`` once when the daemon starts,
-``<url>`` every ``interval`` while healthy, ``<url>/fail`` with the reason as the body when it
-is not. An Uptime Kuma push URL (``kind = "uptime-kuma"``, or detected from a ``status=`` query
-or an ``/api/push/`` path) gets ``?status=up|down&msg=<text>`` instead. Health is asked every
+"""The dead-man's switch (``[daemon.heartbeat]``): alertd tells an outside service that it is alive
+and healthy, so that a dead machine, a hung process or a blind alertd is noticed. It speaks the
+healthchecks.io ping protocol: ``<url>/start`` once when the daemon starts, ``<url>`` every
+``interval`` while healthy, ``<url>/fail`` with the reason as the body when it is not. An Uptime
+Kuma push URL (``kind = "uptime-kuma"``, or detected from a ``status=`` query or an
+``/api/push/`` path) gets ``?status=up|down&msg=<text>`` instead. Health is asked every
 ``CHECK_EVERY`` seconds (at most ``interval``), so a turn for the worse is reported at once
 instead of at the next regular ping, and a recovery too.
 
@@ -43,7 +41,7 @@ from alertd.store.outbox import Outbox
 log = logging.getLogger(__name__)
 
 CHECK_EVERY = 5.0  # seconds between health checks: how soon a change is reported
-MAX_BODY = 2000  # bytes of reason sent as a ping's body: a phone shows the first line anyway
+MAX_BODY = 2000  # characters of a ping's body (the reason): a phone shows the first line anyway
 MAX_KUMA_MESSAGE = 250  # characters of msg= in an Uptime Kuma push (it goes in the URL)
 MAX_RESPONSE = 4096  # bytes of an answer read (healthchecks says "OK"); the rest is dropped
 USER_AGENT = f"alertd/{alertd.__version__} (heartbeat)"
@@ -59,13 +57,11 @@ class HeartbeatError(ValueError):
 # -- the ping protocol (no I/O) ---------------------------------------------------------------
 
 
-def detect_kind(url: str, kind: str = "auto") -> Kind:
+def detect_kind(url: str, kind: Kind | Literal["auto"] = "auto") -> Kind:
     """``kind`` unless it is "auto": then Uptime Kuma when the URL has a ``status=`` query or
     an ``/api/push/`` path (how Kuma writes its push URLs), else healthchecks.io."""
-    if kind == "healthchecks":
-        return "healthchecks"
-    if kind == "uptime-kuma":
-        return "uptime-kuma"
+    if kind != "auto":
+        return kind
     parts = urlsplit(url)
     keys = {k for k, _ in parse_qsl(parts.query, keep_blank_values=True)}
     return "uptime-kuma" if "status" in keys or "/api/push/" in parts.path else "healthchecks"
@@ -95,7 +91,7 @@ def ping_request(kind: Kind, url: str, signal: Signal, message: str) -> PingRequ
     path = parts.path.rstrip("/")
     if signal != "ok":
         path += f"/{signal}"
-    body = message.encode("utf-8")[:MAX_BODY]
+    body = message[:MAX_BODY].encode("utf-8")  # cut by characters: the body stays UTF-8
     return PingRequest("POST", urlunsplit(parts._replace(path=path)), body)
 
 
@@ -369,12 +365,8 @@ def secret_parts(text: str, secrets: SecretEnvironment | None = None) -> list[Se
     """Each reference in ``text`` resolved on its own, for the log masker: a UUID pasted from
     the URL into an error text is masked too, not only the whole URL."""
     where = secrets if secrets is not None else SecretEnvironment.from_process()
-    found = []
-    for match in REFERENCE.finditer(text):
-        value, _ = resolve(match.group(0), where, source=f"{match[1]}:{match[2]}")
-        if value is not None:
-            found.append(value)
-    return found
+    found = [resolve(m.group(0), where, source=m.group(0))[0] for m in REFERENCE.finditer(text)]
+    return [value for value in found if value is not None]
 
 
 def for_daemon(
