@@ -16,32 +16,18 @@ import shlex
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TypeVar
 
 import attrs
 
-T = TypeVar("T")
+from integration.conftest import wait_until
 
 BOOT_TIMEOUT = 60.0  # seconds from exec to "running"; a boot takes one or two
 STOP_TIMEOUT = 30.0  # seconds for the container's systemd to power off
 COMMAND_TIMEOUT = 60.0  # default for one command inside
-POLL = 0.1
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 CGROUP_NAME = "alertd-system-test"
-
-
-def wait_until(check: Callable[[], T | None], timeout: float, what: str) -> T:
-    """Poll ``check`` until it returns something truthy, or fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(POLL)
 
 
 def why_not_bootable() -> str | None:

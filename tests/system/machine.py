@@ -20,7 +20,9 @@ from typing import Any
 
 import attrs
 
-from .container import Container, wait_until
+from integration.conftest import wait_until
+
+from .container import Container
 from .install import (
     SOURCE_INSIDE,
     WHEELS_INSIDE,
@@ -116,6 +118,17 @@ class Machine:
     box: Container
     out: Path  # the host side of OUT_INSIDE
 
+    def systemctl(self, *args: str) -> None:
+        """``systemctl ARGS``; if it fails, the error shows the journal's last lines (why a
+        unit did not start is there, not in systemctl's answer)."""
+        result = self.box.run("systemctl", *args, check=False)
+        if result.returncode != 0:
+            journal = self.box.run("journalctl", "--no-pager", "-n", "60", check=False).stdout
+            raise AssertionError(
+                f"systemctl {' '.join(args)} exited {result.returncode}:\n"
+                f"{result.stdout}{result.stderr}--- the journal's last lines:\n{journal}"
+            )
+
     def show(self, unit: str, *props: str) -> dict[str, str]:
         result = self.box.run("systemctl", "show", unit, *(f"--property={p}" for p in props))
         return dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
@@ -207,7 +220,7 @@ def build_machine(*, rootfs: Path, work: Path, log_dir: Path) -> Machine:
     out.mkdir()
     box = Container.boot(
         rootfs=rootfs,
-        name="alertd-system",
+        name=f"alertd-system-{os.getpid()}",  # test runs side by side do not collide
         log_dir=log_dir,
         binds=[(work / "src", SOURCE_INSIDE), (out, OUT_INSIDE)],
         binds_ro=[(work / "wheels", WHEELS_INSIDE), (Path(__file__).parent, TEST_INSIDE)],

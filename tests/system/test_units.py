@@ -16,7 +16,8 @@ from collections.abc import Iterator
 import attrs
 import pytest
 
-from .container import wait_until
+from integration.conftest import wait_until
+
 from .install import readme_install_commands
 from .machine import RECEIVER_PORT, Machine, config_text
 
@@ -45,7 +46,10 @@ def test_start_returns_after_ready_with_the_status_line(machine: Machine) -> Non
     accounts connected"."""
     unit_secrets(machine)
     machine.put_config("alertd", config_text("alertd", "v1"))
-    machine.box.run("sh", "-ec", readme_install_commands()[-1])
+    readme = readme_install_commands()[-1]
+    assert readme == "systemctl daemon-reload && systemctl enable --now alertd"
+    machine.systemctl("daemon-reload")
+    machine.systemctl("enable", "--now", "alertd")
     at_return = machine.show(
         MAIN,
         "ActiveState",
@@ -109,7 +113,7 @@ def test_reload_applies_a_good_config_in_the_same_process(machine: Machine) -> N
     before = machine.show(MAIN, "MainPID", "NRestarts")
     machine.put_config("alertd", config_text("alertd", "v2"))
     reloaded = time.time()
-    machine.box.run("systemctl", "reload", "alertd")
+    machine.systemctl("reload", "alertd")
     machine.wait_post("alertd", since=reloaded, title="v2 ", timeout=ALERT_TIMEOUT)
     assert machine.show(MAIN, "MainPID", "NRestarts") == before
     assert "reload.done" in machine.journal(MAIN)
@@ -125,7 +129,7 @@ def test_a_broken_reload_is_refused_and_the_old_config_goes_on(machine: Machine)
     line = broken.splitlines().index('notify = ["pager"]') + 1
     machine.put_config("alertd", broken)
     reloaded = time.time()
-    machine.box.run("systemctl", "reload", "alertd")
+    machine.systemctl("reload", "alertd")
 
     status = machine.wait_prop(MAIN, "StatusText", "reload failed", 15)
     assert 'no channel named "pager"' in status, status
@@ -136,7 +140,7 @@ def test_a_broken_reload_is_refused_and_the_old_config_goes_on(machine: Machine)
 
     machine.put_config("alertd", config_text("alertd", "v3"))
     fixed = time.time()
-    machine.box.run("systemctl", "reload", "alertd")
+    machine.systemctl("reload", "alertd")
     machine.wait_prop(MAIN, "StatusText", r"^(?!.*reload failed)\d/2 accounts connected", 15)
     machine.wait_post("alertd", since=fixed, title="v3 ", timeout=ALERT_TIMEOUT)
     assert machine.main_pid(MAIN) == pid
@@ -169,7 +173,7 @@ def test_stop_drains_the_outbox_and_exits_cleanly(machine: Machine) -> None:
 
         wait_until(queued, ALERT_TIMEOUT, "an alert queued for the slow webhook")
         stop = time.time()
-        machine.box.run("systemctl", "stop", "alertd")
+        machine.systemctl("stop", "alertd")
         took = time.time() - stop
 
     after = machine.show(MAIN, "ActiveState", "Result", "ExecMainCode", "ExecMainStatus")
@@ -215,11 +219,11 @@ def instances(machine: Machine) -> Iterator[Instances]:
     machine.put_config(
         "busy", config_text("busy", "busy", daemon=f'metrics_listen = "127.0.0.1:{RECEIVER_PORT}"')
     )
-    machine.box.run("systemctl", "enable", "--now", "alertd@desk1", "alertd@desk2", "alertd@hung")
+    machine.systemctl("enable", "--now", "alertd@desk1", "alertd@desk2", "alertd@hung")
     hung_pid = machine.main_pid("alertd@hung")
     machine.kill(hung_pid, "STOP")
     hung_at = time.monotonic()
-    machine.box.run("systemctl", "start", "--no-block", "alertd@busy")
+    machine.systemctl("start", "--no-block", "alertd@busy")
     yield Instances(hung_pid=hung_pid, hung_at=hung_at, busy_at=time.monotonic())
 
 
@@ -317,7 +321,7 @@ def test_a_hung_process_is_restarted_by_the_watchdog(
     """A process that stops answering (SIGSTOP) misses its watchdog pings: WatchdogSec later
     systemd kills it, and RestartSec after that a new process is ready."""
     unit = "alertd@hung"
-    limit = WATCHDOG_SEC + RESTART_SEC + 15
+    limit = WATCHDOG_SEC + RESTART_SEC + 25  # + the new process's start-up, on a busy machine
     left = limit - (time.monotonic() - instances.hung_at)
     machine.wait_prop(unit, "NRestarts", "^1$", left)
     machine.wait_prop(unit, "ActiveState", "^active$", 15)
@@ -336,7 +340,8 @@ def test_a_start_that_keeps_failing_ends_at_the_start_limit(
     """An instance that exits 1 at every start (its metrics port is taken) is restarted, but
     not forever: after 5 starts the unit is failed, and the journal says why."""
     unit = "alertd@busy"
-    left = 5 * (RESTART_SEC + 5) - (time.monotonic() - instances.busy_at)
+    # Each try is RestartSec plus alertd's start-up, which a loaded machine stretches.
+    left = 5 * (RESTART_SEC + 15) - (time.monotonic() - instances.busy_at)
     machine.wait_prop(unit, "ActiveState", "^failed$", left)
     assert machine.prop(unit, "NRestarts") in ("4", "5")
     journal = machine.journal(unit)
