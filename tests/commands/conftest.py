@@ -11,23 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from config.conftest import EXAMPLE_CREDENTIALS, EXAMPLE_ENV  # tests/config
+
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "config.example.toml"
 README = REPO / "README.md"
-
-# Values for every reference in config.example.toml (as in tests/config).
-EXAMPLE_ENV = {
-    "PIEXGO_API_KEY": "pk-LEAKCHECK-1111",
-    "CRYPTOLOGY_API_KEY": "ck-LEAKCHECK-2222",
-    "CRYPTOLOGY_API_SECRET": "cs-LEAKCHECK-3333",
-    "TELEGRAM_BOT_TOKEN": "123456:LEAKCHECK-4444",
-    "TELEGRAM_CHAT_ID": "98765",
-    "SLACK_TOKENS": "T0/B0/LEAKCHECK5555",
-}
-EXAMPLE_CREDENTIALS = {
-    "alertd_piexgo_api_secret": "ps-LEAKCHECK-6666\n",
-    "alertd_smtp_password": "pw-LEAKCHECK-7777\n",
-}
 
 
 def readme_toml_blocks() -> list[str]:

@@ -119,7 +119,7 @@ def test_mutated_readme_examples_never_give_a_traceback(
     _assert_answer(*_check(path, capsys), path)
 
 
-@settings(FUZZ, max_examples=3)
+@settings(FUZZ, max_examples=2)
 @given(text=mutated(EXAMPLE.read_text()))
 def test_mutated_example_through_a_real_process(
     text: str, tmp_path: Path, example_environment: Path

@@ -33,6 +33,20 @@ EXAMPLE_CREDENTIALS = {
     "alertd_smtp_password": "pw-LEAKCHECK-7777\n",
 }
 
+# An account that logs in with both secrets by reference, and a channel.
+ACCOUNT_WITH_AUTH = """\
+[[accounts]]
+name = "main"
+exchange = "piexgo"
+url = "wss://api.piexgo.com/ws"
+[accounts.auth]
+api_key = "{env:PIEXGO_API_KEY}"
+api_secret = "{cred:alertd_piexgo_api_secret}"
+
+[channels]
+me = "tgram://{env:TELEGRAM_BOT_TOKEN}/{env:TELEGRAM_CHAT_ID}"
+"""
+
 MINIMAL = """\
 [[accounts]]
 name = "main"

@@ -10,7 +10,7 @@ import jinja2
 import pytest
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
-from .conftest import ProblemsOf, lines
+from .conftest import ACCOUNT_WITH_AUTH, ProblemsOf, lines
 
 RULES = """\
 [channels]
@@ -101,33 +101,20 @@ def test_refused_value_expression_fails_check(problems_of: ProblemsOf) -> None:
     ]
 
 
-ACCOUNT = """\
-[[accounts]]
-name = "main"
-exchange = "piexgo"
-url = "wss://api.piexgo.com/ws"
-[accounts.auth]
-api_key = "{env:PIEXGO_API_KEY}"
-api_secret = "{cred:alertd_piexgo_api_secret}"
-"""
-
-
 def test_refused_login_frame_fails_check(problems_of: ProblemsOf) -> None:
     """A login frame that reaches for a dunder, even in a branch no test render takes, fails
     on its own line."""
-    problems = problems_of(
-        ACCOUNT + "login_frame = '{% if nonce == \"x\" %}{{ api_key.__class__ }}{% endif %}'\n"
-    )
-    assert [(p.line, p.path) for p in problems] == [(8, "accounts[0].auth.login_frame")]
+    frame = "login_frame = '{% if nonce == \"x\" %}{{ api_key.__class__ }}{% endif %}'\n"
+    problems = problems_of(ACCOUNT_WITH_AUTH.replace("[channels]", frame + "[channels]"))
+    assert [(p.line, p.path) for p in problems] == [(9, "accounts[0].auth.login_frame")]
     assert "'__class__'" in problems[0].message
 
 
 def test_refused_header_template_fails_check_once(problems_of: ProblemsOf) -> None:
     """A header template that the sandbox would refuse is reported once, on the header."""
-    problems = problems_of(
-        ACCOUNT + 'headers = { Authorization = "{{ hmac_sha256.__globals__ }}" }\n'
-    )
-    assert [(p.line, p.path) for p in problems] == [(8, "accounts[0].auth.headers.Authorization")]
+    header = 'headers = { Authorization = "{{ hmac_sha256.__globals__ }}" }\n'
+    problems = problems_of(ACCOUNT_WITH_AUTH.replace("[channels]", header + "[channels]"))
+    assert [(p.line, p.path) for p in problems] == [(9, "accounts[0].auth.headers.Authorization")]
     assert "'__globals__'" in problems[0].message
 
 

@@ -12,22 +12,16 @@ from alertd.check.channel_urls import literal_secrets
 from alertd.config.errors import ConfigError
 from alertd.config.secrets import SecretEnvironment
 
-from .conftest import EXAMPLE, EXAMPLE_CREDENTIALS, EXAMPLE_ENV, ProblemsOf, lines
+from .conftest import (
+    ACCOUNT_WITH_AUTH,
+    EXAMPLE,
+    EXAMPLE_CREDENTIALS,
+    EXAMPLE_ENV,
+    ProblemsOf,
+    lines,
+)
 
 SECRET_VALUES = [v.strip() for v in (*EXAMPLE_ENV.values(), *EXAMPLE_CREDENTIALS.values())]
-
-ACCOUNT_WITH_AUTH = """\
-[[accounts]]
-name = "main"
-exchange = "piexgo"
-url = "wss://api.piexgo.com/ws"
-[accounts.auth]
-api_key = "{env:PIEXGO_API_KEY}"
-api_secret = "{cred:alertd_piexgo_api_secret}"
-
-[channels]
-me = "tgram://{env:TELEGRAM_BOT_TOKEN}/{env:TELEGRAM_CHAT_ID}"
-"""
 
 
 def test_env_and_credential_references_resolve(secrets: SecretEnvironment) -> None:
