@@ -511,3 +511,74 @@ retry_initial = "200ms"
 retry_max = "1s"
 {dispatch}
 {rules}"""
+
+
+# -- a websocket server that plays a capture ---------------------------------------------------
+
+
+@attrs.define(eq=False)
+class CaptureServer:
+    """A real websocket server on 127.0.0.1 (port 0), in a thread of its own, that sends each
+    path's frames in order, each ``delay`` seconds after the connection was accepted (the
+    capture's own spacing); what the client sends is read and ignored. ``connections`` counts
+    the connections accepted per path."""
+
+    frames: dict[str, list[tuple[float, str]]]  # path -> (delay, frame text)
+    port: int = 0
+    connections: dict[str, int] = attrs.field(factory=dict)
+    _ready: threading.Event = attrs.field(factory=threading.Event)
+    _token: Any = None
+    _scope: Any = None
+    _thread: threading.Thread | None = None
+
+    def url(self, path: str) -> str:
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._main, daemon=True)
+        self._thread.start()
+        assert self._ready.wait(10), "the capture server did not start"
+
+    def stop(self) -> None:
+        import trio
+
+        if self._thread is not None and self._thread.is_alive():
+            trio.from_thread.run_sync(self._scope.cancel, trio_token=self._token)
+            self._thread.join(10)
+
+    def _main(self) -> None:
+        import trio
+        import trio_websocket
+
+        async def handler(request: trio_websocket.WebSocketRequest) -> None:
+            ws = await request.accept()
+            path = request.path
+            self.connections[path] = self.connections.get(path, 0) + 1
+            start = trio.current_time()
+            # A second connection to a path gets nothing: the capture was sent once.
+            frames = self.frames.get(path, []) if self.connections[path] == 1 else []
+            try:
+                async with trio.open_nursery() as nursery:
+
+                    async def drain() -> None:
+                        while True:
+                            await ws.get_message()
+
+                    nursery.start_soon(drain)
+                    for delay, frame in frames:
+                        await trio.sleep_until(start + delay)
+                        await ws.send_message(frame)
+            except* trio_websocket.ConnectionClosed:
+                pass  # the daemon stopped
+
+        async def main() -> None:
+            self._token = trio.lowlevel.current_trio_token()
+            with trio.CancelScope() as self._scope:
+                async with trio.open_nursery() as nursery:
+                    server = await nursery.start(
+                        trio_websocket.serve_websocket, handler, "127.0.0.1", 0, None
+                    )
+                    self.port = server.port
+                    self._ready.set()
+
+        trio.run(main)

@@ -14,6 +14,7 @@ import pytest
 
 from .conftest import (
     START_TIMEOUT,
+    CaptureServer,
     NotifySocket,
     Procs,
     Receiver,
@@ -211,3 +212,219 @@ def test_run_on_a_file_nested_too_deeply_is_one_line_and_exit_2(
     assert "nested too deeply" in run.stderr
     assert "Traceback" not in run.stderr and len(run.stderr.splitlines()) <= 3, run.stderr
     assert not (tmp_path / "state").exists()
+
+
+# -- the same frames through a live daemon and through replay ---------------------------------
+
+GOLDEN = Path(__file__).parent.parent / "replay" / "data"
+
+
+def document_frames(name: str) -> list[str]:
+    """The frames of a golden capture (built from the protocol documents), in order."""
+    lines = (GOLDEN / f"{name}.jsonl").read_text().splitlines()
+    return [r["frame"] for r in map(json.loads, lines) if "frame" in r]
+
+
+PIEXGO = document_frames("piexgo")
+CRYPTOLOGY = document_frames("cryptology")
+# (seconds after the connection, frame): frames of the protocol documents (tests/replay/data),
+# spaced so that no two alerts of different accounts, or two of one group, come together.
+TIMELINE = {
+    "px": [
+        (0.5, PIEXGO[0]),  # BTC balance
+        (1.0, PIEXGO[2]),  # a book: book-quiet starts watching
+        (1.5, PIEXGO[1]),  # two deals in one frame: one group, the second 1s later
+        (3.0, PIEXGO[3]),  # an order filled
+        # 4.0: book-quiet fires
+        (5.0, PIEXGO[4]),  # a malformed frame: stream.error
+        (6.0, PIEXGO[-1]),  # a book: book-quiet resolves
+        # 9.0: book-quiet fires again
+        (10.5, PIEXGO[-1]),  # and resolves; the capture ends
+    ],
+    "cr": [  # a Cryptology account without streams: every message counts
+        (2.5, CRYPTOLOGY[0]),  # order 1 placed: order-open starts timing it
+        (3.5, CRYPTOLOGY[3]),  # USD balance 1: usd-low fires
+        # 4.5: order-open fires
+        (5.5, CRYPTOLOGY[4]),  # three refused orders: refused fires on the third
+        (6.0, CRYPTOLOGY[5]),
+        (6.5, CRYPTOLOGY[6]),
+        (7.0, CRYPTOLOGY[7]),  # a trade
+        (8.0, CRYPTOLOGY[12]),  # order 1 filled: filled, and order-open resolves
+        (8.5, CRYPTOLOGY[8]),  # a book (no rule takes Cryptology books)
+    ],
+}
+EVERY_TYPE = """
+[[rules]]
+name = "up"
+on = "stream.connected"
+notify = ["b"]
+title = "{{ account }} connected"
+message = "{{ account }} is up"
+
+[[rules]]
+name = "trades"
+on = "trade"
+where = "amount > 0.01"
+key = "{{ account }}"
+title = "{{ account }} trade"
+message = "{{ symbol }} {{ dec(amount) }} @ {{ dec(price) }}"
+
+[[rules]]
+name = "filled"
+on = "order.filled"
+notify = ["a", "b"]
+title = "{{ account }} filled {{ order_id }}"
+message = "{{ side }} {{ dec(amount) }} {{ symbol }}"
+
+[[rules]]
+name = "errors"
+on = "stream.error"
+title = "{{ account }} stream error"
+message = "{{ reason }}"
+
+[[rules]]
+name = "book-quiet"
+type = "absence"
+on = "book"
+account = "px"
+key = "{{ account }}"
+after = "3s"
+title = "{{ account }} book {{ status }}"
+message = "no book"
+resolved_message = "book back"
+
+[[rules]]
+name = "order-open"
+type = "order_timeout"
+on = "order.*"
+open_for = "2s"
+title = "order {{ order_id }} {{ status }}"
+message = "{{ reason }}"
+
+[[rules]]
+name = "usd-low"
+type = "threshold"
+on = "balance.changed"
+currency = "USD"
+value = "balance"
+below = 5
+title = "{{ account }} USD low"
+message = "{{ dec(value) }}"
+
+[[rules]]
+name = "refused"
+type = "rate"
+on = "funds.insufficient"
+count = 3
+within = "10s"
+title = "{{ account }} refused"
+message = "{{ count }} orders refused"
+"""
+
+Sent = tuple[str, str, str]  # (channel, title, body)
+
+
+def replayed(stdout: str) -> list[Sent]:
+    """The notifications in ``alertd replay``'s transcript, in order."""
+    found: list[Sent] = []
+    for block in re.split(r"^(?=\S+ -> )", stdout, flags=re.M):
+        if not block.strip():
+            continue
+        head, title, *body = block.rstrip("\n").split("\n")
+        channel = re.match(r"\S+ -> (\S+) ", head)
+        assert channel is not None and title.startswith("  title: "), block
+        text = "\n".join(line.removeprefix("  | ") for line in body)
+        found.append((channel.group(1), title.removeprefix("  title: "), text))
+    return found
+
+
+def by_channel(sent: list[Sent]) -> dict[str, list[Sent]]:
+    """Each channel's notifications in order; the two accounts' "connected" first, sorted (they
+    connect at the same moment, so their order is not the capture's)."""
+    channels: dict[str, list[Sent]] = {}
+    for item in sent:
+        channels.setdefault(item[0], []).append(item)
+    for channel, items in channels.items():
+        ups = sorted(s for s in items if s[1].endswith(" connected"))
+        channels[channel] = ups + [s for s in items if not s[1].endswith(" connected")]
+    return channels
+
+
+@pytest.mark.slow
+def test_a_capture_gives_the_same_notifications_live_and_in_replay(
+    procs: Procs, receiver: Receiver, tmp_path: Path
+) -> None:
+    """The frames of a capture, served by a real websocket server to a real ``alertd run``,
+    reach the channels as exactly the notifications ``alertd replay`` prints for that capture
+    (rules of every type; a Piexgo account and a Cryptology one without ``streams``); and the
+    capture the daemon recorded replays to them too."""
+    server = CaptureServer(frames={"/piexgo/ws": TIMELINE["px"], "/cryptology/ws": TIMELINE["cr"]})
+    server.start()
+    try:
+        config = tmp_path / "alertd.toml"
+        config.write_text(
+            f"""\
+[daemon]
+log_level = "info"
+
+[[accounts]]
+name = "px"
+exchange = "piexgo"
+url = "{server.url("/piexgo/ws")}"
+streams = ["pinfo", "dealinfo.btc_usdt", "depth.btc_usdt"]
+
+[[accounts]]
+name = "cr"
+exchange = "cryptology"
+url = "{server.url("/cryptology/ws")}"
+
+[channels]
+a = "{receiver.url("a")}"
+b = "{receiver.url("b")}"
+
+[dispatch]
+default_channel = "a"
+group_interval = "1s"
+{EVERY_TYPE}"""
+        )
+        t0 = 1_700_000_000.0
+        capture = tmp_path / "capture.jsonl"
+        records = [
+            {"ts": t0, "account": account, "stream_event": "connected"} for account in TIMELINE
+        ] + [
+            {"ts": t0 + delay, "account": account, "frame": frame}
+            for account, frames in TIMELINE.items()
+            for delay, frame in frames
+        ]
+        records.sort(key=lambda r: float(r["ts"]))  # type: ignore[arg-type]
+        capture.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+        replay = procs.run("replay", "-c", str(config), str(capture))
+        assert replay.returncode == 0, replay.stderr
+        expected = replayed(replay.stdout)
+        rules_seen = {title.split()[0] for _, title, _ in expected}
+        assert len(expected) >= 16 and {"px", "cr", "order"} <= rules_seen, replay.stdout
+
+        captures = tmp_path / "recorded"
+        daemon = procs.daemon(config, state_dir=tmp_path / "state", record=captures)
+        daemon.wait_for_line(r"daemon\.ready ", START_TIMEOUT)
+        wait_until(
+            lambda: len(receiver.delivered()) >= len(expected),
+            START_TIMEOUT + 15,
+            f"{len(expected)} deliveries",
+            dump=daemon.tail,
+        )
+        time.sleep(1.5)  # anything more would show now (nothing is due before 13.5s)
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(15) == 0, daemon.tail()
+        assert server.connections == {"/piexgo/ws": 1, "/cryptology/ws": 1}
+    finally:
+        server.stop()
+
+    live = [(p.path.strip("/"), p.title, p.message) for p in receiver.delivered()]
+    assert by_channel(live) == by_channel(expected)
+
+    [recorded] = captures.iterdir()
+    again = procs.run("replay", "-c", str(config), str(recorded))
+    assert again.returncode == 0, again.stderr
+    assert by_channel(replayed(again.stdout)) == by_channel(expected)
