@@ -239,16 +239,10 @@ def copy_silences(source_dir: Path, into: Path) -> int:
     conn = connect(db_path(into))
     try:
         with conn:
-            for s in silences:
-                add_silence(
-                    conn,
-                    rule=s.rule,
-                    matchers=s.matchers,
-                    starts=s.starts,
-                    ends=s.ends,
-                    comment=s.comment,
-                    created_by=s.created_by,
-                )
+            for silence in silences:
+                copied = attrs.asdict(silence, recurse=False)
+                del copied["id"]  # a new one is drawn
+                add_silence(conn, **copied)
     finally:
         conn.close()
     return len(silences)
