@@ -1,9 +1,11 @@
 """What alertd says about its own delivery: the report to the fallback channel when
-notifications were given up on."""
+notifications were given up on, and the mark on a notification that may be a second copy."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+import attrs
 
 from alertd.store.notifications import OutboxRow
 
@@ -18,3 +20,16 @@ def undelivered_notice(channel: str, rows: Sequence[OutboxRow], reason: str) -> 
         if row.last_error:
             lines.append(f"  last error: {row.last_error}")
     return title, "\n".join(lines)
+
+
+# The start of the title of a notification sent again because alertd stopped (was killed,
+# crashed, or was stopped) while handing it to the service: the first copy may have arrived.
+POSSIBLE_REPEAT = "[possible repeat] "
+
+
+def marked_if_repeat(rows: Sequence[OutboxRow]) -> list[OutboxRow]:
+    """``rows``, those that may have reached the service before titled as a possible
+    repeat (in a digest too: each row's line carries its title)."""
+    return [
+        attrs.evolve(r, title=POSSIBLE_REPEAT + r.title) if r.possible_repeat else r for r in rows
+    ]

@@ -27,6 +27,7 @@ from alertd import clock
 from alertd.config.model import Config
 from alertd.dispatch.muting import Muter, Muting
 from alertd.dispatch.silences import Silences
+from alertd.messages.notices import marked_if_repeat
 from alertd.notify.digests import Digests
 from alertd.notify.expiry import too_old
 from alertd.notify.notifier import Notifier
@@ -203,6 +204,7 @@ class Delivery:
         rows = await self._recheck.unmuted(config, target, rows, wall=now, now=trio.current_time())
         if not rows:
             return True
+        rows = marked_if_repeat(rows)  # an earlier send of these was cut off
         rate = self._digests.rate(target, settings)
         if rate is None:
             # No limit: the whole batch goes out, in order, before the next read (one row a

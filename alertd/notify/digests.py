@@ -129,11 +129,14 @@ class Digests:
                 channel, chunk, max_items, of=total, number=(number + 1, len(chunks))
             )
             severity = highest_severity(r.severity for r in chunk)
+            await self.sender.outbox.mark_handed(chunk)
             result = await self.sender.send(settings, index, title, body, rate, severity=severity)
             if not result.ok:
                 # Rows of messages already accepted stay delivered; this message's rows and
                 # those not tried yet back off together (the service is refusing now).
                 rest = [r for c in chunks[number:] for r in c]
-                await self.sender.outcomes.record(config, target, rest, result)
+                with trio.CancelScope(shield=True):
+                    await self.sender.outcomes.record(config, target, rest, result)
                 return
-            await self.sender.outcomes.record(config, target, chunk, result, digest=True)
+            with trio.CancelScope(shield=True):  # accepted: not to be sent again
+                await self.sender.outcomes.record(config, target, chunk, result, digest=True)

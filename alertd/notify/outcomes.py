@@ -74,20 +74,30 @@ class Outcomes:
         result: SendResult,
         *,
         digest: bool = False,
+        handing: Sequence[OutboxRow] = (),
     ) -> None:
-        """What one send means for the rows it carried (a row, or a digest's rows)."""
+        """What one send means for the rows it carried (a row, or a digest's rows). Rows
+        accepted are recorded delivered together with ``handing`` (the next rows to send)
+        marked as in the service's hands: one write between two sends."""
         if not rows:
             return
         if result.ok:
-            await self._delivered(target, rows, digest=digest)
+            await self._delivered(target, rows, digest=digest, handing=handing)
         else:
             await self._failed(config, target, rows, result)
         self._changed.set()
 
-    async def _delivered(self, target: Target, rows: Sequence[OutboxRow], *, digest: bool) -> None:
+    async def _delivered(
+        self,
+        target: Target,
+        rows: Sequence[OutboxRow],
+        *,
+        digest: bool,
+        handing: Sequence[OutboxRow],
+    ) -> None:
         channel, index = target
         now = self.wall()
-        await self.outbox.mark_delivered([r.key for r in rows], now)
+        await self.outbox.mark_delivered([r.key for r in rows], now, handing=handing)
         self.tally.delivered += len(rows)
         for row in rows:
             self.observer.delivered(channel, max(0.0, now - row.due_since))

@@ -1,7 +1,12 @@
 """Handing messages to the service: a message split into the parts the service accepts
 (``messages.split``), each part waiting for a free slot of the channel's rate limit, and the
-parts already accepted remembered (``parts_done``) so a retry resumes after them. A row's
-send ends in ``Outcomes.record``, the one place its outcome is written down."""
+parts already accepted remembered (``parts_done``) so a retry resumes after them.
+
+What is in a service's hands is written down before it is sent (``Outbox.mark_handed``) and
+its outcome as soon as the service answered (``Outcomes.record``, the one place it is
+written), so a crash at any moment resends at most what was in the service's hands at that
+moment, and that copy says it may be a repeat. Between two rows of a backlog, the first
+one's record and the second one's hand-off are one write."""
 
 from __future__ import annotations
 
@@ -16,8 +21,6 @@ from alertd.notify.outcomes import Outcomes, Target
 from alertd.notify.ratelimit import RateLimiter
 from alertd.store.notifications import OutboxRow
 from alertd.store.outbox import Outbox
-
-MARK_BATCH = 50  # rows sent (no rate limit) before they are recorded delivered in one write
 
 
 @attrs.define
@@ -78,7 +81,8 @@ class Sender:
             if not result.ok:
                 return result
             if row_key is not None and number + 1 < len(parts):
-                await self.outbox.mark_parts_done(row_key, number + 1, self.wall())
+                with trio.CancelScope(shield=True):  # accepted: not to be sent again
+                    await self.outbox.mark_parts_done(row_key, number + 1, self.wall())
         return result
 
     async def send_row(
@@ -90,16 +94,42 @@ class Sender:
         rate: RateLimiter | None,
     ) -> SendResult:
         """Send one row, resuming after its parts already accepted, and record the outcome."""
-        result = await self._send_row(settings, target[1], row, rate)
-        await self.outcomes.record(config, target, [row], result)
-        return result
+        await self.outbox.mark_handed([row])
+        return await self._send_and_record(config, target, settings, row, rate=rate, following=[])
 
-    async def _send_row(
-        self, settings: ChannelSettings, index: int, row: OutboxRow, rate: RateLimiter | None
+    async def send_in_order(
+        self, config: Config, target: Target, settings: ChannelSettings, rows: list[OutboxRow]
+    ) -> bool:
+        """Send ``rows`` one after another (no rate limit), each recorded as soon as the
+        service answered; stops at the first failure. True when all were delivered.
+
+        On cancellation the row in the service's hands stays pending (sent again after a
+        restart, marked as a possible repeat); every row accepted before it is recorded."""
+        await self.outbox.mark_handed(rows[:1])
+        for i, row in enumerate(rows):
+            following = rows[i + 1 : i + 2]
+            result = await self._send_and_record(
+                config, target, settings, row, rate=None, following=following
+            )
+            if not result.ok:
+                return False
+        return True
+
+    async def _send_and_record(
+        self,
+        config: Config,
+        target: Target,
+        settings: ChannelSettings,
+        row: OutboxRow,
+        *,
+        rate: RateLimiter | None,
+        following: list[OutboxRow],
     ) -> SendResult:
-        return await self.send(
+        """Send ``row`` (its hand-off written down already) and record the outcome; when it
+        was accepted, ``following`` is marked in the service's hands in the same write."""
+        result = await self.send(
             settings,
-            index,
+            target[1],
             row.title,
             row.body,
             rate,
@@ -107,33 +137,8 @@ class Sender:
             row_key=row.key,
             severity=row.severity,
         )
-
-    async def send_in_order(
-        self, config: Config, target: Target, settings: ChannelSettings, rows: list[OutboxRow]
-    ) -> bool:
-        """Send ``rows`` one after another (no rate limit), recording them delivered in
-        batches of at most MARK_BATCH; stops at the first failure. True when all were
-        delivered.
-
-        A crash between a send and its record resends at most MARK_BATCH rows on restart
-        (at-least-once); rows accepted are recorded before any later failure is, and on
-        cancellation too."""
-        accepted: list[OutboxRow] = []
-        try:
-            for row in rows:
-                result = await self._send_row(settings, target[1], row, None)
-                if not result.ok:
-                    await self.outcomes.record(config, target, accepted, SendResult(ok=True))
-                    accepted = []
-                    await self.outcomes.record(config, target, [row], result)
-                    return False
-                accepted.append(row)
-                if len(accepted) >= MARK_BATCH:
-                    await self.outcomes.record(config, target, accepted, result)
-                    accepted = []
-        finally:
-            if accepted:
-                # Also on cancellation: what the service accepted is not sent again.
-                with trio.CancelScope(shield=True):
-                    await self.outcomes.record(config, target, accepted, SendResult(ok=True))
-        return True
+        with trio.CancelScope(shield=True):  # what the service answered is written down
+            await self.outcomes.record(
+                config, target, [row], result, handing=following if result.ok else []
+            )
+        return result

@@ -6,6 +6,11 @@ Columns: ``status`` pending / delivered / expired / silenced / inhibited, ``atte
 hours it was held for; ``dispatch.max_age`` counts from here, so a hold is never mistaken for
 a failing channel). Times are Unix seconds.
 
+``handed`` says whether the row is in a service's hands: written *before* each send (``NONE``
+-> ``IN_HANDS``), cleared by a failed attempt's record. A pending row found ``IN_HANDS`` by a
+new send was cut off there (alertd stopped mid-send): it may have arrived, so from then on it
+is ``REPEAT`` and every later copy says so (``messages.notices``).
+
 Only rows still ``pending`` change: every mark below leaves a finished row as it is, so a
 late or repeated mark cannot undo a delivery.
 
@@ -26,6 +31,10 @@ import attrs
 Status = Literal["pending", "delivered", "expired", "silenced", "inhibited"]
 Finished = Literal["expired", "silenced", "inhibited"]  # given up on, or muted before sending
 
+# ``handed``: not in a service's hands; in them now (no outcome recorded yet); a hand-off was
+# cut off before (by a crash or a stop), so any copy may be a second one.
+NONE, IN_HANDS, REPEAT = 0, 1, 2
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     key TEXT PRIMARY KEY,
@@ -42,7 +51,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     due_since REAL NOT NULL,
     updated REAL NOT NULL,
     last_error TEXT NOT NULL DEFAULT '',
-    severity TEXT NOT NULL DEFAULT 'warning'
+    severity TEXT NOT NULL DEFAULT 'warning',
+    handed INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, channel, url_index, next_attempt);
 -- The oldest pending row in one step (statistics), however long the backlog.
@@ -82,6 +92,12 @@ class OutboxRow:
     last_error: str
     severity: str = "warning"
     due_since: float  # when the row became due (after quiet hours): max_age counts from here
+    handed: int = NONE  # as read: NONE, IN_HANDS (a send was cut off there) or REPEAT
+
+    @property
+    def possible_repeat(self) -> bool:
+        """Whether the service may have this already: an earlier send was cut off."""
+        return self.handed != NONE
 
 
 @attrs.frozen(kw_only=True)
@@ -100,19 +116,23 @@ def notification_key(channel: str, url_index: int, alert_ids: Iterable[str]) -> 
 
 def create(conn: sqlite3.Connection) -> None:
     conn.executescript(SCHEMA)
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(outbox)")}
+    if "handed" not in columns:  # a state database from before handed existed
+        conn.execute("ALTER TABLE outbox ADD COLUMN handed INTEGER NOT NULL DEFAULT 0")
 
 
 # Ties (rows queued in the same second) go in the order they were queued (rowid), the order
 # delivery is handed rows in memory too; the key (a hash) would shuffle them.
 _DUE_SQL = (
     "SELECT key, channel, url_index, title, body, alert_ids, status, attempts, parts_done, "
-    "next_attempt, created, last_error, severity, due_since FROM outbox WHERE status='pending' "
-    "AND channel=? AND url_index=? AND next_attempt<=? ORDER BY due_since, created, rowid LIMIT ?"
+    "next_attempt, created, last_error, severity, due_since, handed FROM outbox "
+    "WHERE status='pending' AND channel=? AND url_index=? AND next_attempt<=? "
+    "ORDER BY due_since, created, rowid LIMIT ?"
 )
 _ROWS_SQL = (
     "SELECT key, channel, url_index, title, body, alert_ids, status, attempts, parts_done, "
-    "next_attempt, created, last_error, severity, due_since FROM outbox WHERE status=? OR ? "
-    "ORDER BY created, key"
+    "next_attempt, created, last_error, severity, due_since, handed FROM outbox "
+    "WHERE status=? OR ? ORDER BY created, key"
 )
 
 
@@ -132,6 +152,7 @@ def _row(r: Sequence[Any]) -> OutboxRow:
         last_error=r[11],
         severity=r[12],
         due_since=r[13],
+        handed=r[14],
     )
 
 
@@ -218,6 +239,15 @@ def rows(conn: sqlite3.Connection, status: Status | None = None) -> list[OutboxR
 # -- marks (pending rows only) -----------------------------------------------------------------
 
 
+def mark_handed(conn: sqlite3.Connection, rows: Iterable[OutboxRow]) -> None:
+    """Write down that ``rows`` are about to be in a service's hands (before the send): a row
+    found still in hands (its last send was cut off) becomes a possible repeat for good."""
+    conn.executemany(
+        "UPDATE outbox SET handed=? WHERE key=? AND status='pending'",
+        [(IN_HANDS if r.handed == NONE else REPEAT, r.key) for r in rows if r.handed != REPEAT],
+    )
+
+
 def mark_delivered(conn: sqlite3.Connection, keys: Iterable[str], now: float) -> None:
     conn.executemany(
         "UPDATE outbox SET status='delivered', updated=?, last_error='' "
@@ -237,10 +267,12 @@ def mark_parts_done(conn: sqlite3.Connection, key: str, parts_done: int, now: fl
 def mark_retry(
     conn: sqlite3.Connection, retries: Iterable[tuple[str, float]], *, error: str, now: float
 ) -> None:
-    """Count a failed attempt for each (key, next attempt at)."""
+    """Count a failed attempt for each (key, next attempt at): out of the service's hands
+    (a possible repeat stays one)."""
     conn.executemany(
-        "UPDATE outbox SET attempts=attempts+1, next_attempt=?, last_error=?, updated=? "
-        "WHERE key=? AND status='pending'",
+        # handed: REPEAT (2) stays, IN_HANDS becomes NONE.
+        "UPDATE outbox SET attempts=attempts+1, next_attempt=?, last_error=?, updated=?, "
+        "handed=CASE handed WHEN 2 THEN 2 ELSE 0 END WHERE key=? AND status='pending'",
         [(at, error, now, k) for k, at in retries],
     )
 

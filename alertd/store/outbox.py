@@ -186,9 +186,24 @@ class Outbox:
         """Every row (optionally of one status), oldest first: for tests and inspection."""
         return await self.db.run(lambda conn: outbox_table.rows(conn, status))
 
-    async def mark_delivered(self, keys: Iterable[str], now: float) -> None:
+    async def mark_handed(self, rows: Sequence[OutboxRow]) -> None:
+        """Write down, before sending them, that ``rows`` are in a service's hands."""
+        if all(r.handed == outbox_table.REPEAT for r in rows):
+            return  # nothing would change
+        await self.db.write(lambda conn: outbox_table.mark_handed(conn, rows))
+
+    async def mark_delivered(
+        self, keys: Iterable[str], now: float, *, handing: Sequence[OutboxRow] = ()
+    ) -> None:
+        """Finish rows the service accepted; with ``handing``, also ``mark_handed`` those
+        (the next to send), in the same write."""
         done = list(keys)
-        await self.db.write(lambda conn: outbox_table.mark_delivered(conn, done, now))
+
+        def go(conn: sqlite3.Connection) -> None:
+            outbox_table.mark_delivered(conn, done, now)
+            outbox_table.mark_handed(conn, handing)
+
+        await self.db.write(go)
 
     async def mark_parts_done(self, key: str, parts_done: int, now: float) -> None:
         """Remember that the first ``parts_done`` parts of a split message went out."""

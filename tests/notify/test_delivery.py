@@ -4,18 +4,22 @@ restarts, against the RecordingNotifier on virtual time."""
 from __future__ import annotations
 
 import random
+from pathlib import Path
+from typing import Any
 
+import attrs
 import pytest
 import trio
 import trio.testing
 
 from alertd import clock
-from alertd.config.model import Config
+from alertd.config.model import Config, Secret
+from alertd.messages.notices import POSSIBLE_REPEAT
 from alertd.notify.delivery import Delivery
 from alertd.notify.expiry import retry_delay
 from alertd.notify.notifier import MessageLimits, SendResult
 from alertd.notify.recording import RecordingNotifier
-from alertd.store.database import Database
+from alertd.store.database import Database, connect, db_path
 from alertd.store.handoff import HANDOFF_CAPACITY, Handoff
 from alertd.store.outbox import Notification, Outbox, notification_key
 
@@ -500,3 +504,98 @@ async def test_failure_inside_a_batch_keeps_the_rest_pending(
     assert [m.title for m in notifier.sent][:2] == ["Alert 0", "Alert 1"]
     assert notifier.sent[-1].title == "Alert 2"  # the retry comes after its backoff
     assert {r.status for r in await outbox.rows()} == {"delivered"}
+
+
+async def test_each_row_is_recorded_before_the_next_is_handed_over(
+    outbox: Outbox, clock: trio.testing.MockClock
+) -> None:
+    """While a backlog drains, every row the service accepted is already recorded delivered
+    when the next one is handed over: a crash then resends at most the one in flight."""
+    config = make_config({"me": channel("fake://me")})
+    for n in range(120):
+        await _queue(outbox, config, "me", n)
+    pending_at_send: list[int] = []
+    recorder = RecordingNotifier()
+
+    @attrs.define
+    class Watching:
+        """Notes how many rows were pending each time it was handed a message."""
+
+        async def send(self, url: Secret, title: str, body: str, **kw: Any) -> SendResult:
+            pending_at_send.append((await outbox.statistics()).pending)
+            return await recorder.send(url, title, body, **kw)
+
+        def limits(self, url: Secret) -> MessageLimits:
+            return recorder.limits(url)
+
+    delivery = Delivery(config, outbox, Watching())
+    with trio.fail_after(3600):
+        assert await delivery.drain(trio.current_time() + 600) == 0
+    assert pending_at_send == list(range(120, 0, -1))
+    assert [m.title for m in recorder.sent] == [f"Alert {n}" for n in range(120)]
+
+
+async def test_a_send_cut_off_is_resent_marked_as_a_possible_repeat(
+    db: Database, clock: trio.testing.MockClock
+) -> None:
+    """The message in the service's hands when delivery stopped goes out again on the next
+    start with the possible-repeat mark before its title, on every later attempt too; the
+    rows behind it, never handed over, go out unmarked."""
+    config = make_config({"me": channel("fake://me")}, retry_initial=1)
+    first_outbox = Outbox(db)
+    for n in range(3):
+        await _queue(first_outbox, config, "me", n)
+    hanging = RecordingNotifier(delay={"fake://me": 10_000.0})
+    with trio.fail_after(7200):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(Delivery(config, first_outbox, hanging).run)
+            await wait_until(lambda: len(hanging.attempts) == 1)
+            nursery.cancel_scope.cancel()  # alertd stops while the service holds Alert 0
+
+        reopened = Database(db.path)
+        outbox = Outbox(reopened)
+        answers = iter([SendResult(ok=False, recoverable=True, detail="HTTP 502")])
+        second = RecordingNotifier(answer=lambda u, t, b: next(answers, SendResult(ok=True)))
+        assert await Delivery(config, outbox, second).drain(trio.current_time() + 600) == 0
+        reopened.close()
+    mark = POSSIBLE_REPEAT
+    # Alert 0 is refused once; the rows behind it go out meanwhile, then its retry.
+    attempts = [f"{mark}Alert 0", "Alert 1", "Alert 2", f"{mark}Alert 0"]
+    assert [m.title for m in second.attempts] == attempts
+    assert [m.title for m in second.sent] == attempts[1:]
+
+
+async def test_an_outbox_from_before_the_handed_column_still_delivers(tmp_path: Path) -> None:
+    """A state database written by an older alertd (no ``handed`` column) is upgraded in
+    place: its pending row goes out once, unmarked."""
+    path = db_path(tmp_path)
+    conn = connect(path)
+    conn.executescript(OLD_OUTBOX)
+    conn.execute(
+        "INSERT INTO outbox (key, channel, url_index, title, body, alert_ids, next_attempt, "
+        "created, due_since, updated) VALUES ('k1', 'me', 0, 'Old row', 'b', '[]', 0, 0, 0, 0)"
+    )
+    conn.close()
+    db = Database(path)
+    try:
+        outbox = Outbox(db)
+        notifier = RecordingNotifier()
+        config = make_config({"me": channel("fake://me")}, max_age=10**10)
+        with trio.fail_after(60):
+            assert await Delivery(config, outbox, notifier).drain(trio.current_time() + 10) == 0
+    finally:
+        db.close()
+    assert [m.title for m in notifier.sent] == ["Old row"]
+
+
+# The outbox table as alertd wrote it before deliveries were recorded one by one.
+OLD_OUTBOX = """
+CREATE TABLE outbox (
+    key TEXT PRIMARY KEY, channel TEXT NOT NULL, url_index INTEGER NOT NULL,
+    title TEXT NOT NULL, body TEXT NOT NULL, alert_ids TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,
+    parts_done INTEGER NOT NULL DEFAULT 0, next_attempt REAL NOT NULL, created REAL NOT NULL,
+    due_since REAL NOT NULL, updated REAL NOT NULL, last_error TEXT NOT NULL DEFAULT '',
+    severity TEXT NOT NULL DEFAULT 'warning'
+);
+"""
