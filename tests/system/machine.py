@@ -180,6 +180,11 @@ class Machine:
         posts = [Post.from_record(json.loads(line)) for line in file.read_text().splitlines()]
         return [p for p in posts if (path is None or p.path == f"/{path}") and p.arrived >= since]
 
+    def arrivals(self) -> int:
+        """POSTs that reached the receiver so far, answered or still in flight."""
+        file = self.out / "posts.arrivals"
+        return len(file.read_text().splitlines()) if file.exists() else 0
+
     def wait_post(self, path: str, *, since: float, title: str = "", timeout: float) -> Post:
         """The first POST to ``/path`` since ``since`` whose title starts with ``title``."""
 

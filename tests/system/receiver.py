@@ -5,6 +5,8 @@ Usage: python3 receiver.py PORT OUT_FILE DELAY_FILE
 
 Binds 127.0.0.1:PORT. Every POST becomes one JSON line in OUT_FILE: when it arrived and was
 answered (wall clock, which the host shares), the path, the Authorization header and the body.
+Its arrival is also written at once (before any delay) to OUT_FILE with the suffix
+".arrivals", so a test can tell that a POST is in flight.
 It answers 200 after the number of seconds in DELAY_FILE (if that file exists), which makes it
 slow on demand.
 """
@@ -24,11 +26,14 @@ LOCK = threading.Lock()
 
 def main() -> None:
     port, out, delay_file = int(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+    arrivals = out.with_suffix(".arrivals")
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             arrived = time.time()
             raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            with LOCK, arrivals.open("a", encoding="utf-8") as f:
+                f.write(f"{arrived} {self.path}\n")  # in flight from now on
             try:
                 delay = float(delay_file.read_text())
             except (OSError, ValueError):
