@@ -28,6 +28,7 @@ import attrs
 import trio
 
 from alertd.events import Book, Event, StreamGap
+from alertd.sources.streams import CONNECTION, stream_fact
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ class OutBuffer:
         now would not overtake anything."""
         return not self._queue and not self._overflow
 
-    def put(self, event: Event, *, stream: str = "*", bounded: bool = True) -> bool:
+    def put(self, event: Event, *, stream: str = CONNECTION, bounded: bool = True) -> bool:
         """Queue ``event`` without waiting. ``stream`` names where it came from (for the gap
         report). Returns False when the event was dropped for lack of room."""
         if isinstance(event, Book):
@@ -160,11 +161,11 @@ class OutBuffer:
                 stream,
                 window.dropped,
             )
-            gap = StreamGap(
+            gap = stream_fact(
+                StreamGap,
                 exchange=self.exchange,
                 account=self.account,
-                time=window.until,
-                received=window.until,
+                at=window.until,
                 stream=stream,
                 since=window.since,
                 until=window.until,
