@@ -221,7 +221,10 @@ class Dispatcher:
             async with self._lock:
                 due = self._grouper.pop_due(trio.current_time())
                 if due:
-                    await self._flush(due)
+                    # Shielded: groups taken from the grouper must reach the outbox, or a
+                    # stop would leave them to the next start instead of the drain.
+                    with trio.CancelScope(shield=True):
+                        await self._flush(due)
             if due:
                 continue
             deadline = self._grouper.next_deadline()
