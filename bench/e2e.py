@@ -63,7 +63,8 @@ TARGET_RATIO = 2.0  # alertd (100 rules) CPU/frame over the bare trio-websocket 
 TARGET_RATIO_ALL = 3.0  # the same with all 100 rules about the flooded account
 SETTLE = 0.3  # seconds after the subscriptions: acks, snapshot and start-up work done
 CONNECT_TIMEOUT = 60.0  # process start, imports, connect and subscribe
-PHASE_TIMEOUT = 300.0
+PHASE_TIMEOUT_BASE = 60.0  # seconds, plus a frame every 1/PHASE_TIMEOUT_RATE s: a hang, not load
+PHASE_TIMEOUT_RATE = 500
 CHILD_GRACE = 20.0  # seconds a contender gets to stop by itself after its end line
 
 
@@ -113,8 +114,10 @@ class Phase:
         return self.sender_cpu / self.frames * 1e6
 
 
-async def phase(contender: Contender, recording: Path, *, profile: Path | None = None) -> Phase:
-    """One contender on one replay of ``recording``."""
+async def phase(
+    contender: Contender, recording: Path, count: int, *, extra: Sequence[str] = ()
+) -> Phase:
+    """One contender on one replay of ``recording`` (``count`` frames)."""
     sender_cmd = [PYTHON, str(HERE / "flood_sender.py"), "serve", str(recording)]
     async with open_line_process(sender_cmd, grace=10) as sender:
         with trio.fail_after(CONNECT_TIMEOUT):
@@ -125,19 +128,29 @@ async def phase(contender: Contender, recording: Path, *, profile: Path | None =
             from alertd.sources.session import MESSAGE_QUEUE_SIZE  # here: the client stays bare
 
             cmd += ["--queue", str(MESSAGE_QUEUE_SIZE)]
-        if profile is not None:
-            cmd += ["--profile", str(profile)]
+        cmd += extra
         async with open_line_process(cmd, grace=CHILD_GRACE) as child:
-            with trio.fail_after(CONNECT_TIMEOUT):
-                await sender.expect("subscribed")
-            await trio.sleep(SETTLE)
-            await child.tell("cpu")
-            (c0,) = await child.expect("cpu")
-            await sender.tell("go")
-            (t0,) = await sender.expect("flooding")
-            with trio.fail_after(PHASE_TIMEOUT):
-                t1, c1, *facts = await child.expect("end")
-                frames, _, sender_cpu = await sender.expect("done")
+            ended = False
+
+            async def fail_if_it_exits() -> None:
+                code = await child.process.wait()
+                if not ended:
+                    raise RuntimeError(f"{contender.name} exited ({code}) before the flood's end")
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(fail_if_it_exits)
+                with trio.fail_after(CONNECT_TIMEOUT):
+                    await sender.expect("subscribed")
+                await trio.sleep(SETTLE)
+                await child.tell("cpu")
+                (c0,) = await child.expect("cpu")
+                await sender.tell("go")
+                (t0,) = await sender.expect("flooding")
+                with trio.fail_after(PHASE_TIMEOUT_BASE + count / PHASE_TIMEOUT_RATE):
+                    t1, c1, *facts = await child.expect("end")
+                    ended = True
+                    frames, _, sender_cpu = await sender.expect("done")
+                nursery.cancel_scope.cancel()
     return Phase(
         who=contender.name,
         frames=int(frames),
@@ -182,14 +195,19 @@ class Summary:
         return "\n".join(rows)
 
 
-async def measure(count: int, rounds: int, names: Sequence[str]) -> Summary:
+async def measure(
+    count: int, rounds: int, names: Sequence[str], logs: Path | None = None
+) -> Summary:
     recording = await flood_sender.record(count)
     chosen = [BY_NAME[n] for n in names]
     phases: dict[str, list[Phase]] = {c.name: [] for c in chosen}
     for i in range(rounds):
         order = chosen[i % len(chosen) :] + chosen[: i % len(chosen)]
         for contender in order:
-            p = await phase(contender, recording)
+            extra = []
+            if logs is not None and contender.name.startswith("alertd"):
+                extra = ["--log", str(logs / f"{contender.name}-r{i + 1}.log")]
+            p = await phase(contender, recording, count, extra=extra)
             phases[p.who].append(p)
             facts = " ".join(f"{k}={v}" for k, v in p.facts.items())
             print(
@@ -205,6 +223,7 @@ def run(
     count: int | None = None,
     rounds: int | None = None,
     names: Sequence[str] | None = None,
+    logs: Path | None = None,
 ) -> list[Result]:
     n = count or (20_000 if quick else 100_000)
     k = rounds or (2 if quick else 5)
@@ -212,7 +231,7 @@ def run(
     if BASELINE not in names:
         names.insert(0, BASELINE)
     print(f"e2e: {n:,} recorded frames replayed to each contender, {k} rounds; {machine_line()}")
-    summary = trio.run(measure, n, k, names)
+    summary = trio.run(measure, n, k, names, logs)
     print(summary.table())
     results = []
     for name, phases in summary.phases.items():
@@ -260,7 +279,13 @@ async def trio_client(url: str, report: ChildReport, queue: int) -> None:
 
 
 async def alertd_client(
-    url: str, report: ChildReport, *, rules: int, accounts: int, profile: Path | None
+    url: str,
+    report: ChildReport,
+    *,
+    rules: int,
+    accounts: int,
+    profile: Path | None,
+    log: Path | None,
 ) -> None:
     """The daemon with the benchmark config on ``url``, until the marker's alert is sent."""
     from alertd.daemon.app import Daemon
@@ -270,7 +295,7 @@ async def alertd_client(
     os.environ.pop("NOTIFY_SOCKET", None)
     with (
         tempfile.TemporaryDirectory(prefix="alertd-bench-") as tmp,
-        (Path(tmp) / "alertd.log").open("w") as log_file,
+        (log or Path(tmp) / "alertd.log").open("w") as log_file,
     ):
         configure_logging("info", stream=log_file)
         config = parse(bench_config_text(url, rules=rules, accounts=accounts, state_dir=tmp))
@@ -313,6 +338,7 @@ def client_main(argv: Sequence[str]) -> int:
     parser.add_argument("--rules", type=int, default=100)
     parser.add_argument("--accounts", type=int, default=10)
     parser.add_argument("--profile", type=Path, help="alertd: pyinstrument text to this file")
+    parser.add_argument("--log", type=Path, help="alertd: its log to this file")
     args = parser.parse_args(argv)
     report = ChildReport()
     if args.kind == "trio":
@@ -320,7 +346,12 @@ def client_main(argv: Sequence[str]) -> int:
     else:
         trio.run(
             lambda: alertd_client(
-                args.url, report, rules=args.rules, accounts=args.accounts, profile=args.profile
+                args.url,
+                report,
+                rules=args.rules,
+                accounts=args.accounts,
+                profile=args.profile,
+                log=args.log,
             )
         )
     return 0
@@ -336,6 +367,7 @@ def main() -> int:
     parser.add_argument(
         "--only", help=f"contenders, comma-separated: {', '.join(BY_NAME)} (trio always runs)"
     )
+    parser.add_argument("--logs", type=Path, help="keep each alertd phase's log in this folder")
     parser.add_argument(
         "--profile",
         type=Path,
@@ -344,15 +376,17 @@ def main() -> int:
     args = parser.parse_args()
     if args.profile:
         print(machine_line())
-        recording = trio.run(flood_sender.record, args.count or 100_000)
-        p = trio.run(lambda: phase(BY_NAME["alertd"], recording, profile=args.profile))
+        n = args.count or 100_000
+        recording = trio.run(flood_sender.record, n)
+        extra = ["--profile", str(args.profile.resolve())]
+        p = trio.run(lambda: phase(BY_NAME["alertd"], recording, n, extra=extra))
         print(f"alertd under pyinstrument: {p.rate:,.0f} frames/s, {p.cpu_us:.1f} us CPU/frame")
         return 0
     names = args.only.split(",") if args.only else None
     unknown = set(names or ()) - set(BY_NAME)
     if unknown:
         parser.error(f"unknown contender(s): {', '.join(sorted(unknown))}")
-    results = run(args.quick, args.count, args.rounds, names)
+    results = run(args.quick, args.count, args.rounds, names, args.logs)
     return 0 if all(r.ok is not False for r in results) else 1
 
 

@@ -55,8 +55,15 @@ from common import EPOCH, MARKER, PIEXGO_TOPICS, ROOT, SEED
 FORMAT = 1  # bump when the file layout changes, so old recordings are not read
 CHUNK_BYTES = 64 * 1024  # frames are written in groups of about this size
 RECEIVE_BYTES = 65536
+# The kernel's send buffer, fixed (Linux doubles it): left to autotuning it grows to ~4 MB on
+# loopback, ~18,000 frames, so a slow client's pings waited seconds behind the flood for
+# their pong and its heartbeat gave up (alertd's ping_timeout is 10 s).
+SEND_BUFFER = 128 * 1024
 HANDSHAKE_TIMEOUT = 30.0  # seconds for the client to connect, upgrade and subscribe
-LINGER = 5.0  # seconds to wait for the client's answer to the close
+# Seconds to wait for the client's answer to the close. Long: a slow client still has
+# seconds of flood in the kernel's buffers, and closing before it has read them could reset
+# the connection and lose them (the benchmark ends this process once the client is done).
+LINGER = 600.0
 
 
 @attrs.frozen(kw_only=True)
@@ -189,7 +196,8 @@ class Replay:
             if isinstance(event, Request):
                 self.control += self.ws.send(AcceptConnection())
             elif isinstance(event, Ping):
-                self.control += self.ws.send(event.response())
+                if self.ws.state is ConnectionState.OPEN:  # once closing, wsproto sends none
+                    self.control += self.ws.send(event.response())
             elif isinstance(event, TextMessage):
                 self._subscribe(event.data)
             elif isinstance(event, CloseConnection):
@@ -278,6 +286,7 @@ def serve(path: Path, port: int = 0) -> int:
         sock, _ = listener.accept()
     sock.settimeout(None)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
     replay = Replay(sock=sock, recording=recording)
     with sock:
         replay.until_subscribed(time.monotonic() + HANDSHAKE_TIMEOUT)
