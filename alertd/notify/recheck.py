@@ -12,24 +12,16 @@ fallback report) or that is half sent (``parts_done``) is sent as it is.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
 from alertd.config.model import Config
 from alertd.dispatch.muting import Muted, Muting
+from alertd.messages.formats import zone
 from alertd.messages.summary import summarize
 from alertd.notify.outcomes import MutedRow, Outcomes, Target
 from alertd.store.notifications import Finished, OutboxRow
 from alertd.store.outbox import Outbox
-
-
-def _zone(name: str) -> tzinfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return UTC
 
 
 @attrs.define
@@ -73,7 +65,7 @@ class Recheck:
                     loud[0].rule,
                     loud[0].key,
                     loud,
-                    _zone(config.daemon.timezone),
+                    zone(config.daemon.timezone),
                     config.dispatch.group_max_items,
                 )
                 keep.append(attrs.evolve(row, title=title, body=body))
