@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -115,9 +116,15 @@ class Phase:
 
 
 async def phase(
-    contender: Contender, recording: Path, count: int, *, extra: Sequence[str] = ()
+    contender: Contender,
+    recording: Path,
+    count: int,
+    *,
+    extra: Sequence[str] = (),
+    spy: Path | None = None,
 ) -> Phase:
-    """One contender on one replay of ``recording`` (``count`` frames)."""
+    """One contender on one replay of ``recording`` (``count`` frames); with ``spy``, py-spy
+    samples the contender (all threads) from the flood's start to its end into that file."""
     sender_cmd = [PYTHON, str(HERE / "flood_sender.py"), "serve", str(recording)]
     async with open_line_process(sender_cmd, grace=10) as sender:
         with trio.fail_after(CONNECT_TIMEOUT):
@@ -146,9 +153,13 @@ async def phase(
                 (c0,) = await child.expect("cpu")
                 await sender.tell("go")
                 (t0,) = await sender.expect("flooding")
+                spying = None if spy is None else await _start_spy(child.process.pid, spy)
                 with trio.fail_after(PHASE_TIMEOUT_BASE + count / PHASE_TIMEOUT_RATE):
                     t1, c1, *facts = await child.expect("end")
                     ended = True
+                    if spying is not None:
+                        spying.send_signal(signal.SIGINT)  # py-spy writes its file and ends
+                        await spying.wait()
                     frames, _, sender_cpu = await sender.expect("done")
                 nursery.cancel_scope.cancel()
     return Phase(
@@ -159,6 +170,13 @@ async def phase(
         sender_cpu=float(sender_cpu),
         facts=dict(f.split("=", 1) for f in facts),
     )
+
+
+async def _start_spy(pid: int, output: Path) -> trio.Process:
+    py_spy = Path(PYTHON).parent / "py-spy"
+    cmd = [str(py_spy), "record", "--pid", str(pid), "--threads", "--rate", "250"]
+    cmd += ["--nonblocking", "--format", "raw", "--output", str(output)]
+    return await trio.lowlevel.open_process(cmd)
 
 
 def _spread(values: Sequence[float], fmt: str) -> str:
@@ -258,6 +276,48 @@ def run(
         Result(name="e2e replay sender", measured=f"{_spread(senders, '.2f')} us CPU/frame")
     )
     return results
+
+
+def _part(thread: str, frames: Sequence[str]) -> str:
+    """Which part a sample belongs to: the innermost frame in trio-websocket or wsproto, in
+    trio, or in a package of alertd decides (the standard library and other helpers count for
+    their caller); samples of threads other than the main one count for their thread."""
+    if "MainThread" not in thread:
+        return "other threads (" + thread.split(":", 1)[-1].strip() + ")"
+    for frame in reversed(frames):
+        where = frame.rsplit("(", 1)[-1]
+        if where.startswith(("trio_websocket/", "wsproto/")):
+            return "websocket layer (trio-websocket, wsproto)"
+        if where.startswith("trio/"):
+            return "trio " + where.split(":", 1)[0].removeprefix("trio/")
+        if where.startswith("alertd/"):
+            return "alertd/" + where.split("/")[1].split(".py")[0]
+    return "other"
+
+
+def spy_summary(path: Path, p: Phase, top: int = 15) -> str:
+    """py-spy's raw stacks as CPU microseconds per frame by part, and the alertd functions
+    with the most time under them: samples x the phase's measured CPU per frame."""
+    parts: dict[str, int] = {}
+    under: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        thread, *frames = stack.split(";")
+        n = int(count)
+        total += n
+        parts[_part(thread, frames)] = parts.get(_part(thread, frames), 0) + n
+        for name in {f for f in frames if "(alertd/" in f}:
+            key = name.rsplit(":", 1)[0] + ")"  # the function, not the line
+            under[key] = under.get(key, 0) + n
+    scale = p.cpu_us / max(total, 1)
+    rows = [f"{total} samples; us/frame = share of samples x {p.cpu_us:.1f} us measured"]
+    for name, n in sorted(parts.items(), key=lambda kv: -kv[1]):
+        rows.append(f"  {n * scale:6.1f} us  {n / total:5.1%}  {name}")
+    rows.append("alertd functions, time under them (inclusive):")
+    for name, n in sorted(under.items(), key=lambda kv: -kv[1])[:top]:
+        rows.append(f"  {n * scale:6.1f} us  {n / total:5.1%}  {name}")
+    return "\n".join(rows)
 
 
 # -- the contenders that run in this file ---------------------------------------------------
@@ -373,7 +433,23 @@ def main() -> int:
         type=Path,
         help="instead: one alertd phase under pyinstrument, its text profile to this file",
     )
+    parser.add_argument(
+        "--py-spy",
+        type=Path,
+        help="instead: one phase of each --only contender (default alertd) sampled by py-spy "
+        "(all threads); raw stacks to FILE-<contender>.txt and a summary by part",
+    )
     args = parser.parse_args()
+    if args.py_spy:
+        print(machine_line())
+        n = args.count or 100_000
+        recording = trio.run(flood_sender.record, n)
+        for name in (args.only or "alertd").split(","):
+            out = args.py_spy.with_name(f"{args.py_spy.name}-{name}.txt").resolve()
+            p = trio.run(lambda: phase(BY_NAME[name], recording, n, spy=out))  # noqa: B023
+            print(f"{name} under py-spy: {p.rate:,.0f} frames/s, {p.cpu_us:.1f} us CPU/frame")
+            print(spy_summary(out, p))
+        return 0
     if args.profile:
         print(machine_line())
         n = args.count or 100_000
