@@ -32,10 +32,11 @@ from alertd.notify.digests import Digests
 from alertd.notify.expiry import too_old
 from alertd.notify.notifier import Notifier
 from alertd.notify.observer import DeliveryObserver, NoObserver
-from alertd.notify.outcomes import Outcomes, Target
+from alertd.notify.outcomes import Outcomes
 from alertd.notify.recheck import Recheck
 from alertd.notify.sending import Sender
 from alertd.notify.worker import serve_url
+from alertd.store.handoff import Target
 from alertd.store.notifications import OutboxRow
 from alertd.store.outbox import Outbox
 

@@ -18,9 +18,9 @@ import trio
 from alertd.config.model import ChannelSettings, Config
 from alertd.events import highest_severity
 from alertd.messages.digest import digest_text
-from alertd.notify.outcomes import Target
 from alertd.notify.ratelimit import RateLimiter
 from alertd.notify.sending import Sender
+from alertd.store.handoff import Target
 from alertd.store.notifications import OutboxRow
 
 

@@ -22,12 +22,11 @@ from alertd.notify.expiry import fallback_report, next_attempt
 from alertd.notify.notifier import SendResult
 from alertd.notify.observer import DeliveryObserver
 from alertd.store.alert_states import AlertState
+from alertd.store.handoff import Target
 from alertd.store.notifications import Finished, OutboxRow
 from alertd.store.outbox import Outbox
 
 log = logging.getLogger(__name__)
-
-Target = tuple[str, int]  # (channel name, URL index)
 
 
 @attrs.define

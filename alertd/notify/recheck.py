@@ -19,7 +19,8 @@ from alertd.config.model import Config
 from alertd.dispatch.muting import Muted, Muting
 from alertd.messages.formats import zone
 from alertd.messages.summary import summarize
-from alertd.notify.outcomes import MutedRow, Outcomes, Target
+from alertd.notify.outcomes import MutedRow, Outcomes
+from alertd.store.handoff import Target
 from alertd.store.notifications import Finished, OutboxRow
 from alertd.store.outbox import Outbox
 

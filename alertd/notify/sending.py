@@ -17,8 +17,9 @@ from alertd import clock
 from alertd.config.model import ChannelSettings, Config
 from alertd.messages.split import Part, split_message
 from alertd.notify.notifier import Notifier, SendResult
-from alertd.notify.outcomes import Outcomes, Target
+from alertd.notify.outcomes import Outcomes
 from alertd.notify.ratelimit import RateLimiter
+from alertd.store.handoff import Target
 from alertd.store.notifications import OutboxRow
 from alertd.store.outbox import Outbox
 
