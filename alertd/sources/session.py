@@ -31,7 +31,6 @@ from alertd.sources.buffer import OutBuffer
 from alertd.sources.capture import Recorder
 from alertd.sources.health import StreamHealth
 from alertd.sources.login import LoginReply
-from alertd.sources.streams import CONNECTION as CONNECTION  # noqa: PLC0414 - replay reads it
 from alertd.sources.streams import HealthPolicy, watched_streams
 from alertd.sources.transport import Connection, ConnectionLost, parse_url, run_connection
 
