@@ -34,10 +34,11 @@ class SecretEnvironment:
         return cls(environ=env, credentials_dir=env.get("CREDENTIALS_DIRECTORY"))
 
 
-# The shipped unit hands over /etc/alertd/credentials with LoadCredential=alertd:DIR, and systemd
-# names each file in it "alertd_<file name>": the file smtp_password is {cred:alertd_smtp_password}.
+# The shipped unit hands over /etc/alertd/credentials/alertd with LoadCredential=alertd:DIR (an
+# instance alertd@NAME reads /etc/alertd/credentials/NAME), and systemd names each file in it
+# "alertd_<file name>": the file smtp_password is {cred:alertd_smtp_password}.
 UNIT_PREFIX = "alertd_"
-UNIT_DIR = "/etc/alertd/credentials"
+UNIT_DIR = "/etc/alertd/credentials/alertd"
 
 
 def _where_to_put(name: str) -> str:

@@ -58,7 +58,7 @@ def test_missing_variable_and_credential_name_path_and_variable(problems_of: Pro
         "in $CREDENTIALS_DIRECTORY ("
     )
     assert text[1].endswith(
-        "; put it in the file /etc/alertd/credentials/piexgo_secret (the shipped unit names it "
+        "; put it in the file /etc/alertd/credentials/alertd/piexgo_secret (the shipped unit names it "
         "alertd_piexgo_secret), or add LoadCredential=alertd_piexgo_secret:/path/to/file to "
         "the unit"
     )
@@ -87,7 +87,7 @@ def test_missing_credential_without_prefix_explains_the_unit_convention(
     problems = problems_of(ACCOUNT_WITH_AUTH.replace("alertd_piexgo_api_secret", "px_secret"))
     assert len(problems) == 1
     assert problems[0].message.endswith(
-        "; with the shipped unit, put the file in /etc/alertd/credentials/ and write "
+        "; with the shipped unit, put the file in /etc/alertd/credentials/alertd/ and write "
         "{cred:alertd_<file name>} (it names each file alertd_<file name>), or add "
         "LoadCredential=px_secret:/path/to/file to the unit"
     )
@@ -101,7 +101,7 @@ def test_credential_without_credentials_directory(tmp_path: Path) -> None:
     assert [str(p) for p in problems] == [
         "config.toml:2 channels.me: {cred:hook} needs $CREDENTIALS_DIRECTORY, which is not set "
         "(systemd sets it for the service; with the shipped unit, put the file in "
-        "/etc/alertd/credentials/ and write {cred:alertd_<file name>} (it names each file "
+        "/etc/alertd/credentials/alertd/ and write {cred:alertd_<file name>} (it names each file "
         "alertd_<file name>), or add LoadCredential=hook:/path/to/file to the unit)"
     ]
 
