@@ -3,7 +3,7 @@ notifications were given up on, and the mark on a notification that may be a sec
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import attrs
 
@@ -27,9 +27,11 @@ def undelivered_notice(channel: str, rows: Sequence[OutboxRow], reason: str) -> 
 POSSIBLE_REPEAT = "[possible repeat] "
 
 
-def marked_if_repeat(rows: Sequence[OutboxRow]) -> list[OutboxRow]:
+def marked_if_repeat(
+    rows: Sequence[OutboxRow], possible_repeat: Callable[[OutboxRow], bool]
+) -> list[OutboxRow]:
     """``rows``, those that may have reached the service before titled as a possible
     repeat (in a digest too: each row's line carries its title)."""
     return [
-        attrs.evolve(r, title=POSSIBLE_REPEAT + r.title) if r.possible_repeat else r for r in rows
+        attrs.evolve(r, title=POSSIBLE_REPEAT + r.title) if possible_repeat(r) else r for r in rows
     ]

@@ -178,9 +178,15 @@ class Delivery:
             outbox=self._outbox,
             handoff=self._outbox.handoff,
             handle=self._handle,
+            immediate=self._immediate,
             wall=self._wall,
             until=until,
         )
+
+    def _immediate(self, target: Target) -> bool:
+        channel, index = target
+        settings = self._config.channels.get(channel)
+        return settings is not None and index < len(settings.urls) and not settings.rate_limit
 
     # -- one pass -----------------------------------------------------------------------------
 
@@ -205,7 +211,7 @@ class Delivery:
         rows = await self._recheck.unmuted(config, target, rows, wall=now, now=trio.current_time())
         if not rows:
             return True
-        rows = marked_if_repeat(rows)  # an earlier send of these was cut off
+        rows = marked_if_repeat(rows, self._outbox.possible_repeat)  # a send was cut off
         rate = self._digests.rate(target, settings)
         if rate is None:
             # No limit: the whole batch goes out, in order, before the next read (one row a

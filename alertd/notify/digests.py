@@ -130,7 +130,9 @@ class Digests:
             )
             severity = highest_severity(r.severity for r in chunk)
             await self.sender.outbox.mark_handed(chunk)
-            result = await self.sender.send(settings, index, title, body, rate, severity=severity)
+            result = await self.sender.send(
+                settings, index, title, body, rate, severity=severity, carrying=chunk
+            )
             if not result.ok:
                 # Rows of messages already accepted stay delivered; this message's rows and
                 # those not tried yet back off together (the service is refusing now).

@@ -10,6 +10,8 @@ one's record and the second one's hand-off are one write."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import attrs
 import trio
 
@@ -58,10 +60,12 @@ class Sender:
         skip: int = 0,
         row_key: str | None = None,
         severity: str = "warning",
+        carrying: Sequence[OutboxRow] = (),
     ) -> SendResult:
         """Send a message, split as the service needs, from part ``skip`` on; stops at the
         first part that fails. With ``row_key``, each accepted part but the last is written
-        down (the last one's outcome is the row's)."""
+        down (the last one's outcome is the row's). A send cancelled in the service's hands
+        makes the rows it is ``carrying`` possible repeats."""
         url = settings.urls[index]
         parts = self.parts(settings, index, title, body)
         result = SendResult(ok=True)
@@ -75,6 +79,10 @@ class Sender:
                 result = await self.notifier.send(
                     url, part.title, part.body, service_timeout=settings.timeout, severity=severity
                 )
+            except trio.Cancelled:
+                with trio.CancelScope(shield=True):  # it may arrive all the same
+                    await self.outbox.mark_cut(carrying)
+                raise
             finally:
                 self.in_flight -= 1
             if rate is not None:
@@ -137,6 +145,7 @@ class Sender:
             skip=row.parts_done,
             row_key=row.key,
             severity=row.severity,
+            carrying=[row],
         )
         with trio.CancelScope(shield=True):  # what the service answered is written down
             await self.outcomes.record(

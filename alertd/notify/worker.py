@@ -31,6 +31,8 @@ IDLE_LOOK = 30.0  # seconds: a clean, idle worker reads the table this often all
 # One pass over due rows of a URL, oldest first, at wall time ``now``: True when every one
 # of them is finished, False when some are left pending.
 Handle = Callable[[Target, list[OutboxRow], float], Awaitable[bool]]
+# Whether a row for the URL, due now, would be sent the moment it arrives (no rate limit).
+Immediate = Callable[[Target], bool]
 
 
 async def serve_url(
@@ -39,6 +41,7 @@ async def serve_url(
     outbox: Outbox,
     handoff: Handoff,
     handle: Handle,
+    immediate: Immediate,
     wall: clock.Wall,
     until: float | None = None,
 ) -> None:
@@ -59,6 +62,8 @@ async def serve_url(
                     continue
                 if until is not None:
                     return
+                if immediate(target):
+                    handoff.idle(target)  # the next row may come written handed over
                 # Only this process queues rows, but look at the table now and then anyway.
                 with trio.move_on_after(IDLE_LOOK) as idle:
                     await arrival.wait()

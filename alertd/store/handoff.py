@@ -9,7 +9,10 @@ transaction committed, so the table is never behind the hand-off: invariant 2). 
 hands no rows over at all (every row is read back), and the same workers still run.
 
 It also carries the wake-ups: a worker waits on its URL's ``arrival`` event, delivery's
-supervisor on ``unserved_arrival`` for rows of a URL no worker has open yet.
+supervisor on ``unserved_arrival`` for rows of a URL no worker has open yet. A worker that
+waits with nothing to do and will send what comes next at once says so (``idle``); the
+outbox then writes the next row for it handed over in the commit that queues it (``claim``),
+so the fresh alert's way out needs no write before its send.
 
 Created where the stages are wired (the daemon) and given to the ``Outbox``, which puts rows
 in; delivery takes them out (``Outbox.handoff``). Owned by one trio run; no locking.
@@ -38,12 +41,14 @@ class HandoffStatistics:
     waiting: int  # rows handed over and not yet taken
     handed: int  # rows handed over since start (not read back from the table)
     overflows: int  # times a URL's inbox filled up (its worker then read the table)
+    claimed: int  # rows queued straight into an idle worker's hands (no write before the send)
 
 
 @attrs.define
 class _Inbox:
     rows: list[OutboxRow] | None = attrs.field(factory=list)  # None: overflowed
     arrival: trio.Event = attrs.field(factory=trio.Event)
+    idle: bool = False  # its worker waits, and sends the next row the moment it arrives
 
 
 @attrs.define
@@ -56,6 +61,7 @@ class Handoff:
     _unserved_arrival: trio.Event = attrs.field(factory=trio.Event, init=False)
     _handed: int = attrs.field(default=0, init=False)
     _overflows: int = attrs.field(default=0, init=False)
+    _claimed: int = attrs.field(default=0, init=False)
 
     # -- the outbox's side --------------------------------------------------------------------
 
@@ -94,7 +100,23 @@ class Handoff:
         when some were not kept (overflow: read the table instead)."""
         inbox = self._inboxes[target]
         rows, inbox.rows = inbox.rows, []
+        inbox.idle = False
         return rows
+
+    def idle(self, target: Target) -> None:
+        """The worker of the open ``target`` has taken everything and waits; it sends the
+        next row handed over at once (due now, no rate limit in its way)."""
+        self._inboxes[target].idle = True
+
+    def claim(self, target: Target) -> bool:
+        """Whether the next row for ``target`` goes straight into an idle worker's hands
+        (then the worker is not idle any more: one row a wait)."""
+        inbox = self._inboxes.get(target)
+        if inbox is None or not inbox.idle:
+            return False
+        inbox.idle = False
+        self._claimed += 1
+        return True
 
     def arrival(self, target: Target) -> trio.Event:
         """Set when rows for the open ``target`` are next handed over. Take it *before*
@@ -123,4 +145,5 @@ class Handoff:
             waiting=sum(len(i.rows or ()) for i in self._inboxes.values()),
             handed=self._handed,
             overflows=self._overflows,
+            claimed=self._claimed,
         )

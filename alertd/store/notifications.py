@@ -6,10 +6,12 @@ Columns: ``status`` pending / delivered / expired / silenced / inhibited, ``atte
 hours it was held for; ``dispatch.max_age`` counts from here, so a hold is never mistaken for
 a failing channel). Times are Unix seconds.
 
-``handed`` says whether the row is in a service's hands: written *before* each send (``NONE``
--> ``IN_HANDS``), cleared by a failed attempt's record. A pending row found ``IN_HANDS`` by a
-new send was cut off there (alertd stopped mid-send): it may have arrived, so from then on it
-is ``REPEAT`` and every later copy says so (``messages.notices``).
+``handed`` says whether the row may be in a service's hands: ``NONE``, ``REPEAT`` (a send of
+it was cut off before: any copy may be a second one), or else the epoch of the process that
+handed it over (``Outbox.epoch``), written down *before* the send and cleared by a failed
+attempt's record. A pending row that a later process finds handed over by another epoch was
+cut off by a crash or stop; it is a ``REPEAT`` from then on, and every later copy says so
+(``messages.notices``).
 
 Only rows still ``pending`` change: every mark below leaves a finished row as it is, so a
 late or repeated mark cannot undo a delivery.
@@ -23,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
@@ -31,9 +33,9 @@ import attrs
 Status = Literal["pending", "delivered", "expired", "silenced", "inhibited"]
 Finished = Literal["expired", "silenced", "inhibited"]  # given up on, or muted before sending
 
-# ``handed``: not in a service's hands; in them now (no outcome recorded yet); a hand-off was
-# cut off before (by a crash or a stop), so any copy may be a second one.
-NONE, IN_HANDS, REPEAT = 0, 1, 2
+# ``handed``: in no service's hands; a hand-off was cut off before, so any copy may be a
+# second one. Any other value is the epoch of the process that handed the row over.
+NONE, REPEAT = 0, -1
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -92,12 +94,7 @@ class OutboxRow:
     last_error: str
     severity: str = "warning"
     due_since: float  # when the row became due (after quiet hours): max_age counts from here
-    handed: int = NONE  # as read: NONE, IN_HANDS (a send was cut off there) or REPEAT
-
-    @property
-    def possible_repeat(self) -> bool:
-        """Whether the service may have this already: an earlier send was cut off."""
-        return self.handed != NONE
+    handed: int = NONE  # as read: NONE, REPEAT, or the epoch of the process that handed it over
 
 
 @attrs.frozen(kw_only=True)
@@ -156,19 +153,26 @@ def _row(r: Sequence[Any]) -> OutboxRow:
     )
 
 
-def insert(conn: sqlite3.Connection, notifications: Sequence[Notification]) -> list[OutboxRow]:
+def insert(
+    conn: sqlite3.Connection,
+    notifications: Sequence[Notification],
+    *,
+    handed: Mapping[str, int] | None = None,
+) -> list[OutboxRow]:
     """Queue ``notifications`` (a key already queued is left as it is); the rows that were
-    new, as delivery will read them."""
+    new, as delivery will read them. ``handed``: keys already as good as handed over (to a
+    worker that sends them at once), with the epoch to write down."""
+    handed = handed or {}
     added: list[OutboxRow] = []
     for n in notifications:
         due = max(n.created, n.not_before or 0.0)
         ids = json.dumps(list(n.alert_ids))
         cur = conn.execute(
             "INSERT OR IGNORE INTO outbox (key, channel, url_index, title, body, "
-            "alert_ids, next_attempt, created, due_since, updated, severity) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "alert_ids, next_attempt, created, due_since, updated, severity, handed) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (n.key, n.channel, n.url_index, n.title, n.body, ids, due, n.created, due,
-             n.created, n.severity),
+             n.created, n.severity, handed.get(n.key, NONE)),
         )  # fmt: skip
         if cur.rowcount == 1:
             added.append(
@@ -187,6 +191,7 @@ def insert(conn: sqlite3.Connection, notifications: Sequence[Notification]) -> l
                     last_error="",
                     severity=n.severity,
                     due_since=due,
+                    handed=handed.get(n.key, NONE),
                 )
             )
     return added
@@ -239,12 +244,10 @@ def rows(conn: sqlite3.Connection, status: Status | None = None) -> list[OutboxR
 # -- marks (pending rows only) -----------------------------------------------------------------
 
 
-def mark_handed(conn: sqlite3.Connection, rows: Iterable[OutboxRow]) -> None:
-    """Write down that ``rows`` are about to be in a service's hands (before the send): a row
-    found still in hands (its last send was cut off) becomes a possible repeat for good."""
+def mark_handed(conn: sqlite3.Connection, handed: Iterable[tuple[str, int]]) -> None:
+    """Write down each (key, handed): the epoch handing it over now, or ``REPEAT``."""
     conn.executemany(
-        "UPDATE outbox SET handed=? WHERE key=? AND status='pending'",
-        [(IN_HANDS if r.handed == NONE else REPEAT, r.key) for r in rows if r.handed != REPEAT],
+        "UPDATE outbox SET handed=? WHERE key=? AND status='pending'", [(h, k) for k, h in handed]
     )
 
 
@@ -270,9 +273,9 @@ def mark_retry(
     """Count a failed attempt for each (key, next attempt at): out of the service's hands
     (a possible repeat stays one)."""
     conn.executemany(
-        # handed: REPEAT (2) stays, IN_HANDS becomes NONE.
+        # handed: REPEAT (-1) stays, an epoch becomes NONE.
         "UPDATE outbox SET attempts=attempts+1, next_attempt=?, last_error=?, updated=?, "
-        "handed=CASE handed WHEN 2 THEN 2 ELSE 0 END WHERE key=? AND status='pending'",
+        "handed=CASE handed WHEN -1 THEN -1 ELSE 0 END WHERE key=? AND status='pending'",
         [(at, error, now, k) for k, at in retries],
     )
 

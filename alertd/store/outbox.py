@@ -3,15 +3,19 @@ alert dispatch accepted) and ``notifications`` (the ``outbox`` table: one row pe
 URL), changed together in one transaction where a step touches both (queuing a notification
 marks its alerts sent), and the ``Handoff`` that gives delivery the rows just committed.
 
-Delivery marks a row delivered only after the service accepted it, so after a crash a row is
-sent again at most once more for the message that was in flight (at-least-once), and a
-delivered row is never sent again.
+Delivery marks a row delivered as soon as the service accepted it, and writes down what it
+hands to a service before the send (``mark_handed``), so after a crash a row is sent again
+at most once more, for the message that was in flight (at-least-once), marked as a possible
+repeat, and a delivered row is never sent again. A row queued for a URL whose worker is
+waiting for it (``Handoff.claim``) is written handed over in its own commit: the fresh alert's
+way out costs no write before its send.
 
 Every call runs in ``Database``'s worker thread; every change is one ``Database.write``.
 """
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -64,6 +68,8 @@ class Outbox:
     def __init__(self, db: Database, *, handoff: Handoff | None = None) -> None:
         self.db = db
         self.handoff = handoff if handoff is not None else Handoff()
+        # Marks this process's hand-offs: one found from another epoch was cut off.
+        self.epoch = secrets.randbits(62) + 1
         self._queued = 0
 
         def create(conn: sqlite3.Connection) -> None:
@@ -71,6 +77,21 @@ class Outbox:
             outbox_table.create(conn)
 
         db.run_sync(create)
+
+    def _claims(self, notifications: Sequence[Notification]) -> dict[str, int]:
+        """The first notification for each URL whose worker waits to send it at once, to
+        be written handed over (this epoch) in the commit that queues it."""
+        claimed: dict[str, int] = {}
+        seen: set[tuple[str, int]] = set()
+        for n in notifications:
+            target = (n.channel, n.url_index)
+            if target in seen:
+                continue
+            seen.add(target)
+            due_now = n.not_before is None or n.not_before <= n.created
+            if due_now and self.handoff.claim(target):
+                claimed[n.key] = self.epoch
+        return claimed
 
     def _committed(self, added: Sequence[OutboxRow]) -> int:
         """Rows are durable now: count them and hand them to delivery."""
@@ -131,8 +152,10 @@ class Outbox:
         updates: list[tuple[str, AlertState]] = [(i, "sent") for i in sent_alert_ids]
         updates += list((states or {}).items())
 
+        claimed = self._claims(notifications)
+
         def go(conn: sqlite3.Connection) -> list[OutboxRow]:
-            added = outbox_table.insert(conn, notifications)
+            added = outbox_table.insert(conn, notifications, handed=claimed)
             alert_states.set_states(conn, updates)
             return added
 
@@ -150,11 +173,12 @@ class Outbox:
         wait), one round trip instead of two. None, with nothing written, when any alert id
         was seen before (the caller then takes the ordinary way, which drops duplicates)."""
         recorded = [(a, states[a.id]) for a in alerts]
+        claimed = self._claims(notifications)
 
         def go(conn: sqlite3.Connection) -> list[OutboxRow]:
             if not all(alert_states.insert(conn, recorded, now)):
                 raise _Duplicate
-            return outbox_table.insert(conn, notifications)
+            return outbox_table.insert(conn, notifications, handed=claimed)
 
         try:
             added = await self.db.write(go)
@@ -186,22 +210,42 @@ class Outbox:
         """Every row (optionally of one status), oldest first: for tests and inspection."""
         return await self.db.run(lambda conn: outbox_table.rows(conn, status))
 
-    async def mark_handed(self, rows: Sequence[OutboxRow]) -> None:
+    def possible_repeat(self, row: OutboxRow) -> bool:
+        """Whether the service may have ``row`` already: a send of it was cut off (by a
+        crash or a stop of another process, or a cancelled send here)."""
+        return row.handed not in (outbox_table.NONE, self.epoch)
+
+    def _handing(self, rows: Iterable[OutboxRow]) -> list[tuple[str, int]]:
+        """What ``mark_handed`` writes for ``rows``: only what changes."""
+        changes = []
+        for row in rows:
+            handed = outbox_table.REPEAT if self.possible_repeat(row) else self.epoch
+            if row.handed != handed:
+                changes.append((row.key, handed))
+        return changes
+
+    async def mark_handed(self, rows: Iterable[OutboxRow]) -> None:
         """Write down, before sending them, that ``rows`` are in a service's hands."""
-        if all(r.handed == outbox_table.REPEAT for r in rows):
-            return  # nothing would change
-        await self.db.write(lambda conn: outbox_table.mark_handed(conn, rows))
+        changes = self._handing(rows)
+        if changes:
+            await self.db.write(lambda conn: outbox_table.mark_handed(conn, changes))
+
+    async def mark_cut(self, rows: Iterable[OutboxRow]) -> None:
+        """Rows whose send was cancelled in the service's hands: possible repeats now."""
+        changes = [(r.key, outbox_table.REPEAT) for r in rows]
+        await self.db.write(lambda conn: outbox_table.mark_handed(conn, changes))
 
     async def mark_delivered(
-        self, keys: Iterable[str], now: float, *, handing: Sequence[OutboxRow] = ()
+        self, keys: Iterable[str], now: float, *, handing: Iterable[OutboxRow] = ()
     ) -> None:
         """Finish rows the service accepted; with ``handing``, also ``mark_handed`` those
         (the next to send), in the same write."""
         done = list(keys)
+        changes = self._handing(handing)
 
         def go(conn: sqlite3.Connection) -> None:
             outbox_table.mark_delivered(conn, done, now)
-            outbox_table.mark_handed(conn, handing)
+            outbox_table.mark_handed(conn, changes)
 
         await self.db.write(go)
 
