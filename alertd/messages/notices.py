@@ -24,6 +24,8 @@ def undelivered_notice(channel: str, rows: Sequence[OutboxRow], reason: str) -> 
 
 # The start of the title of a notification sent again because alertd stopped (was killed,
 # crashed, or was stopped) while handing it to the service: the first copy may have arrived.
+# Every copy after the first carries it. Rarely a first copy does too: when alertd died in
+# the moment between writing a send down and the request leaving (a millisecond or so).
 POSSIBLE_REPEAT = "[possible repeat] "
 
 
