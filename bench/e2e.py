@@ -249,8 +249,11 @@ def run(
     if BASELINE not in names:
         names.insert(0, BASELINE)
     print(f"e2e: {n:,} recorded frames replayed to each contender, {k} rounds; {machine_line()}")
+    speed = [calibrate()]
     summary = trio.run(measure, n, k, names, logs)
+    speed.append(calibrate())
     print(summary.table())
+    print(f"machine speed: {CALIBRATION} took {speed[0]:.0f} ms CPU before, {speed[1]:.0f} after")
     results = []
     for name, phases in summary.phases.items():
         rate = _spread([p.rate for p in phases], ",.0f")
@@ -275,7 +278,27 @@ def run(
     results.append(
         Result(name="e2e replay sender", measured=f"{_spread(senders, '.2f')} us CPU/frame")
     )
+    results.append(
+        Result(
+            name=f"e2e machine speed: {CALIBRATION}",
+            measured=f"{speed[0]:.0f} / {speed[1]:.0f} ms CPU (before / after)",
+        )
+    )
     return results
+
+
+CALIBRATION = "sum(range(10**7))"
+
+
+def calibrate() -> float:
+    """Milliseconds of CPU a fixed pure-Python loop takes here and now (best of 3): how fast
+    this shared machine is at the moment, to set beside absolute figures."""
+    best = float("inf")
+    for _ in range(3):
+        c0 = time.process_time()
+        sum(range(10**7))
+        best = min(best, time.process_time() - c0)
+    return best * 1e3
 
 
 def _part(thread: str, frames: Sequence[str]) -> str:
