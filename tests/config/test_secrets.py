@@ -58,9 +58,9 @@ def test_missing_variable_and_credential_name_path_and_variable(problems_of: Pro
         "in $CREDENTIALS_DIRECTORY ("
     )
     assert text[1].endswith(
-        "; put it in the file /etc/alertd/credentials/alertd/piexgo_secret (the shipped unit names it "
-        "alertd_piexgo_secret), or add LoadCredential=alertd_piexgo_secret:/path/to/file to "
-        "the unit"
+        "; put it in the file /etc/alertd/credentials/alertd/piexgo_secret (the shipped unit "
+        "names it alertd_piexgo_secret), or add "
+        "LoadCredential=alertd_piexgo_secret:/path/to/file to the unit"
     )
     assert len(text) == 2
 
