@@ -88,7 +88,7 @@ class Digests:
                 return
             # The oldest row does not fit in one message even alone: it goes on its own,
             # split, with its progress kept per part (parts_done).
-        await self.sender.send_row(config, target, settings, rows[0], rate)
+        await self.sender.send_in_order(config, target, settings, rows[:1], rate)
 
     def _chunks(
         self,

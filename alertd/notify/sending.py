@@ -94,23 +94,17 @@ class Sender:
                     await self.outbox.mark_parts_done(row_key, number + 1, self.wall())
         return result
 
-    async def send_row(
+    async def send_in_order(
         self,
         config: Config,
         target: Target,
         settings: ChannelSettings,
-        row: OutboxRow,
-        rate: RateLimiter | None,
-    ) -> SendResult:
-        """Send one row, resuming after its parts already accepted, and record the outcome."""
-        await self.outbox.mark_handed([row])
-        return await self._send_and_record(config, target, settings, row, rate=rate, following=[])
-
-    async def send_in_order(
-        self, config: Config, target: Target, settings: ChannelSettings, rows: list[OutboxRow]
+        rows: list[OutboxRow],
+        rate: RateLimiter | None = None,
     ) -> bool:
-        """Send ``rows`` one after another (no rate limit), each recorded as soon as the
-        service answered; stops at the first failure. True when all were delivered.
+        """Send ``rows`` one after another (each resuming after its parts already accepted),
+        each recorded as soon as the service answered; stops at the first failure. True when
+        all were delivered.
 
         On cancellation the row in the service's hands stays pending (sent again after a
         restart, marked as a possible repeat); every row accepted before it is recorded."""
@@ -118,7 +112,7 @@ class Sender:
         for i, row in enumerate(rows):
             following = rows[i + 1 : i + 2]
             result = await self._send_and_record(
-                config, target, settings, row, rate=None, following=following
+                config, target, settings, row, rate=rate, following=following
             )
             if not result.ok:
                 return False
