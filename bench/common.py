@@ -437,7 +437,7 @@ class open_simulator(open_line_process):
     def __init__(self, seed: int = SEED, epoch: float = EPOCH) -> None:
         super().__init__(simulator_command(seed, epoch))
 
-    async def __aenter__(self) -> SimulatorProcess:  # type: ignore[override]
+    async def __aenter__(self) -> SimulatorProcess:
         sim = SimulatorProcess(await self.start())
         with trio.fail_after(30):
             (port,) = await sim.expect("port")
