@@ -31,7 +31,7 @@ IDLE_LOOK = 30.0  # seconds: a clean, idle worker reads the table this often all
 # One pass over due rows of a URL, oldest first, at wall time ``now``: True when every one
 # of them is finished, False when some are left pending.
 Handle = Callable[[Target, list[OutboxRow], float], Awaitable[bool]]
-# Whether a row for the URL, due now, would be sent the moment it arrives (no rate limit).
+# Whether a row for the URL, due now, goes out the moment its turn comes (no rate limit).
 Immediate = Callable[[Target], bool]
 
 
@@ -57,19 +57,20 @@ async def serve_url(
             now = wall()
             fresh = handoff.take(target)
             if clean and fresh is not None and all(r.next_attempt <= now for r in fresh):
+                # What is handed over next goes out next: it may come written handed over.
+                handoff.ready(target, immediate(target))
                 if fresh:
                     clean = await handle(target, fresh, now)
                     continue
                 if until is not None:
                     return
-                if immediate(target):
-                    handoff.idle(target)  # the next row may come written handed over
                 # Only this process queues rows, but look at the table now and then anyway.
                 with trio.move_on_after(IDLE_LOOK) as idle:
                     await arrival.wait()
                 clean = not idle.cancelled_caught
                 continue
             clean = False
+            handoff.ready(target, False)
             rows = await outbox.due(channel, index, now, DUE_BATCH)
             if rows:
                 await handle(target, rows, now)

@@ -10,9 +10,10 @@ hands no rows over at all (every row is read back), and the same workers still r
 
 It also carries the wake-ups: a worker waits on its URL's ``arrival`` event, delivery's
 supervisor on ``unserved_arrival`` for rows of a URL no worker has open yet. A worker that
-waits with nothing to do and will send what comes next at once says so (``idle``); the
-outbox then writes the next row for it handed over in the commit that queues it (``claim``),
-so the fresh alert's way out needs no write before its send.
+sends what is handed over next, before anything else and at once (it is clean and its URL
+has no rate limit), says so (``ready``); the outbox then writes the next row for it handed
+over in the commit that queues it (``claim``), so a fresh alert's way out needs no write
+before its send.
 
 Created where the stages are wired (the daemon) and given to the ``Outbox``, which puts rows
 in; delivery takes them out (``Outbox.handoff``). Owned by one trio run; no locking.
@@ -41,14 +42,15 @@ class HandoffStatistics:
     waiting: int  # rows handed over and not yet taken
     handed: int  # rows handed over since start (not read back from the table)
     overflows: int  # times a URL's inbox filled up (its worker then read the table)
-    claimed: int  # rows queued straight into an idle worker's hands (no write before the send)
+    claimed: int  # rows queued already written handed over (no write before their send)
 
 
 @attrs.define
 class _Inbox:
     rows: list[OutboxRow] | None = attrs.field(factory=list)  # None: overflowed
     arrival: trio.Event = attrs.field(factory=trio.Event)
-    idle: bool = False  # its worker waits, and sends the next row the moment it arrives
+    ready: bool = False  # its worker sends the next row handed over first, at once
+    claimed: bool = False  # the next row is on its way, written handed over
 
 
 @attrs.define
@@ -100,21 +102,21 @@ class Handoff:
         when some were not kept (overflow: read the table instead)."""
         inbox = self._inboxes[target]
         rows, inbox.rows = inbox.rows, []
-        inbox.idle = False
+        inbox.claimed = False
         return rows
 
-    def idle(self, target: Target) -> None:
-        """The worker of the open ``target`` has taken everything and waits; it sends the
-        next row handed over at once (due now, no rate limit in its way)."""
-        self._inboxes[target].idle = True
+    def ready(self, target: Target, ready: bool) -> None:
+        """Whether the worker of the open ``target`` sends the next row handed over before
+        anything else, at once (clean, due rows, no rate limit in its way)."""
+        self._inboxes[target].ready = ready
 
     def claim(self, target: Target) -> bool:
-        """Whether the next row for ``target`` goes straight into an idle worker's hands
-        (then the worker is not idle any more: one row a wait)."""
+        """Whether the next row for ``target`` is the next its worker sends, at once, so it
+        may be written handed over already (one row a ``take``)."""
         inbox = self._inboxes.get(target)
-        if inbox is None or not inbox.idle:
+        if inbox is None or not inbox.ready or inbox.claimed or inbox.rows != []:
             return False
-        inbox.idle = False
+        inbox.claimed = True
         self._claimed += 1
         return True
 

@@ -6,8 +6,8 @@ marks its alerts sent), and the ``Handoff`` that gives delivery the rows just co
 Delivery marks a row delivered as soon as the service accepted it, and writes down what it
 hands to a service before the send (``mark_handed``), so after a crash a row is sent again
 at most once more, for the message that was in flight (at-least-once), marked as a possible
-repeat, and a delivered row is never sent again. A row queued for a URL whose worker is
-waiting for it (``Handoff.claim``) is written handed over in its own commit: the fresh alert's
+repeat, and a delivered row is never sent again. A row queued as the next that a URL's
+worker sends (``Handoff.claim``) is written handed over in its own commit: a fresh alert's
 way out costs no write before its send.
 
 Every call runs in ``Database``'s worker thread; every change is one ``Database.write``.
@@ -79,8 +79,8 @@ class Outbox:
         db.run_sync(create)
 
     def _claims(self, notifications: Sequence[Notification]) -> dict[str, int]:
-        """The first notification for each URL whose worker waits to send it at once, to
-        be written handed over (this epoch) in the commit that queues it."""
+        """The first notification for each URL whose worker sends it next, at once, to be
+        written handed over (this epoch) in the commit that queues it."""
         claimed: dict[str, int] = {}
         seen: set[tuple[str, int]] = set()
         for n in notifications:

@@ -447,7 +447,7 @@ async def test_fresh_rows_are_handed_over_not_read_back(
     assert [m.title for m in notifier.sent] == [f"Alert {n}" for n in range(4)]
     handoff = outbox.handoff.statistics()
     assert handoff.handed >= 3
-    assert handoff.claimed >= 3  # queued already in the idle worker's hands: no extra write
+    assert handoff.claimed >= 3  # queued already written handed over: no write before send
     assert (handoff.overflows, handoff.waiting, handoff.capacity) == (0, 0, HANDOFF_CAPACITY)
 
 

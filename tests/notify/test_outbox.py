@@ -103,16 +103,16 @@ async def test_a_delivered_row_is_never_marked_anything_else(outbox: Outbox) -> 
 
 
 async def test_a_hand_off_is_a_possible_repeat_only_to_a_later_process(db: Database) -> None:
-    """A row queued straight into an idle worker's hands is written handed over by this
+    """A row queued as the next one a ready worker sends is written handed over by this
     process: not a repeat to it, but to the next process (a crash cut the send off); a URL
-    with no idle worker is not claimed."""
+    with no ready worker is not claimed."""
     outbox = Outbox(db)
     outbox.handoff.open(("me", 0))
-    outbox.handoff.idle(("me", 0))
+    outbox.handoff.ready(("me", 0), True)
     await outbox.enqueue([_note("k1"), _note("k2"), _note("k3", channel="ops")])
     rows = {r.key: r for r in await outbox.rows()}
     assert [outbox.possible_repeat(r) for r in rows.values()] == [False, False, False]
-    assert outbox.handoff.statistics().claimed == 1  # k1 only: one row a wait, "ops" idles not
+    assert outbox.handoff.statistics().claimed == 1  # k1 only: one row a take; "ops" has none
     reopened = Database(db.path)
     later = Outbox(reopened)
     assert {k: later.possible_repeat(r) for k, r in rows.items()} == {
