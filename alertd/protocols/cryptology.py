@@ -61,7 +61,7 @@ from alertd.events import (
     Trade,
     normalize_symbol,
 )
-from alertd.protocols._base import DecoderBase
+from alertd.protocols._base import DecoderBase, sorted_levels
 from alertd.protocols._json import Obj, Reader, load_object, mul, sub
 from alertd.protocols.orders import TrackedOrder
 
@@ -142,11 +142,7 @@ class CryptologyDecoder(DecoderBase):
         if kind == "InsufficientFunds":
             return [
                 FundsInsufficient(
-                    exchange=EXCHANGE,
-                    account=self.account,
-                    time=received,
-                    received=received,
-                    raw=obj,
+                    **self._envelope(obj, received),
                     order_id=r.ident(obj, "order_id"),
                     currency=r.text(obj, "currency").strip().upper(),
                 )
@@ -154,11 +150,7 @@ class CryptologyDecoder(DecoderBase):
         if kind == "AnonymousTrade":
             return [
                 Trade(
-                    exchange=EXCHANGE,
-                    account=self.account,
-                    time=r.seconds_micros(obj, "time"),
-                    received=received,
-                    raw=obj,
+                    **self._envelope(obj, received, r.seconds_micros(obj, "time")),
                     symbol=r.symbol(obj, "trade_pair"),
                     price=r.number(obj, "price"),
                     amount=r.number(obj, "amount"),
@@ -173,11 +165,7 @@ class CryptologyDecoder(DecoderBase):
 
     def _order(self, r: Reader, obj: Obj, side: Side, step: str, received: datetime) -> list[Event]:
         common: dict[str, Any] = {
-            "exchange": EXCHANGE,
-            "account": self.account,
-            "time": r.seconds_micros(obj, "time"),
-            "received": received,
-            "raw": obj,
+            **self._envelope(obj, received, r.seconds_micros(obj, "time")),
             "order_id": r.ident(obj, "order_id"),
             "client_order_id": r.opt_ident(obj, "client_order_id"),
             "symbol": r.symbol(obj, "trade_pair"),
@@ -302,11 +290,7 @@ class CryptologyDecoder(DecoderBase):
         self.balances[currency] = balance
         return [
             BalanceChanged(
-                exchange=EXCHANGE,
-                account=self.account,
-                time=time,
-                received=received,
-                raw=obj,
+                **self._envelope(obj, received, time),
                 currency=currency,
                 balance=balance,
                 change=change,
@@ -318,21 +302,7 @@ class CryptologyDecoder(DecoderBase):
         symbol = r.symbol(obj, "trade_pair")
         bids = _levels(r, obj, "buy_levels", best_first_highest=True)
         asks = _levels(r, obj, "sell_levels", best_first_highest=False)
-        best_bid = bids[0][0] if bids else None
-        best_ask = asks[0][0] if asks else None
-        return Book(
-            exchange=EXCHANGE,
-            account=self.account,
-            time=received,
-            received=received,
-            raw=obj,
-            symbol=symbol,
-            bids=bids,
-            asks=asks,
-            best_bid=best_bid,
-            best_ask=best_ask,
-            spread=(None if best_bid is None or best_ask is None else sub(best_ask, best_bid)),
-        )
+        return self._book_event(obj, received, symbol=symbol, bids=bids, asks=asks)
 
 
 def _known(common: dict[str, Any], tracked: TrackedOrder | None) -> dict[str, Any]:
@@ -357,8 +327,7 @@ def _levels(r: Reader, obj: Obj, key: str, *, best_first_highest: bool) -> tuple
         (r.number_value(price, f"{key} price", ""), r.number_value(qty, f"{key}[{price}]", ""))
         for price, qty in side.items()
     ]
-    levels.sort(key=lambda lv: lv[0], reverse=best_first_highest)
-    return tuple(levels)
+    return sorted_levels(levels, best_first_highest=best_first_highest)
 
 
 def _reply(r: Reader, obj: Obj) -> list[Event]:

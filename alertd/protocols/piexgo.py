@@ -65,7 +65,7 @@ from alertd.events import (
     Trade,
     normalize_symbol,
 )
-from alertd.protocols._base import DecoderBase
+from alertd.protocols._base import DecoderBase, sorted_levels
 from alertd.protocols._json import Obj, Reader, load_object, sub
 from alertd.protocols.orders import TrackedOrder, slippage
 
@@ -174,11 +174,7 @@ class PiexgoDecoder(DecoderBase):
         price = limit or None
         fill_price = average or None
         fields: dict[str, Any] = {
-            "exchange": EXCHANGE,
-            "account": self.account,
-            "time": time,
-            "received": received,
-            "raw": obj,
+            **self._envelope(obj, received, time),
             "order_id": order_id,
             "symbol": symbol,
             "side": side,
@@ -220,11 +216,7 @@ class PiexgoDecoder(DecoderBase):
             return []
         return [
             BalanceChanged(
-                exchange=EXCHANGE,
-                account=self.account,
-                time=received,
-                received=received,
-                raw=obj,
+                **self._envelope(obj, received),
                 currency=currency,
                 balance=value,
                 change=None if last is None else sub(value, last),
@@ -243,11 +235,7 @@ class PiexgoDecoder(DecoderBase):
                 raise r.fail(f"{w}direct must be 0 (buy) or 1 (sell), not {deal['direct']!r}")
             events.append(
                 Trade(
-                    exchange=EXCHANGE,
-                    account=self.account,
-                    time=r.unix_millis(deal, "time", w),
-                    received=received,
-                    raw=obj,
+                    **self._envelope(obj, received, r.unix_millis(deal, "time", w)),
                     symbol=symbol,
                     price=r.number(deal, "price", w),
                     amount=r.number(deal, "vol", w),
@@ -261,22 +249,9 @@ class PiexgoDecoder(DecoderBase):
         bids = _levels(r, obj, "buy_book", best_first_highest=True)
         asks = _levels(r, obj, "sell_book", best_first_highest=False)
         change_id = r.integer(obj, "change_id")
-        best_bid = bids[0][0] if bids else None
-        best_ask = asks[0][0] if asks else None
         return [
-            Book(
-                exchange=EXCHANGE,
-                account=self.account,
-                time=received,
-                received=received,
-                raw=obj,
-                symbol=symbol,
-                bids=bids,
-                asks=asks,
-                best_bid=best_bid,
-                best_ask=best_ask,
-                spread=(None if best_bid is None or best_ask is None else sub(best_ask, best_bid)),
-                change_id=change_id,
+            self._book_event(
+                obj, received, symbol=symbol, bids=bids, asks=asks, change_id=change_id
             )
         ]
 
@@ -290,8 +265,7 @@ def _levels(r: Reader, obj: Obj, key: str, *, best_first_highest: bool) -> tuple
         if not isinstance(level, dict):
             raise r.fail(f"{key}[{i}] must be an object")
         levels.append((r.number(level, "price", w), r.number(level, "qty", w)))
-    levels.sort(key=lambda lv: lv[0], reverse=best_first_highest)
-    return tuple(levels)
+    return sorted_levels(levels, best_first_highest=best_first_highest)
 
 
 def _reply(r: Reader, obj: Obj) -> list[Event]:
