@@ -67,6 +67,10 @@ class DaemonSettings:
     drain_timeout: Duration = Duration(10.0)  # how long SIGTERM waits for the outbox
     record_dir: str | None = None  # like --record DIR
     heartbeat: HeartbeatSettings | None = None  # [daemon.heartbeat]; off when absent
+    # Replicas on a shared database (alertd/cluster): how many replicas watch each account
+    # (1: shard only), and how soon a dead replica's accounts are watched by another.
+    watchers: int = 2
+    takeover_after: Duration = Duration(15.0)
 
 
 # -- [[accounts]] -----------------------------------------------------------------------------

@@ -175,7 +175,14 @@ def check_daemon(daemon: DaemonSettings, out: Found) -> None:
                 )
             )
     check_heartbeat(daemon, out)
+    _minimums(daemon, DAEMON_MINIMUMS, ("daemon",), out)
 
+
+DAEMON_MINIMUMS: Minimums = {
+    "watchers": (1, "every account needs a replica watching it"),
+    # a replica renews its lease five times per takeover_after; faster loads the database
+    "takeover_after": (1.0, "replicas renew their leases several times within it"),
+}
 
 HEARTBEAT_MINIMUMS: Minimums = {
     "interval": (1.0, "pinging more often only loads the service, it does not notice sooner"),
