@@ -21,6 +21,7 @@ from typing import Any, get_args, get_origin
 import attrs
 
 from alertd.config import validate
+from alertd.config.database import resolve_database
 from alertd.config.errors import ConfigError, Problem, TomlPath, did_you_mean, format_path
 from alertd.config.locate import Locator
 from alertd.config.model import (
@@ -291,6 +292,7 @@ def _build(
     )
     raw = copy.deepcopy(raw)
     _resolve_secrets(raw, where, found, checks.literal_secrets)
+    resolve_database(raw, where, found)  # [daemon] database: its password by reference
     fields = {a.name: a for a in attrs.fields(attrs.resolve_types(Config))}
     for key, value in raw.items():
         if key in fields:

@@ -67,6 +67,13 @@ class DaemonSettings:
     drain_timeout: Duration = Duration(10.0)  # how long SIGTERM waits for the outbox
     record_dir: str | None = None  # like --record DIR
     heartbeat: HeartbeatSettings | None = None  # [daemon.heartbeat]; off when absent
+    # PostgreSQL shared by replicas (config/database.py): "postgresql://USER:{env:NAME}@HOST/DB",
+    # the password by reference. Unset: SQLite in state_dir, as for a single daemon.
+    database: Secret | None = None
+    replica: str | None = None  # this replica's name; default: host name[@unit instance]
+    # How long a replica's claim on an outbox row outlives the replica: a row it held when it
+    # died is sent by another after this long (marked as a possible repeat if it was sending).
+    delivery_lease: Duration = Duration(15.0)
     # Replicas on a shared database (alertd/cluster): how many replicas watch each account
     # (1: shard only), and how soon a dead replica's accounts are watched by another.
     watchers: int = 2

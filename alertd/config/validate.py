@@ -13,6 +13,7 @@ import zoneinfo
 from collections.abc import Callable, Collection, Iterable, Sequence
 from functools import cache
 
+from alertd.config.database import check_database
 from alertd.config.durations import format_duration
 from alertd.config.errors import TomlPath, did_you_mean
 from alertd.config.model import (
@@ -175,6 +176,7 @@ def check_daemon(daemon: DaemonSettings, out: Found) -> None:
                 )
             )
     check_heartbeat(daemon, out)
+    check_database(daemon, out)
     _minimums(daemon, DAEMON_MINIMUMS, ("daemon",), out)
 
 
@@ -182,6 +184,7 @@ DAEMON_MINIMUMS: Minimums = {
     "watchers": (1, "every account needs a replica watching it"),
     # a replica renews its lease five times per takeover_after; faster loads the database
     "takeover_after": (1.0, "replicas renew their leases several times within it"),
+    "delivery_lease": (1.0, "a replica renews its claims on outbox rows several times within it"),
 }
 
 HEARTBEAT_MINIMUMS: Minimums = {
