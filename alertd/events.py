@@ -30,9 +30,13 @@ def utc_from_timestamp(seconds: float) -> datetime:
 
 @attrs.frozen(kw_only=True)
 class Event:
-    """Fields every event carries. ``raw`` is the decoded frame the event came from."""
+    """Fields every event carries. ``time`` is when it happened, where the exchange says so,
+    else when alertd received it; ``raw`` is the decoded frame the event came from.
+    ``not_identity`` names the fields that do not tell two events apart (engine/alerts: the
+    alert id of a cause): a frame seen again after a reconnect has a new ``received``."""
 
     kind: ClassVar[str] = ""
+    not_identity: ClassVar[frozenset[str]] = frozenset({"raw", "received"})
     exchange: str
     account: str
     time: datetime
@@ -49,8 +53,15 @@ class OrderEvent(Event):
     ``remaining`` what is still open, ``filled`` what has executed so far (cumulative).
     ``fill_price``, ``notional`` (quote-currency value executed) and ``slippage`` (fraction by
     which the fill was worse than the order price, negative when better) are set where the
-    exchange makes them derivable, else ``None``."""
+    exchange makes them derivable, else ``None``. ``order_time`` is the exchange's own time of
+    the order where it means something other than this step (Piexgo's ``timestamp``: when the
+    order was created); ``None`` elsewhere.
 
+    An order step is told apart by the order and its amounts (``remaining`` only falls), not by
+    ``time``: where the exchange gives no time of the step, ``time`` is when it was received,
+    which differs between two connections that see the same frame."""
+
+    not_identity: ClassVar[frozenset[str]] = frozenset({"raw", "received", "time"})
     order_id: str
     client_order_id: str | None = None
     symbol: str
@@ -62,6 +73,7 @@ class OrderEvent(Event):
     fill_price: Decimal | None = None
     notional: Decimal | None = None
     slippage: Decimal | None = None
+    order_time: datetime | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -173,8 +185,9 @@ class BalanceEvidence:
 @attrs.frozen(kw_only=True)
 class StreamGap(Event):
     """Events may have been missed between ``since`` and ``until``. ``why`` is one of
-    ``offline`` (connection was down), ``overflow`` (a queue was full), ``sequence`` (an
-    exchange sequence number jumped)."""
+    ``offline`` (connection was down), ``alertd stopped`` / ``alertd crashed`` (alertd itself
+    was not running: ``down_for`` says how long), ``overflow`` (a queue was full),
+    ``sequence`` (an exchange sequence number jumped)."""
 
     kind: ClassVar[str] = "stream.gap"
     stream: str
@@ -182,6 +195,23 @@ class StreamGap(Event):
     until: datetime
     why: str
     evidence: tuple[BalanceEvidence, ...] = ()
+    down_for: float | None = None
+
+
+@attrs.frozen(kw_only=True)
+class StreamGapEvidence(Event):
+    """The first balance of ``currency`` after an offline gap (``since`` to ``until``, for
+    ``why``) differs from the last one seen before it: it moved while alertd was blind."""
+
+    kind: ClassVar[str] = "stream.gap.evidence"
+    stream: str
+    since: datetime
+    until: datetime
+    why: str
+    currency: str
+    before: Decimal
+    after: Decimal
+    change: Decimal
 
 
 @attrs.frozen(kw_only=True)
@@ -211,6 +241,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     StreamConnected,
     StreamDisconnected,
     StreamGap,
+    StreamGapEvidence,
     StreamStale,
     StreamError,
 )

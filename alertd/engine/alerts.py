@@ -18,15 +18,16 @@ from alertd.messages.alert import default_body as default_body  # noqa: PLC0414
 from alertd.messages.alert import summary as summary  # noqa: PLC0414
 
 LABEL_FIELDS = ("account", "symbol", "currency", "side", "kind")
-# Fields that identify an event and not the moment alertd saw it: a frame replayed after a
-# reconnect has a new ``received`` but is the same cause, hence the same alert id.
-_NOT_IDENTITY = frozenset({"raw", "received"})
 
 
 def event_identity(event: Event) -> str:
+    """The cause an event gives its alerts: its fields but those that only say when alertd saw
+    it (``Event.not_identity``), so a frame seen again after a reconnect, or by a second
+    replica, is the same cause, hence the same alert id."""
     parts = []
+    skip = event.not_identity
     for name, value in event_fields(event).items():
-        if name not in _NOT_IDENTITY:
+        if name not in skip:
             text = value.isoformat() if isinstance(value, datetime) else value
             parts.append(f"{name}={text}")
     return "|".join(parts)

@@ -164,7 +164,7 @@ class PiexgoDecoder(DecoderBase):
         volume = r.number(data, "volume", w)
         remain = r.number(data, "remain", w)
         notional = r.number(data, "amount", w)
-        time = r.unix_seconds(data, "timestamp", w)
+        created = r.unix_seconds(data, "timestamp", w)
         if remain > volume:
             raise r.fail(f"data.remain {remain} exceeds data.volume {volume}")
 
@@ -174,7 +174,9 @@ class PiexgoDecoder(DecoderBase):
         price = limit or None
         fill_price = average or None
         fields: dict[str, Any] = {
-            **self._envelope(obj, received, time),
+            # the update carries no time of its own: ``timestamp`` is when the order was made
+            **self._envelope(obj, received),
+            "order_time": created,
             "order_id": order_id,
             "symbol": symbol,
             "side": side,

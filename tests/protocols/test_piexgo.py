@@ -1,12 +1,14 @@
 """Piexgo decoding: the document's examples, the chosen readings, and the order lifecycle."""
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from typing import Any
 
+import attrs
 import pytest
 
+from alertd.engine.alerts import event_identity
 from alertd.events import (
     BalanceChanged,
     Book,
@@ -165,7 +167,8 @@ def test_document_order_is_a_fill_with_money_fields(piexgo: PiexgoDecoder) -> No
     assert events == [
         OrderFilled(
             **COMMON,
-            time=ORDER_TIME,
+            time=RECEIVED,  # an update says nothing of when it happened: seen now
+            order_time=ORDER_TIME,
             order_id="1136203593297424385",
             symbol="BTC_USDT",
             side="buy",
@@ -212,7 +215,23 @@ def test_unknown_direct_is_an_error_not_a_guess(piexgo: PiexgoDecoder) -> None:
 def test_order_timestamp_is_seconds(piexgo: PiexgoDecoder) -> None:
     """An order's `timestamp` 1700000000 is 2023-11-14T22:13:20Z (seconds, not ms)."""
     [event] = decode(piexgo, order_frame(timestamp=1700000000))
-    assert event.time == datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)
+    assert isinstance(event, OrderEvent)
+    assert event.order_time == datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)
+
+
+def test_a_fill_is_timed_when_seen_not_when_the_order_was_made(piexgo: PiexgoDecoder) -> None:
+    """An order made hours ago that fills now says it filled now; its creation time stays
+    ``order_time``, and seeing the same update again gives the same alert cause."""
+    made = 1700000000
+    decode(piexgo, order_frame(timestamp=made, status=0, remain="1"))
+    later = datetime(2023, 11, 15, 3, 0, tzinfo=UTC)
+    [fill] = piexgo.decode(order_frame(timestamp=made, status=2, remain="0"), later)
+    assert fill.kind == "order.filled"
+    assert fill.time == later
+    assert isinstance(fill, OrderEvent)
+    assert fill.order_time == datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)
+    again = attrs.evolve(fill, time=later + timedelta(seconds=3), received=later)
+    assert event_identity(again) == event_identity(fill)
 
 
 def test_order_fields_map_to_limit_quantity_fill_and_notional(piexgo: PiexgoDecoder) -> None:

@@ -59,7 +59,8 @@ def test_event_lines_are_exact_json() -> None:
     ]
     filled = next(e for e in events if e["kind"] == "order.filled")
     assert Decimal(filled["notional"]) == Decimal("7828.07520000")
-    assert filled["time"] == "2019-06-05T11:39:36.000Z"
+    assert filled["time"] == "2019-06-05T11:39:40.000Z"  # when the capture saw it
+    assert filled["order_time"] == "2019-06-05T11:39:36.000Z"  # the order's own timestamp
     assert "raw" not in filled
 
 
