@@ -10,6 +10,9 @@ Masking is a ``logging.Filter`` on the handler, so it sees records from every lo
 including libraries: it formats the message, masks it, and replaces ``msg``/``args`` with
 the masked text (tracebacks too). The daemon registers each resolved secret with
 ``SecretMasker.add``; the URL patterns are defence in depth for secrets it was never told of.
+The secrets are held by a ``sources.redact.Redactor`` (written plainly or JSON-escaped, they
+are masked alike); ``configure_logging`` uses the process's (``redact.PROCESS``), so what the
+daemon registers for its logs is masked in what exchanges send too.
 """
 
 from __future__ import annotations
@@ -19,16 +22,13 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Protocol, TextIO
+from typing import Any, TextIO
 
 import attrs
 
 from alertd.config.model import Secret
-
-MASK = "***"
-# Shorter strings are not masked: replacing every "1" or "abc" in the logs would make them
-# unreadable and hide nothing a guesser could not find anyway.
-MIN_SECRET_LENGTH = 4
+from alertd.sources import redact
+from alertd.sources.redact import MASK, Redactor, Revealable
 
 LEVELS = {
     "debug": logging.DEBUG,
@@ -64,36 +64,20 @@ _URL_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
-class Revealable(Protocol):
-    """What ``config.model.Secret`` offers; accepted so callers need not unwrap secrets."""
-
-    def reveal(self) -> str: ...
-
-
 class SecretMasker(logging.Filter):
-    """Masks registered secrets and credential-shaped URL parts in every record it filters."""
+    """Masks registered secrets and credential-shaped URL parts in every record it filters.
+    The secrets are ``known``'s (a redactor of its own unless one is given)."""
 
-    def __init__(self) -> None:
+    def __init__(self, known: Redactor | None = None) -> None:
         super().__init__()
-        self._secrets: set[str] = set()
-        self._pattern: re.Pattern[str] | None = None
+        self.known = Redactor() if known is None else known
 
     def add(self, *secrets: str | Revealable | None) -> None:
         """Register secrets to mask from now on (values or ``Secret`` objects; None ignored)."""
-        for secret in secrets:
-            if secret is None:
-                continue
-            value = secret if isinstance(secret, str) else secret.reveal()
-            for candidate in {value, value.strip()}:
-                if len(candidate) >= MIN_SECRET_LENGTH:
-                    self._secrets.add(candidate)
-        # Longest first, so a secret that contains another is masked whole.
-        ordered = sorted(self._secrets, key=len, reverse=True)
-        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+        self.known.add(*secrets)
 
     def mask(self, text: str) -> str:
-        if self._pattern is not None:
-            text = self._pattern.sub(MASK, text)
+        text = self.known.text(text)
         for pattern, replacement in _URL_PATTERNS:
             text = pattern.sub(replacement, text)
         return text
@@ -176,11 +160,13 @@ def configure_logging(
     """Send all logging to ``stream`` (stderr) at ``level`` through one masked handler.
 
     Calling it again replaces alertd's handler (other handlers, e.g. pytest's, are left
-    alone). Returns the masker, to which the daemon adds every secret it resolves.
+    alone). Returns the masker, to which the daemon adds every secret it resolves; unless
+    one is given it holds the process's secrets (``redact.PROCESS``), which sessions mask in
+    what the exchanges send.
     """
     levelno = parse_level(level)  # first, so a bad level changes nothing
     stream = sys.stderr if stream is None else stream
-    masker = SecretMasker() if masker is None else masker
+    masker = SecretMasker(redact.PROCESS) if masker is None else masker
     masker.add(*secrets)
     handler = logging.StreamHandler(stream)
     handler.set_name(_HANDLER_NAME)

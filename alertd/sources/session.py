@@ -7,6 +7,11 @@ the backoff and until the machine's next deadline, and carries out what the mach
 Events go into the account's ``OutBuffer``; a separate forwarder task moves them to the
 shared channel, so the reader never waits on a slow consumer. Log lines go to this module's
 logger, connection facts to the capture (``--record``).
+
+What the peer says enters here, so this is where known secrets are masked (``redact``): in
+each frame before the capture, stream health and the decoder see it, and in the reason every
+connection ends with (a close reason, a handshake error), so an exchange that echoes the API
+key cannot put it into an alert, the outbox or a capture.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import trio
 from alertd.config.model import AccountSettings
 from alertd.events import Event
 from alertd.protocols import decoder_for
-from alertd.sources import outputs
+from alertd.sources import outputs, redact
 from alertd.sources.auth import Authenticator, AuthError
 from alertd.sources.backoff import Backoff
 from alertd.sources.buffer import OutBuffer
@@ -84,6 +89,9 @@ class Session:
     buffer: OutBuffer = attrs.field()
     recorder: Recorder | None = None
     rng: random.Random = attrs.field(factory=random.Random)
+    # The secrets masked in what the peer sends: by default the account's own and every one
+    # the process registered (redact.PROCESS).
+    redactor: redact.Redactor = attrs.field()
 
     _auth: Authenticator = attrs.field(init=False)
     _subscribe: list[str] = attrs.field(init=False)  # the streams as configured
@@ -98,6 +106,10 @@ class Session:
     @buffer.default
     def _fresh_buffer(self) -> OutBuffer:
         return OutBuffer(exchange=self.settings.exchange, account=self.name, capacity=0)
+
+    @redactor.default
+    def _account_redactor(self) -> redact.Redactor:
+        return redact.for_account(self.settings)
 
     def __attrs_post_init__(self) -> None:
         s = self.settings
@@ -155,7 +167,8 @@ class Session:
         return verdict
 
     def _feed(self, frame: str | bytes) -> LoginReply | None:
-        """Record one received frame and hand it to stream health."""
+        """Record one received frame and hand it to stream health, known secrets masked."""
+        frame = self.redactor.frame(frame)
         if self.recorder is not None:
             self.recorder.record_frame(self.name, frame)
         return self._apply(self.health.frame(frame, now=trio.current_time(), wall=now_utc()))
@@ -164,7 +177,7 @@ class Session:
 
     async def _reconnect_forever(self) -> None:
         while True:
-            reason = await self._connect_once()
+            reason = self.redactor.text(await self._connect_once())
             now = trio.current_time()
             if self.health.connected:
                 self._backoff.disconnected(now)
