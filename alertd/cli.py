@@ -10,7 +10,7 @@ import math
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import NoReturn
 
 from alertd import __version__
@@ -24,7 +24,13 @@ COMMANDS: dict[str, str] = {
     "replay": "alertd.commands.replay:main",
     "test-notify": "alertd.commands.test_notify:main",
     "silence": "alertd.commands.silence:main",
+    "status": "alertd.commands.status:main",
 }
+
+# Where every command finds its config without -c: $ALERTD_CONFIG, else the file the shipped
+# unit runs (systemd/alertd.service), so `alertd status` on the machine reads what runs.
+DEFAULT_CONFIG = "/etc/alertd/alertd.toml"
+CONFIG_ENV = "ALERTD_CONFIG"
 
 
 # What `alertd` exits with when a command fails on something it did not foresee (a bug): not 1
@@ -67,10 +73,19 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-c",
         "--config",
-        required=True,
         metavar="CONFIG",
-        help="the TOML configuration file",
+        help=f"the TOML configuration file (default: ${CONFIG_ENV}, else {DEFAULT_CONFIG})",
     )
+
+
+def config_path(given: str | None, environ: Mapping[str, str]) -> str | None:
+    """The config a command reads: ``-c``, else ``$ALERTD_CONFIG``, else ``DEFAULT_CONFIG``
+    when that file exists; None when there is none to read."""
+    if given:
+        return given
+    if environ.get(CONFIG_ENV):
+        return environ[CONFIG_ENV]
+    return DEFAULT_CONFIG if os.path.exists(DEFAULT_CONFIG) else None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="validate config, rules and templates; exit 0 when valid")
     _config_arg(p)
+    p.add_argument("file", nargs="?", metavar="FILE", help="the config to check (as -c)")
+    p.add_argument(
+        "--no-secrets",
+        action="store_true",
+        help="check everything but whether the secret references resolve (for a config kept "
+        "in git, checked in CI or on a laptop without the service's credentials)",
+    )
 
     p = sub.add_parser(
         "demo", help="simulator + daemon + example rules, alerts printed to the terminal"
@@ -173,7 +195,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     input, 2 the input cannot be used (a usage mistake, a bad file or value),
     ``EXIT_INTERNAL`` a bug, reported in one line (``--log-level debug`` shows the
     traceback)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "file", None):  # `alertd check FILE`
+        if args.config and args.config != args.file:
+            parser.error(f"two configs given ({args.config} and {args.file}): check one at a time")
+        args.config = args.file
+    if args.command != "demo" and hasattr(args, "config"):  # the demo has a built-in config
+        args.config = config_path(args.config, os.environ)
+        if args.config is None:
+            parser.error(f"no config: give -c CONFIG, set ${CONFIG_ENV}, or write {DEFAULT_CONFIG}")
     module_name, func_name = COMMANDS[args.command].split(":")
     func = getattr(importlib.import_module(module_name), func_name)
     try:

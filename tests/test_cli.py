@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from alertd import __version__
-from alertd.cli import build_parser, main
+from alertd.cli import main
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -43,10 +43,13 @@ def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) ->
     assert "rnu" in capsys.readouterr().err
 
 
-def test_run_requires_a_config() -> None:
-    """`alertd run` without -c says the config is missing."""
+def test_run_requires_a_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`alertd run` without -c, $ALERTD_CONFIG or the default file says the config is
+    missing."""
+    monkeypatch.delenv("ALERTD_CONFIG", raising=False)
+    monkeypatch.setattr("alertd.cli.DEFAULT_CONFIG", "/nonexistent/alertd.toml")
     with pytest.raises(SystemExit) as exc:
-        build_parser().parse_args(["run"])
+        main(["run"])
     assert exc.value.code == 2
 
 
