@@ -1,0 +1,312 @@
+"""``ClusterSources``: the intake of a replica on a shared database. It watches the accounts
+the cluster gives it and tells the cluster what it sees of them.
+
+Every round (``takeover_after / 5``, and soon after a connection of its own comes or goes) a
+replica renews its lease (``takeover_after * 3/5``), reads the live replicas and follows the
+assignment (``view.assignment``: rendezvous hashing, ``[daemon] watchers`` replicas an
+account) by handing the accounts it watches to its ``Sources``, the very path a reload takes
+(``Sources.update``: unchanged accounts stay connected, others start or stop). A replica that
+dies stops renewing; within ``takeover_after`` its lease has run out and the others' next
+round has given its accounts to the live ones. A replica that stops gracefully hands its
+accounts over at once.
+
+Stream health belongs to the cluster: the sessions' own ``stream.connected``,
+``stream.disconnected`` and offline ``stream.gap`` facts do not reach the engine; they become
+this replica's watch row (connected or not, since when, when it last had the stream healthy,
+why it lost it). An account's reporter (its first watcher) decides the cluster's view from
+every watcher's row and hands on the cluster's own stream facts, made from the database's
+row (``view``), so that one window is one set of alerts whoever reports it. Everything else
+(orders, balances, stale streams, errors) goes on to the engine as it comes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, TypeVar
+
+import attrs
+import trio
+
+from alertd.cluster import view
+from alertd.config.model import AccountSettings
+from alertd.events import Event, StreamConnected, StreamDisconnected, StreamGap
+from alertd.sources.capture import Recorder
+from alertd.sources.streams import CONNECTION
+from alertd.sources.supervisor import Sources, SourcesStatistics
+from alertd.store.cluster import Ack, ClusterStore, ClusterStoreError, StreamRow, Watch
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+ROUNDS_PER_TAKEOVER = 5  # rounds within takeover_after
+LEASE_SHARE = 0.6  # of takeover_after: lease plus one round is within it, with a round to spare
+MIN_ROUND_GAP = 0.2  # seconds: rounds that a burst of connection changes calls for, at most
+FILTER_QUEUE = 1024  # events between the sessions and the filter
+LEAVE_TIMEOUT = 5.0  # seconds a graceful stop waits to hand its accounts over
+STOPPED_WATCHING = "replica stopped watching the account"
+
+
+@attrs.frozen(kw_only=True)
+class ClusterStatistics(SourcesStatistics):
+    """A replica at one moment: the accounts it watches (``accounts``: their statistics, as
+    ``Sources`` gives them), and what it knows of the cluster."""
+
+    replica: str
+    live: tuple[str, ...]  # the live replicas, as last read
+    watching: tuple[str, ...]  # the accounts this replica watches
+    reporting: tuple[str, ...]  # those it reports the cluster's view of
+    blind: tuple[str, ...]  # of those, the ones no watcher has the stream of
+    rounds: int  # rounds the database answered
+    database_errors: int  # rounds it did not
+    database_ok: bool  # whether the last round reached it
+
+
+@attrs.define
+class _Local:
+    """This replica's own connection to one account, from its session's facts."""
+
+    connected: bool = False
+    since: datetime | None = None
+    lost_at: datetime | None = None
+    reason: str | None = None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@attrs.define(eq=False)
+class ClusterSources:
+    """The intake of replica ``replica`` on ``store`` (see the module docstring)."""
+
+    accounts: Sequence[AccountSettings]
+    send: trio.MemorySendChannel[Event]
+    store: ClusterStore
+    replica: str
+    watchers: int = 2
+    takeover_after: float = 15.0
+    recorder: Recorder | None = None
+    _sources: Sources | None = None
+    _live: tuple[str, ...] = ()
+    _plan: dict[str, list[str]] = attrs.field(factory=dict)
+    _watching: frozenset[str] = frozenset()
+    _dropped: set[str] = attrs.field(factory=set)
+    _local: dict[str, _Local] = attrs.field(factory=dict)
+    _streams: dict[str, StreamRow] = attrs.field(factory=dict)
+    _acks: list[Ack] = attrs.field(factory=list)
+    _rounds: int = 0
+    _errors: int = 0
+    _ok: bool = False
+    _changed: trio.Event = attrs.field(factory=trio.Event)
+    _lock: trio.Lock = attrs.field(factory=trio.Lock)
+
+    @property
+    def round_interval(self) -> float:
+        return self.takeover_after / ROUNDS_PER_TAKEOVER
+
+    def statistics(self) -> ClusterStatistics:
+        accounts = self._sources.statistics().accounts if self._sources else {}
+        reporting = self._reporting()
+        return ClusterStatistics(
+            accounts=accounts,
+            replica=self.replica,
+            live=self._live,
+            watching=tuple(sorted(self._watching)),
+            reporting=tuple(sorted(reporting)),
+            blind=tuple(view.blind_accounts({a: self._streams[a] for a in reporting
+                                             if a in self._streams})),
+            rounds=self._rounds,
+            database_errors=self._errors,
+            database_ok=self._ok,
+        )  # fmt: skip
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Join the cluster, watch what it assigns until cancelled, then leave it."""
+        inner_send, inner_recv = trio.open_memory_channel[Event](FILTER_QUEUE)
+        self._sources = Sources([], inner_send, recorder=self.recorder)
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self._sources.run)
+                nursery.start_soon(self._filter, inner_recv)
+                live = await self._db(self.store.join, self.replica, self._lease)
+                await self._follow(live if live is not None else [self.replica])
+                await self._round()
+                task_status.started()
+                await self._rounds_forever()
+        finally:
+            with trio.CancelScope(shield=True):
+                await self._leave()
+
+    async def update(self, accounts: Sequence[AccountSettings]) -> None:
+        """A reloaded config: the accounts the cluster assigns of ``accounts``."""
+        self.accounts = list(accounts)
+        await self._follow(self._live)
+
+    # -- rounds -----------------------------------------------------------------------------
+
+    @property
+    def _lease(self) -> float:
+        return self.takeover_after * LEASE_SHARE
+
+    async def _rounds_forever(self) -> None:
+        while True:
+            self._changed = trio.Event()
+            with trio.move_on_after(self.round_interval):
+                await self._changed.wait()
+                await trio.sleep(MIN_ROUND_GAP)  # let the other changes of a burst arrive
+            live = await self._db(self.store.renew, self.replica, self._lease)
+            if live is not None:
+                await self._follow(live)
+            await self._round()
+
+    async def _db(self, fn: Any, *args: Any) -> Any:
+        """``fn(*args)`` in a worker thread; None (counted, logged once a streak) when the
+        database cannot answer: the replica goes on with what it last knew."""
+        try:
+            result = await trio.to_thread.run_sync(partial(fn, *args))
+        except ClusterStoreError as e:
+            self._errors += 1
+            if self._ok or self._errors == 1:
+                log.warning("cluster.database_error replica=%s error=%s", self.replica, e)
+            self._ok = False
+            return None
+        if not self._ok:
+            if self._rounds:
+                log.info("cluster.database_ok replica=%s", self.replica)
+            self._ok = True
+        return result
+
+    async def _follow(self, live: Sequence[str]) -> None:
+        """Watch what the cluster of ``live`` replicas assigns this one."""
+        async with self._lock:
+            names = [a.name for a in self.accounts if a.enabled]
+            self._live = tuple(live)
+            self._plan = view.assignment(names, live, self.watchers)
+            watching = frozenset(a for a, ws in self._plan.items() if self.replica in ws)
+            if watching == self._watching and self._sources is not None:
+                await self._sources.update([a for a in self.accounts if a.name in watching])
+                return
+            gone = self._watching - watching
+            self._dropped |= gone
+            for name in gone:
+                self._local.pop(name, None)
+            self._dropped -= watching
+            self._watching = watching
+            log.info(
+                "cluster.assignment replica=%s live=%s watching=%d accounts=%s",
+                self.replica, ",".join(live), len(watching), ",".join(sorted(watching)) or "-",
+            )  # fmt: skip
+            if self._sources is not None:
+                await self._sources.update([a for a in self.accounts if a.name in watching])
+
+    def _reporting(self) -> list[str]:
+        return [a for a, ws in self._plan.items() if ws and ws[0] == self.replica]
+
+    async def _round(self) -> None:
+        """Tell the cluster what this replica sees, and report the accounts it reports."""
+        now = _now()
+        watches = [self._watch(name, now) for name in sorted(self._watching)]
+        watches += [
+            Watch(account=name, connected=False, healthy_at=None, reason=STOPPED_WATCHING)
+            for name in sorted(self._dropped)
+        ]
+        acks, report = list(self._acks), self._reporting()
+        decide = partial(self._decide, frozenset(self._live))
+        rows = await self._db(self.store.exchange, self.replica, watches, acks, report, decide)
+        if rows is None:
+            return
+        self._rounds += 1
+        self._dropped.clear()
+        del self._acks[: len(acks)]
+        exchanges = {a.name: a.exchange for a in self.accounts}
+        for row in rows:
+            before = self._streams.get(row.account)
+            self._streams[row.account] = row
+            if before is None or before.state != row.state:
+                self._log_change(row)
+            await self._report(row, exchanges.get(row.account, ""))
+
+    def _decide(self, live: frozenset[str], account: str, row: StreamRow | None,
+                watches: Sequence[Any], now: datetime) -> StreamRow:  # fmt: skip
+        return view.decide(account, row, watches, live, now, grace=self.takeover_after)
+
+    def _watch(self, name: str, now: datetime) -> Watch:
+        local = self._local.get(name) or _Local()
+        return Watch(
+            account=name,
+            connected=local.connected,
+            connected_since=local.since if local.connected else None,
+            healthy_at=now if local.connected else local.lost_at,
+            reason=local.reason,
+        )
+
+    async def _report(self, row: StreamRow, exchange: str) -> None:
+        down, back = view.pending_events(row, exchange)
+        if not (down or back):
+            return
+        assert row.blind_since is not None
+        for event in down + back:
+            await self.send.send(event)
+        if down:
+            self._acks.append(Ack(account=row.account, blind_since=row.blind_since, back=False))
+        if back:
+            self._acks.append(Ack(account=row.account, blind_since=row.blind_since, back=True))
+        self._changed.set()  # acknowledge soon, so a takeover does not repeat them
+
+    def _log_change(self, row: StreamRow) -> None:
+        if row.state == "blind":
+            log.warning(
+                "cluster.blind account=%s since=%s reason=%s",
+                row.account, row.blind_since.isoformat() if row.blind_since else "-", row.reason,
+            )  # fmt: skip
+        elif row.state == "seen" and row.back_at is not None and row.blind_since is not None:
+            log.warning(
+                "cluster.back account=%s since=%s until=%s",
+                row.account, row.blind_since.isoformat(), row.back_at.isoformat(),
+            )  # fmt: skip
+
+    async def _leave(self) -> None:
+        with trio.move_on_after(LEAVE_TIMEOUT):
+            try:
+                await trio.to_thread.run_sync(partial(self.store.leave, self.replica, at=_now()))
+                log.info("cluster.left replica=%s", self.replica)
+            except ClusterStoreError as e:
+                log.warning("cluster.leave_failed replica=%s error=%s", self.replica, e)
+        await trio.to_thread.run_sync(self.store.close)
+
+    # -- the sessions' facts ------------------------------------------------------------------
+
+    async def _filter(self, recv: trio.MemoryReceiveChannel[Event]) -> None:
+        """Everything the sessions send goes on, except their connection facts (see above)."""
+        send = self.send
+        async with recv:
+            async for event in recv:
+                if _local_fact(event):
+                    self._note(event)
+                    continue
+                await send.send(event)
+
+    def _note(self, event: Event) -> None:
+        if event.account not in self._watching:
+            return
+        local = self._local.setdefault(event.account, _Local())
+        if isinstance(event, StreamConnected):
+            local.connected, local.since = True, event.time
+        elif isinstance(event, StreamDisconnected):
+            if local.connected:
+                local.lost_at = event.time
+            local.connected, local.reason = False, event.reason
+        else:
+            return
+        self._changed.set()
+
+
+def _local_fact(event: Event) -> bool:
+    """A connection fact of this replica's own session (decided by the cluster instead)."""
+    if isinstance(event, StreamConnected | StreamDisconnected):
+        return event.stream == CONNECTION
+    return isinstance(event, StreamGap) and event.why == "offline"
