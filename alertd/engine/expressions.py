@@ -31,9 +31,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 # The helpers are shared with alertd's own message texts (re-exported: the rule types and
 # tests import them from here).
-from alertd.messages.formats import dec as dec  # noqa: PLC0414
-from alertd.messages.formats import duration as duration  # noqa: PLC0414
-from alertd.messages.formats import to_decimal as to_decimal  # noqa: PLC0414
+from alertd.messages.formats import bps, dec, duration, num, pct, to_decimal
 
 DEFAULT_TIME_FORMAT = "%Y-%m-%d %H:%M:%S %Z"
 
@@ -113,6 +111,9 @@ def environment(timezone: str) -> SandboxedEnvironment:
     helpers: dict[str, Callable[..., Any]] = {
         "D": to_decimal,
         "dec": dec,
+        "num": num,
+        "pct": pct,
+        "bps": bps,
         "duration": duration,
         "localtime": localtime,
     }

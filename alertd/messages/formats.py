@@ -1,8 +1,10 @@
 """How values read in a message: exact decimals, durations, the display timezone.
 
 The same helpers serve alertd's own texts (``alert``, ``summary``) and the rules' templates
-(``alertd.engine.expressions`` registers ``dec`` and ``duration`` as template helpers), so a
-number reads the same in a default text and in a user's ``message``.
+(``alertd.engine.expressions`` registers ``dec``, ``num``, ``pct``, ``bps`` and ``duration``
+as template helpers), so a number reads the same in a default text and in a user's
+``message``. Every helper shows a missing value (``None``: Cryptology reports no fill price,
+hence no slippage) as ``-``, never as ``None``, and never writes an exponent.
 """
 
 from __future__ import annotations
@@ -44,6 +46,31 @@ def dec(value: Any, places: int | None = None) -> str:
     if d == d.to_integral_value():
         return f"{d.quantize(Decimal(1)):f}"
     return f"{d.normalize():f}"
+
+
+def num(value: Any, places: int | None = None) -> str:
+    """``dec`` with thousands separators: ``num(D("46294.884"), 2)`` is ``46,294.88``."""
+    text = dec(value, places)
+    if text == "-":
+        return text
+    sign, digits = ("-", text[1:]) if text.startswith("-") else ("", text)
+    whole, dot, fraction = digits.partition(".")
+    return f"{sign}{int(whole):,}{dot}{fraction}"
+
+
+def pct(fraction: Any, places: int = 2) -> str:
+    """A fraction as a percentage: ``pct(D("-0.000393"))`` is ``-0.04%``."""
+    if fraction is None:
+        return "-"
+    return dec(to_decimal(fraction) * 100, places) + "%"
+
+
+def bps(fraction: Any, places: int = 1) -> str:
+    """A fraction in basis points (hundredths of a percent), the unit slippage is read in:
+    ``bps(D("-0.0000175"))`` is ``-0.2 bp``."""
+    if fraction is None:
+        return "-"
+    return dec(to_decimal(fraction) * 10_000, places) + " bp"
 
 
 def duration(seconds: Any) -> str:

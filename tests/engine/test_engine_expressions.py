@@ -13,10 +13,9 @@ from alertd.engine.expressions import (
     ExpressionError,
     compile_expression,
     compile_template,
-    dec,
-    duration,
     environment,
 )
+from alertd.messages.formats import dec, duration
 
 
 def evaluate(source: str, **fields):

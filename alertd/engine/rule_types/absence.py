@@ -17,9 +17,9 @@ from typing import Any
 
 import attrs
 
-from alertd.engine.expressions import duration
 from alertd.engine.rule_types.base import MARKET_KINDS, KeyedEvaluator
 from alertd.events import Alert, AlertStatus, Event
+from alertd.messages.formats import duration
 
 
 @attrs.define

@@ -18,9 +18,9 @@ from typing import Any
 import attrs
 
 from alertd.engine.compile import ORDER_END_KINDS
-from alertd.engine.expressions import duration
 from alertd.engine.rule_types.base import KeyedEvaluator
 from alertd.events import Alert, AlertStatus, Event
+from alertd.messages.formats import duration
 
 
 @attrs.define

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from alertd.engine.expressions import duration
 from alertd.engine.rule_types.base import SWEEP_MIN, RuleEvaluator
 from alertd.events import Alert, Event
+from alertd.messages.formats import duration
 
 
 class RateRule(RuleEvaluator):

@@ -17,9 +17,9 @@ from typing import Any
 
 import attrs
 
-from alertd.engine.expressions import dec, duration, to_decimal
 from alertd.engine.rule_types.base import KeyedEvaluator
 from alertd.events import Alert, AlertStatus, Event
+from alertd.messages.formats import dec, duration, to_decimal
 
 log = logging.getLogger(__name__)
 
