@@ -27,7 +27,7 @@ import sqlite3
 import sys
 import tempfile
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
@@ -45,9 +45,8 @@ from alertd.daemon.capture_intake import CaptureIntake
 from alertd.daemon.reload import failure_reason
 from alertd.daemon.sdnotify import SdNotifier
 from alertd.daemon.virtual_clock import VirtualClock
-from alertd.events import Event, utc_from_timestamp
-from alertd.notify.apprise_notifier import AppriseNotifier
-from alertd.notify.notifier import DEFAULT_TIMEOUT, MessageLimits, SendResult
+from alertd.events import Event
+from alertd.notify.printing import ChannelUrl, PrintingNotifier, SentNotification, format_time
 from alertd.sources.capture import CaptureError, CaptureRecord, read_capture
 from alertd.store.database import connect, db_path
 from alertd.store.silences import add_silence, list_silences
@@ -60,11 +59,6 @@ class ReplayError(Exception):
 
 
 # -- output -------------------------------------------------------------------------------------
-
-
-def format_time(moment: datetime) -> str:
-    """ISO-8601 UTC with milliseconds: ``2019-06-05T11:39:36.000Z``."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _json_value(value: Any) -> Any:
@@ -90,34 +84,6 @@ def event_json(event: Event) -> str:
     return json.dumps(out, ensure_ascii=False)
 
 
-@attrs.frozen(kw_only=True)
-class ChannelUrl:
-    """One URL of a channel: what delivery sends each message to."""
-
-    channel: str
-    index: int
-    url: Secret
-
-    def __str__(self) -> str:
-        return self.channel if self.index == 0 else f"{self.channel}#{self.index + 1}"
-
-
-@attrs.frozen(kw_only=True)
-class SentNotification:
-    at: float  # trio time, which is the capture's Unix time
-    to: ChannelUrl
-    title: str
-    body: str
-    severity: str
-
-    def format(self) -> str:
-        """A transcript entry: time, channel and severity; then the title and the body."""
-        head = f"{format_time(utc_from_timestamp(self.at))} -> {self.to} ({self.severity})"
-        lines = [head, f"  title: {self.title}"]
-        lines += [f"  | {line}" for line in self.body.splitlines() or [""]]
-        return "\n".join(lines)
-
-
 @attrs.define
 class Transcript:
     """Events (with ``--events``) and notifications as they happen, in virtual-time order."""
@@ -141,37 +107,6 @@ class Transcript:
         # Delivery serves each URL in a task of its own: at one moment their order is the
         # scheduler's, so channels are put in name order (each one's messages keep theirs).
         return [entry[-1] for entry in sorted(self._entries)]
-
-
-@attrs.define
-class PrintingNotifier:
-    """The notifier of replay: every message succeeds and goes to the transcript. The URLs it
-    is given are the markers ``replay_config`` put in place of each channel URL; ``limits``
-    answers for the real URL, as apprise would, so messages split the way they would live."""
-
-    transcript: Transcript
-    urls: dict[str, ChannelUrl]
-    _apprise: AppriseNotifier = attrs.field(factory=AppriseNotifier)
-
-    async def send(
-        self,
-        url: Secret,
-        title: str,
-        body: str,
-        *,
-        service_timeout: float = DEFAULT_TIMEOUT,
-        severity: str = "warning",
-    ) -> SendResult:
-        to = self.urls[url.reveal()]
-        self.transcript.notification(
-            SentNotification(
-                at=trio.current_time(), to=to, title=title, body=body, severity=severity
-            )
-        )
-        return SendResult(ok=True, detail="printed by alertd replay")
-
-    def limits(self, url: Secret) -> MessageLimits:
-        return self._apprise.limits(self.urls[url.reveal()].url)
 
 
 def replay_config(config: Config) -> tuple[Config, dict[str, ChannelUrl]]:
@@ -268,7 +203,7 @@ async def _run(config: Config, capture: Path, state_dir: Path, transcript: Trans
     daemon = Daemon(
         config=config,
         state_dir=state_dir,
-        notifier=PrintingNotifier(transcript, urls),
+        notifier=PrintingNotifier(transcript.notification, urls),
         intake=intake,
         drain_timeout=DRAIN,
         housekeeping=False,
