@@ -11,13 +11,9 @@ from alertd.config.database import replica_name
 from alertd.config.model import Config
 from alertd.events import Event
 from alertd.sources.capture import Recorder
-from alertd.store.cluster import ClusterStore, ClusterStoreError
+from alertd.store.cluster import ClusterStore
 
-__all__ = ["ClusterError", "ClusterSources", "ClusterStatistics", "database_url", "open_sources"]
-
-
-class ClusterError(Exception):
-    """The cluster's database cannot be used; the message says why (never the password)."""
+__all__ = ["ClusterSources", "ClusterStatistics", "database_url", "replica_sources"]
 
 
 def database_url(config: Config) -> str | None:
@@ -26,23 +22,15 @@ def database_url(config: Config) -> str | None:
     return database.reveal() if database is not None and database.reveal() else None
 
 
-async def open_sources(
+def replica_sources(
     config: Config, send: trio.MemorySendChannel[Event], recorder: Recorder | None
 ) -> ClusterSources:
-    """This replica's intake on the config's database, its tables ready."""
-    url = database_url(config)
-    if url is None:
-        raise ClusterError("[daemon] database is not set")
-    store = ClusterStore(url)
-    try:
-        await trio.to_thread.run_sync(store.open)
-    except ClusterStoreError as e:
-        raise ClusterError(f"[daemon] database: {e}") from None
+    """This replica's intake on the config's database (an ``IntakeFactory``)."""
     daemon = config.daemon
     return ClusterSources(
         config.accounts,
         send,
-        store,
+        ClusterStore(database_url(config) or ""),
         replica_name(daemon),
         watchers=daemon.watchers,
         takeover_after=daemon.takeover_after,

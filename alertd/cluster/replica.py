@@ -44,6 +44,8 @@ T = TypeVar("T")
 
 ROUNDS_PER_TAKEOVER = 5  # rounds within takeover_after
 LEASE_SHARE = 0.6  # of takeover_after: lease plus one round is within it, with a round to spare
+# Rounds with no watcher on an account before it is blind: a graceful handover is shorter.
+HANDOVER_ROUNDS = 2
 MIN_ROUND_GAP = 0.2  # seconds: rounds that a burst of connection changes calls for, at most
 FILTER_QUEUE = 1024  # events between the sessions and the filter
 LEAVE_TIMEOUT = 5.0  # seconds a graceful stop waits to hand its accounts over
@@ -101,6 +103,7 @@ class ClusterSources:
     _rounds: int = 0
     _errors: int = 0
     _ok: bool = False
+    _joined: bool = False
     _changed: trio.Event = attrs.field(factory=trio.Event)
     _lock: trio.Lock = attrs.field(factory=trio.Lock)
 
@@ -132,7 +135,7 @@ class ClusterSources:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self._sources.run)
                 nursery.start_soon(self._filter, inner_recv)
-                live = await self._db(self.store.join, self.replica, self._lease)
+                live = await self._join()
                 await self._follow(live if live is not None else [self.replica])
                 await self._round()
                 task_status.started()
@@ -158,10 +161,22 @@ class ClusterSources:
             with trio.move_on_after(self.round_interval):
                 await self._changed.wait()
                 await trio.sleep(MIN_ROUND_GAP)  # let the other changes of a burst arrive
-            live = await self._db(self.store.renew, self.replica, self._lease)
+            live = await self._join()
             if live is not None:
                 await self._follow(live)
             await self._round()
+
+    async def _join(self) -> list[str] | None:
+        """Renew the lease (joining first, the tables ready, until that worked): the live
+        replicas, or None while the database cannot be reached."""
+        if not self._joined:
+            if await self._db(self.store.open) is None and not self.store.is_open:
+                return None
+            live: list[str] | None = await self._db(self.store.join, self.replica, self._lease)
+            self._joined = live is not None
+            return live
+        renewed: list[str] | None = await self._db(self.store.renew, self.replica, self._lease)
+        return renewed
 
     async def _db(self, fn: Any, *args: Any) -> Any:
         """``fn(*args)`` in a worker thread; None (counted, logged once a streak) when the
@@ -232,7 +247,10 @@ class ClusterSources:
 
     def _decide(self, live: frozenset[str], account: str, row: StreamRow | None,
                 watches: Sequence[Any], now: datetime) -> StreamRow:  # fmt: skip
-        return view.decide(account, row, watches, live, now, grace=self.takeover_after)
+        return view.decide(
+            account, row, watches, live, now,
+            grace=self.takeover_after, handover=HANDOVER_ROUNDS * self.round_interval,
+        )  # fmt: skip
 
     def _watch(self, name: str, now: datetime) -> Watch:
         local = self._local.get(name) or _Local()
@@ -270,6 +288,9 @@ class ClusterSources:
             )  # fmt: skip
 
     async def _leave(self) -> None:
+        if not self._joined:
+            await trio.to_thread.run_sync(self.store.close)
+            return
         with trio.move_on_after(LEAVE_TIMEOUT):
             try:
                 await trio.to_thread.run_sync(partial(self.store.leave, self.replica, at=_now()))
@@ -309,4 +330,6 @@ def _local_fact(event: Event) -> bool:
     """A connection fact of this replica's own session (decided by the cluster instead)."""
     if isinstance(event, StreamConnected | StreamDisconnected):
         return event.stream == CONNECTION
-    return isinstance(event, StreamGap) and event.why == "offline"
+    # stream.gap and what a snapshot after it shows (stream.gap.evidence): this replica's own
+    # offline window, not the cluster's
+    return event.kind.startswith(StreamGap.kind) and getattr(event, "why", None) == "offline"

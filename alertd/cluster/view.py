@@ -59,10 +59,15 @@ def decide(
     now: datetime,
     *,
     grace: float,
+    handover: float,
 ) -> StreamRow:
     """The account's stream row after one look at every replica's watch of it at ``now``
     (the database's clock). ``new`` (the cluster has just started) turns ``blind`` only after
-    ``grace`` seconds with no watcher connected, from its start."""
+    ``grace`` seconds with no watcher connected, from its start; ``seen`` once no watcher has
+    had the stream for ``handover`` seconds: an account handed from a replica that stops to
+    one that starts watching it is blind for a moment (the one connection closed, the other
+    not yet open), which is no outage. The window reported still starts when the last
+    watcher had the stream."""
     seeing = [w for w in watches if w.connected and w.replica in live]
     if row is None:
         row = StreamRow(account=account, state="new", changed=now)
@@ -70,8 +75,10 @@ def decide(
         if row.state == "new":
             return StreamRow(account=row.account, state="seen", changed=now)
         return row
+    heard = [w.healthy_at for w in watches if w.healthy_at is not None]
+    if row.state == "seen" and heard and (now - max(heard)).total_seconds() < handover:
+        return row
     if row.state == "seen" or (row.state == "new" and (now - row.changed).total_seconds() >= grace):
-        heard = [w.healthy_at for w in watches if w.healthy_at is not None]
         since = max(heard) if heard and row.state == "seen" else row.changed
         if row.back_at is not None:
             since = max(since, row.back_at)  # a window never reaches into the previous one

@@ -9,6 +9,7 @@ from typing import Protocol
 
 import trio
 
+from alertd import cluster
 from alertd.config.model import AccountSettings, Config
 from alertd.events import Event
 from alertd.sources.capture import Recorder
@@ -32,4 +33,6 @@ IntakeFactory = Callable[[Config, trio.MemorySendChannel[Event], Recorder | None
 def websocket_sources(
     config: Config, send: trio.MemorySendChannel[Event], recorder: Recorder | None
 ) -> Intake:
+    if cluster.database_url(config) is not None:  # replicas: the accounts the cluster assigns
+        return cluster.replica_sources(config, send, recorder)
     return Sources(config.accounts, send, recorder=recorder)

@@ -150,7 +150,9 @@ class ClusterStore:
     _pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] | None = None
 
     def open(self) -> None:
-        """Connect and create the tables if they are missing."""
+        """Connect and create the tables if they are missing (nothing if open already)."""
+        if self._pool is not None:
+            return
         pool = psycopg_pool.ConnectionPool(
             self.dsn, min_size=1, max_size=2, open=False, timeout=POOL_TIMEOUT,
             kwargs={"connect_timeout": CONNECT_TIMEOUT}, name="alertd-cluster",
@@ -161,10 +163,18 @@ class ClusterStore:
             pool.close()
             raise ClusterStoreError(f"cannot connect to the database: {_one_line(e)}") from None
         self._pool = pool
-        with self._transaction() as conn:
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-            for statement in SCHEMA:
-                conn.execute(statement)
+        try:
+            with self._transaction() as conn:
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+                for statement in SCHEMA:
+                    conn.execute(statement)
+        except ClusterStoreError:
+            self.close()
+            raise
+
+    @property
+    def is_open(self) -> bool:
+        return self._pool is not None
 
     def close(self) -> None:
         if self._pool is not None:
