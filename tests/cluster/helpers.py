@@ -113,10 +113,11 @@ def account(name: str, url: str, **kw: Any) -> AccountSettings:
     return AccountSettings(**base)
 
 
-async def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll ``check`` until it returns something truthy (returned), at most ``timeout``."""
-    with trio.move_on_after(timeout):
-        while not (value := check()):
+async def wait_for(check: Callable[[], Any], within: float, what: str) -> Any:
+    """Poll ``check`` until it returns something truthy (returned), at most ``within`` s.
+    Polled: what it looks at (other processes' output, statistics) sets no trio.Event."""
+    with trio.move_on_after(within):
+        while not (value := check()):  # noqa: ASYNC110
             await trio.sleep(POLL)
         return value
-    raise AssertionError(f"timed out after {timeout:.1f}s waiting for {what}")
+    raise AssertionError(f"timed out after {within:.1f}s waiting for {what}")

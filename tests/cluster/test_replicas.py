@@ -88,8 +88,10 @@ async def test_every_account_has_its_watchers_and_a_stopped_replica_hands_over(
             assert first and first != set(names)  # shared out, not all on one
             reps["r2"].scope.cancel()
             await wait_for(
-                lambda: sorted(exchange.watchers()) == names
-                and all(rs == ["r1"] for rs in exchange.watchers().values()),
+                lambda: (
+                    sorted(exchange.watchers()) == names
+                    and all(rs == ["r1"] for rs in exchange.watchers().values())
+                ),
                 10,
                 "r1 watching every account",
             )
@@ -118,9 +120,7 @@ async def test_one_watcher_losing_the_stream_while_another_has_it_pages_nobody(
             await trio.sleep(TAKEOVER * 2)  # many rounds with r1 down, r2 receiving
             assert all(r.sources.statistics().blind == () for r in reps.values())
             exchange.allow("/r1/")
-            await wait_for(
-                lambda: exchange.watchers() == {"main": ["r1", "r2"]}, 10, "r1 back"
-            )
+            await wait_for(lambda: exchange.watchers() == {"main": ["r1", "r2"]}, 10, "r1 back")
             await trio.sleep(ROUND * 3)
             assert _all_stream_events(reps) == []
 
