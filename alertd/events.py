@@ -171,7 +171,9 @@ class StreamDisconnected(Event):
 
 @attrs.frozen(kw_only=True)
 class BalanceEvidence:
-    """What a balance snapshot after a gap shows moved while alertd was blind."""
+    """What a balance snapshot after a gap shows moved while alertd was blind (each one is
+    also in a gap's ``evidence`` list; ``stream.gap.evidence`` events carry the same
+    fields)."""
 
     currency: str
     before: Decimal | None

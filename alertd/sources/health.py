@@ -19,7 +19,12 @@ capture records on the capture's clock (``StreamHealth.replay``): one place deci
   connect; until the reconnect) after a reconnect. On Piexgo with ``pinfo`` the balance
   snapshot that follows the subscribe is awaited first (up to ``snapshot_wait``): balances
   that differ from the last seen before the loss are its ``evidence``. A gap not yet
-  reported when the connection falls again widens into the next one.
+  reported when the connection falls again widens into the next one. Then a
+  ``stream.gap.evidence`` for each currency whose first balance after the reconnect differs
+  from the last seen before the loss (``snapshot.EvidenceWatch``): no snapshot needed.
+- alertd's own downtime: ``alertd_was_down`` (from the stream marks of the last run) opens
+  the window at alertd's last healthy moment; the first connect reports it the same way,
+  why ``alertd stopped`` or ``alertd crashed``.
 - ``stream.stale`` once per silence of a stream with a budget, while connected; the next
   frame on that stream re-arms it.
 
@@ -39,11 +44,11 @@ import attrs
 
 from alertd.config.model import AccountSettings
 from alertd.events import (
+    BalanceChanged,
     Event,
     StreamConnected,
     StreamDisconnected,
     StreamError,
-    StreamGap,
     StreamStale,
     utc_from_timestamp,
 )
@@ -57,7 +62,7 @@ from alertd.sources.outputs import (
     Record,
     Wakeup,
 )
-from alertd.sources.snapshot import SnapshotReader
+from alertd.sources.snapshot import EvidenceWatch, OfflineWindow, SnapshotReader
 from alertd.sources.streams import CONNECTION, HealthPolicy, keeps, stream_fact
 
 if TYPE_CHECKING:
@@ -69,14 +74,6 @@ CONNECT_FAILED = "stream.connect_failed account=%s reason=%s"
 BAD_FRAME = "stream.bad_frame account=%s reason=%s excerpt=%s"
 STALE = "stream.stale account=%s stream=%s silent_for=%.1f"
 RECORDED_DISCONNECT = "recorded disconnect"  # replay's reason when a capture line gives none
-
-
-@attrs.frozen
-class OfflineWindow:
-    """An outage not yet reported as a gap, with the balances last seen before it."""
-
-    since: datetime
-    before: Mapping[str, Decimal]
 
 
 # -- the machine --------------------------------------------------------------------------------
@@ -113,7 +110,7 @@ class StreamHealth:
     # This connection only.
     _login_until: float = 0.0
     _snapshot: SnapshotReader | None = None
-    _gap_until: datetime | None = None  # the reconnect, while the gap awaits the snapshot
+    _watch: EvidenceWatch | None = None  # the last offline gap's first balances since
     _gap_due: float | None = None
     _last_seen: dict[str, float] = attrs.field(factory=dict)
     _armed: set[str] = attrs.field(factory=set)
@@ -169,6 +166,21 @@ class StreamHealth:
         self._stopped_while_up = True
         return [Record("disconnected", stopped=True)]
 
+    def alertd_was_down(
+        self, *, since: datetime, stopped: bool, balances: Mapping[str, Decimal], wall: datetime
+    ) -> None:
+        """alertd itself watched nothing from ``since`` (its last healthy moment, from the
+        stream marks) until it started at ``wall``: it was ``stopped``, or it crashed. The
+        first connect reports that window as a gap; ``balances`` (seen then) are what the
+        evidence compares with, and the decoder's memory where it has none."""
+        if self._offline is not None or self.connected:
+            return
+        for currency, balance in balances.items():
+            self.decoder.balances.setdefault(currency, balance)
+        why = "alertd stopped" if stopped else "alertd crashed"
+        down = max(0.0, (wall - since).total_seconds())
+        self._offline = OfflineWindow(since=since, before=dict(balances), why=why, down_for=down)
+
     def retrying(self) -> None:
         """The session waited out its backoff and tries again."""
         self._reconnects += 1
@@ -201,7 +213,7 @@ class StreamHealth:
             self._fact(StreamConnected, wall, downtime=downtime),
         ]
         if self._offline is not None:
-            self._gap_until = wall
+            self._watch = EvidenceWatch(self.exchange, self.account, self._offline, until=wall)
             if self.policy.snapshot:
                 self._snapshot = SnapshotReader()
                 self._gap_due = now + self.policy.snapshot_wait
@@ -247,7 +259,7 @@ class StreamHealth:
             # bounded: a garbage flood could make many of these
             out.append(self._error(e.reason, wall, e.excerpt, bounded=True))
         else:
-            stream_for, watched = self.decoder.stream_for, self.policy.watched
+            stream_for, watched, watch = self.decoder.stream_for, self.policy.watched, self._watch
             for event in events:
                 stream = stream_for(event)
                 if not keeps(watched, stream):
@@ -258,6 +270,8 @@ class StreamHealth:
                 if stream in self._last_seen and self.connected:
                     self._seen(stream, now, out)
                 out.append(Emit(event, stream, True))
+                if watch is not None and isinstance(event, BalanceChanged):
+                    out += watch.balance(event, wall)
         if snapshot is not None and snapshot.done and self._gap_due is not None:
             out += self._report_gap(wall)
         return out
@@ -341,7 +355,7 @@ class StreamHealth:
         if self._offline is None:
             since = self._last_heard or wall
             self._offline = OfflineWindow(since=since, before=dict(self.decoder.balances))
-        self._snapshot, self._gap_due, self._gap_until = None, None, None
+        self._snapshot, self._gap_due, self._watch = None, None, None
         self._armed = set()
 
     def _log(self, level: int, message: str, *args: Any) -> Log:
@@ -357,23 +371,10 @@ class StreamHealth:
         ]
 
     def _report_gap(self, wall: datetime) -> list[Output]:
-        gap, until = self._offline, self._gap_until or wall
-        assert gap is not None
+        assert self._watch is not None
         snapshot = self._snapshot
-        evidence = () if snapshot is None else snapshot.evidence(gap.before)
-        self._offline, self._snapshot, self._gap_due, self._gap_until = None, None, None, None
-        return [
-            self._log(
-                WARNING,
-                "stream.gap account=%s why=offline since=%s until=%s evidence=%d",
-                gap.since.isoformat(),
-                until.isoformat(),
-                len(evidence),
-            ),
-            self._fact(
-                StreamGap, wall, since=gap.since, until=until, why="offline", evidence=evidence
-            ),
-        ]
+        self._offline, self._snapshot, self._gap_due = None, None, None
+        return self._watch.report(snapshot, wall)
 
     def _seen(self, stream: str, now: float, out: list[Output]) -> None:
         self._last_seen[stream] = now
