@@ -73,15 +73,29 @@ def _escaped_char(char: str) -> str:
         unit = _hex4(high) + _hex4(low)
     else:
         unit = _hex4(code)
-    options = [re.escape(char), unit]
+    # A backslash or a quote stands for itself only escaped: a bare one in JSON text is the
+    # start of another escape, or the end of the string (text that is not JSON is masked by
+    # the plain pattern after this one, see Redactor.text).
+    options = [unit] if char in '"\\' else [re.escape(char), unit]
     if char in _SHORT_ESCAPES:
         options.append(re.escape(_SHORT_ESCAPES[char]))
     return "(?:" + "|".join(options) + ")"
 
 
-def _compile(parts: Iterable[str]) -> re.Pattern[str] | None:
+def _compile(parts: Iterable[str], *, escapes: bool = False) -> re.Pattern[str] | None:
+    """One pattern finding any of ``parts``; with ``escapes``, one that also consumes every
+    other JSON escape whole, so that no match starts inside one (the second backslash of
+    ``\\\\`` or the digits of ``\\u0041``)."""
     ordered = list(parts)
-    return re.compile("|".join(ordered)) if ordered else None
+    if not ordered:
+        return None
+    if not escapes:
+        return re.compile("|".join(ordered))
+    return re.compile(f"(?P<secret>{'|'.join(ordered)})" + r"|\\(?:u[0-9a-fA-F]{4}|.)", re.DOTALL)
+
+
+def _mask_secret(m: re.Match[str]) -> str:
+    return MASK if m.group("secret") is not None else m.group(0)
 
 
 _UNESCAPE = re.compile(
@@ -127,6 +141,7 @@ class Redactor:
     _needles: tuple[str, ...] = ()
     _plain: re.Pattern[str] | None = None
     _escaped: re.Pattern[str] | None = None
+    _bare: re.Pattern[str] | None = None  # the plain secrets, JSON escapes stepped over
 
     def add(self, *secrets: str | Revealable | None) -> None:
         """Mask these from now on (values or ``Secret`` objects; None and short ones ignored)."""
@@ -154,7 +169,8 @@ class Redactor:
         ordered = sorted(self.known(), key=len, reverse=True)
         self._needles = _needles(ordered)
         self._plain = _compile(map(re.escape, ordered))
-        self._escaped = _compile("".join(map(_escaped_char, s)) for s in ordered)
+        self._escaped = _compile(("".join(map(_escaped_char, s)) for s in ordered), escapes=True)
+        self._bare = _compile(map(re.escape, ordered), escapes=True)
         self._built = generation
 
     def text(self, text: str) -> str:
@@ -163,14 +179,28 @@ class Redactor:
         generation = self._generation()
         if generation != self._built:
             self._rebuild(generation)
-        escaped = "\\" in text
-        seen = unescape(text) if escaped else text
-        for needle in self._needles:
-            if needle in seen:
-                pattern = self._escaped if escaped else self._plain
-                assert pattern is not None
-                return pattern.sub(MASK, text)
-        return text
+        if "\\" not in text:  # nearly every frame: substring searches only
+            for needle in self._needles:
+                if needle in text:
+                    assert self._plain is not None
+                    return self._plain.sub(MASK, text)
+            return text
+        if not (self._holds(unescape(text)) or self._holds(text)):
+            return text
+        assert self._escaped is not None and self._bare is not None and self._plain is not None
+        masked = self._escaped.sub(_mask_secret, text)
+        if self._holds(masked):
+            # a secret with a bare backslash or quote in text that is not JSON (a log line)
+            masked = self._bare.sub(_mask_secret, masked)
+        if self._holds(masked):
+            # Still there, overlapping what reads as an escape (text that is not JSON, or a
+            # peer hiding a secret in escape digits): no copy may survive, even at the cost of
+            # a frame the decoder then refuses.
+            masked = self._plain.sub(MASK, masked)
+        return masked
+
+    def _holds(self, text: str) -> bool:
+        return any(needle in text for needle in self._needles)
 
     def frame(self, frame: str | bytes) -> str | bytes:
         """A received frame with every known secret masked (a binary frame as UTF-8 text,
