@@ -134,9 +134,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("simulate", help="run the exchange simulator alone")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=_port, default=8765, help="port (0 picks a free one)")
-    p.add_argument("--scenario", default="normal", help="scenario name (--list-scenarios)")
-    p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    p.add_argument(
+        "--port", type=_port, default=8765, help="port (default 8765; 0 picks a free one)"
+    )
+    p.add_argument(
+        "--scenario", default="normal", help="scenario name (default normal; --list-scenarios)"
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        help="random seed: the same seed gives the same world (orders, ids, prices); default: "
+        "a new one each start, printed in the listening line",
+    )
     p.add_argument(
         "--rate",
         type=_positive,
@@ -155,6 +164,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--state-dir",
         metavar="DIR",
         help="use the silences of the state database in DIR (default: start with none)",
+    )
+
+    p = sub.add_parser("status", help="ask the daemon running on this machine how it is")
+    _config_arg(p)
+    p.add_argument("--json", action="store_true", help="print the answer as JSON, for scripts")
+    p.add_argument(
+        "--state-dir", metavar="DIR", help="the daemon's state directory (as alertd run's)"
+    )
+    p.add_argument(
+        "--socket",
+        metavar="PATH",
+        help="the control socket (default: control.sock in $RUNTIME_DIRECTORY, else the state dir)",
     )
 
     p = sub.add_parser("test-notify", help="send one test message through a channel")
@@ -203,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.config = args.file
     if args.command != "demo" and hasattr(args, "config"):  # the demo has a built-in config
         args.config = config_path(args.config, os.environ)
-        if args.config is None:
+        if args.config is None and not getattr(args, "socket", None):
             parser.error(f"no config: give -c CONFIG, set ${CONFIG_ENV}, or write {DEFAULT_CONFIG}")
     module_name, func_name = COMMANDS[args.command].split(":")
     func = getattr(importlib.import_module(module_name), func_name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import secrets
 import signal
 import sys
 
@@ -21,7 +22,14 @@ def listening_line(sim: Simulator) -> str:
     )
 
 
+def fresh_seed() -> int:
+    """A seed for a simulator started without ``--seed``: another world each start, so a
+    restart does not replay the same orders (and ids) to a daemon that remembers them."""
+    return secrets.randbelow(2**31)
+
+
 async def _run(args: argparse.Namespace) -> None:
+    seed = fresh_seed() if args.seed is None else args.seed
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             sim: Simulator = await nursery.start(
@@ -29,7 +37,7 @@ async def _run(args: argparse.Namespace) -> None:
                     host=args.host,
                     port=args.port,
                     scenario=args.scenario,
-                    seed=args.seed,
+                    seed=seed,
                     rate=args.rate,
                     task_status=task_status,
                 )
