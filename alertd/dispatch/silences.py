@@ -9,15 +9,14 @@ without a query per alert. Times are Unix seconds.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping
 
 import trio
 
 from alertd.dispatch.labels import alert_labels, glob_match
 from alertd.events import Alert
-from alertd.store.database import Database
 from alertd.store.silences import Silence, add_silence, data_version, ensure_schema, list_silences
+from alertd.store.sql import Connection, Store
 
 REFRESH_INTERVAL = 1.0  # seconds between data_version checks
 
@@ -36,7 +35,7 @@ def matches(silence: Silence, alert: Alert) -> bool:
 class Silences:
     """The silences in ``db``, cached; ``match`` is a pure in-memory check."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Store) -> None:
         self._db = db
         db.run_sync(ensure_schema)
         self._silences: list[Silence] = []
@@ -46,7 +45,7 @@ class Silences:
     async def load(self, now: float = float("-inf")) -> None:
         """Read every silence that has not ended by ``now``."""
 
-        def go(conn: sqlite3.Connection) -> tuple[int, list[Silence]]:
+        def go(conn: Connection) -> tuple[int, list[Silence]]:
             return data_version(conn), list_silences(conn, now=now)
 
         self._version, self._silences = await self._db.run(go)

@@ -1,9 +1,10 @@
 """The ``dispatch_alerts`` table: every alert dispatch accepted, by its id, with its state.
 
-``INSERT OR IGNORE`` on the id is the dedup: the same alert seen twice (a replayed frame, a
-restart) is handled once. An alert waiting in a group is ``held`` here, so a crash during
-group wait loses nothing; the alert itself is kept as JSON, so delivery can re-render a
-notification without the alerts a silence added later covers.
+``ON CONFLICT DO NOTHING`` on the id is the dedup: the same alert seen twice (a replayed
+frame, a restart, two replicas that saw the same frame) is handled once. An alert waiting in
+a group is ``held`` here, so a crash during group wait loses nothing; the alert itself is
+kept as JSON, so delivery can re-render a notification without the alerts a silence added
+later covers.
 
 Plain functions over a connection: callers run them through ``Database`` (``write`` for
 changes), alone or in one transaction with the ``notifications`` table (``outbox.Outbox``).
@@ -12,12 +13,12 @@ changes), alone or in one transaction with the ``notifications`` table (``outbox
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
 from alertd.events import Alert
+from alertd.store.sql import Connection, is_shared
 
 AlertState = Literal["held", "sent", "silenced", "inhibited", "unrouted"]
 
@@ -31,11 +32,15 @@ CREATE TABLE IF NOT EXISTS dispatch_alerts (
 CREATE INDEX IF NOT EXISTS dispatch_alerts_state ON dispatch_alerts (state);
 """
 
-_INSERT = "INSERT OR IGNORE INTO dispatch_alerts (id, state, received, alert) VALUES (?, ?, ?, ?)"
+_INSERT = (
+    "INSERT INTO dispatch_alerts (id, state, received, alert) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT DO NOTHING"
+)
 
 
-def create(conn: sqlite3.Connection) -> None:
-    conn.executescript(SCHEMA)
+def create(conn: Connection) -> None:
+    if not is_shared(conn):  # PostgreSQL: schema.py migrates
+        conn.executescript(SCHEMA)
 
 
 def alert_to_json(alert: Alert) -> str:
@@ -75,9 +80,7 @@ def alert_from_json(text: str) -> Alert:
     )
 
 
-def insert(
-    conn: sqlite3.Connection, alerts: Sequence[tuple[Alert, AlertState]], now: float
-) -> list[bool]:
+def insert(conn: Connection, alerts: Sequence[tuple[Alert, AlertState]], now: float) -> list[bool]:
     """Remember each (alert, state); per alert, whether it was new (False: its id was
     seen before, and nothing changed for it)."""
     return [
@@ -86,23 +89,26 @@ def insert(
     ]
 
 
-def set_states(conn: sqlite3.Connection, states: Iterable[tuple[str, AlertState]]) -> None:
+def set_states(conn: Connection, states: Iterable[tuple[str, AlertState]]) -> None:
     """Set each (alert id, state)."""
     conn.executemany("UPDATE dispatch_alerts SET state=? WHERE id=?", [(s, i) for i, s in states])
 
 
-def load(conn: sqlite3.Connection, alert_ids: Iterable[str]) -> dict[str, Alert]:
+def load(conn: Connection, alert_ids: Iterable[str]) -> dict[str, Alert]:
     """The stored alerts with these ids (ids not stored, e.g. pruned, are left out)."""
-    ids = json.dumps(sorted(set(alert_ids)))
-    rows = conn.execute(
+    ids = sorted(set(alert_ids))
+    args: object
+    if is_shared(conn):
+        sql, args = "SELECT id, alert FROM dispatch_alerts WHERE id = ANY(?)", ids
+    else:
         # json_each: one parameter for any number of ids (no SQLite variable limit).
-        "SELECT id, alert FROM dispatch_alerts WHERE id IN (SELECT value FROM json_each(?))",
-        (ids,),
-    ).fetchall()
+        sql = "SELECT id, alert FROM dispatch_alerts WHERE id IN (SELECT value FROM json_each(?))"
+        args = json.dumps(ids)
+    rows = conn.execute(sql, (args,)).fetchall()
     return {r[0]: alert_from_json(r[1]) for r in rows}
 
 
-def held(conn: sqlite3.Connection) -> list[Alert]:
+def held(conn: Connection) -> list[Alert]:
     """Alerts accepted but not yet queued (waiting in a group when the process stopped)."""
     rows = conn.execute(
         "SELECT alert FROM dispatch_alerts WHERE state='held' ORDER BY received"
@@ -110,7 +116,7 @@ def held(conn: sqlite3.Connection) -> list[Alert]:
     return [alert_from_json(r[0]) for r in rows]
 
 
-def prune(conn: sqlite3.Connection, older_than: float) -> int:
+def prune(conn: Connection, older_than: float) -> int:
     """Forget alerts no longer held that were received before ``older_than``."""
     cur = conn.execute(
         "DELETE FROM dispatch_alerts WHERE state!='held' AND received<?", (older_than,)

@@ -36,6 +36,8 @@ from typing import TypeVar
 
 import trio
 
+from alertd.store.sql import Connection
+
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
@@ -90,26 +92,26 @@ class Database:
         self._limiter = trio.CapacityLimiter(1)
         self.checkpoint_rounds = 0  # background checkpoints tried (``checkpoints``)
 
-    def run_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def run_sync(self, fn: Callable[[Connection], T]) -> T:
         """``fn(conn)`` now, in this thread (start-up, tools, tests outside trio)."""
         with self._lock:
             return fn(self.conn)
 
-    def write_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def write_sync(self, fn: Callable[[Connection], T]) -> T:
         """``fn(conn)`` in one transaction, in this thread."""
 
-        def go(conn: sqlite3.Connection) -> T:
-            with transaction(conn):
+        def go(conn: Connection) -> T:
+            with transaction(self.conn):
                 return fn(conn)
 
         return self.run_sync(go)
 
-    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def run(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn(conn)`` in a worker thread. Not abandoned on cancel: a write either
         happens whole or not at all, and the caller learns which."""
         return await trio.to_thread.run_sync(self.run_sync, fn, limiter=self._limiter)
 
-    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def write(self, fn: Callable[[Connection], T]) -> T:
         """``fn(conn)`` in one transaction in a worker thread; rolled back if it raises.
         Not abandoned on cancel (see ``run``)."""
         return await trio.to_thread.run_sync(self.write_sync, fn, limiter=self._limiter)
@@ -148,6 +150,12 @@ class Database:
                 await self.run(
                     lambda c: c.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
                 )
+
+    async def upkeep(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """The database's housekeeping while the daemon runs: here, ``checkpoints``."""
+        await self.checkpoints(task_status=task_status)
 
     def close(self) -> None:
         with self._lock:

@@ -16,6 +16,15 @@ cut off by a crash or stop; it is a ``REPEAT`` from then on, and every later cop
 Only rows still ``pending`` change: every mark below leaves a finished row as it is, so a
 late or repeated mark cannot undo a delivery.
 
+On the database replicas share (PostgreSQL: ``sql.claims(conn)`` is set), a pending row
+is also *claimed* by one process (``claimed_by``) until ``lease_until`` (the database's clock,
+Unix seconds): the process that queued it, or the one that read it due (``SELECT ... FOR
+UPDATE SKIP LOCKED``: two replicas never take the same row). A live process renews its claims
+(``renew_claims``, every third of the lease) and releases them when it stops; a row whose
+claimant died is taken by another once the lease ran out, and when the dead one had handed it
+over, its epoch in ``handed`` makes the copy a possible repeat, as after a crash of a single
+daemon. Each such query is written twice, side by side: SQLite's and PostgreSQL's.
+
 Plain functions over a connection: callers run them through ``Database`` (``write`` for
 changes), alone or in one transaction with ``alert_states`` (``outbox.Outbox``).
 """
@@ -24,11 +33,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
+
+from alertd.store.sql import Claims, Connection, claims
 
 Status = Literal["pending", "delivered", "expired", "silenced", "inhibited"]
 Finished = Literal["expired", "silenced", "inhibited"]  # given up on, or muted before sending
@@ -111,7 +121,9 @@ def notification_key(channel: str, url_index: int, alert_ids: Iterable[str]) -> 
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def create(conn: sqlite3.Connection) -> None:
+def create(conn: Connection) -> None:
+    if claims(conn) is not None:
+        return  # PostgreSQL: schema.py migrates
     conn.executescript(SCHEMA)
     columns = {r[1] for r in conn.execute("PRAGMA table_info(outbox)")}
     if "handed" not in columns:  # a state database from before handed existed
@@ -125,6 +137,36 @@ _DUE_SQL = (
     "next_attempt, created, last_error, severity, due_since, handed FROM outbox "
     "WHERE status='pending' AND channel=? AND url_index=? AND next_attempt<=? "
     "ORDER BY due_since, created, rowid LIMIT ?"
+)
+# PostgreSQL only. Leases are on the database's clock (replicas' clocks may differ a little).
+# A row is free for a claimant (the "claimed_by=?" parameter) when it holds it, nobody does,
+# or the lease ran out. Due rows of one URL are claimed and returned in one statement: rows
+# another live process holds are left alone, rows another transaction is claiming right now
+# are skipped, not waited for.
+_PG_CLAIM_DUE = (
+    "UPDATE outbox SET claimed_by=?, lease_until=extract(epoch from clock_timestamp())+? "
+    "WHERE key IN (SELECT key FROM outbox WHERE status='pending' AND channel=? "
+    "AND url_index=? AND next_attempt<=? AND (claimed_by=? OR claimed_by='' "
+    "OR lease_until<extract(epoch from clock_timestamp())) "
+    "ORDER BY due_since, created, seq LIMIT ? FOR UPDATE SKIP LOCKED) "
+    "RETURNING key, channel, url_index, title, body, alert_ids, status, attempts, parts_done, "
+    "next_attempt, created, last_error, severity, due_since, handed, seq"
+)
+_PG_INSERT = (
+    "INSERT INTO outbox (key, channel, url_index, title, body, alert_ids, next_attempt, "
+    "created, due_since, updated, severity, handed, claimed_by, lease_until) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, extract(epoch from clock_timestamp())+?) "
+    "ON CONFLICT DO NOTHING"
+)
+_PG_NEXT_DUE = (
+    "SELECT MIN(CASE WHEN claimed_by=? OR claimed_by='' "
+    "OR lease_until<extract(epoch from clock_timestamp()) THEN next_attempt "
+    "ELSE GREATEST(next_attempt, lease_until) END) "
+    "FROM outbox WHERE status='pending' AND channel=? AND url_index=?"
+)
+_PG_PENDING_COUNT = (
+    "SELECT COUNT(*) FROM outbox WHERE status='pending' AND (claimed_by=? OR claimed_by='' "
+    "OR lease_until<extract(epoch from clock_timestamp()))"
 )
 _ROWS_SQL = (
     "SELECT key, channel, url_index, title, body, alert_ids, status, attempts, parts_done, "
@@ -154,7 +196,7 @@ def _row(r: Sequence[Any]) -> OutboxRow:
 
 
 def insert(
-    conn: sqlite3.Connection,
+    conn: Connection,
     notifications: Sequence[Notification],
     *,
     handed: Mapping[str, int] | None = None,
@@ -163,17 +205,22 @@ def insert(
     new, as delivery will read them. ``handed``: keys already as good as handed over (to a
     worker that sends them at once), with the epoch to write down."""
     handed = handed or {}
+    shared = claims(conn)
     added: list[OutboxRow] = []
     for n in notifications:
         due = max(n.created, n.not_before or 0.0)
         ids = json.dumps(list(n.alert_ids))
-        cur = conn.execute(
-            "INSERT OR IGNORE INTO outbox (key, channel, url_index, title, body, "
-            "alert_ids, next_attempt, created, due_since, updated, severity, handed) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (n.key, n.channel, n.url_index, n.title, n.body, ids, due, n.created, due,
-             n.created, n.severity, handed.get(n.key, NONE)),
-        )  # fmt: skip
+        values = (n.key, n.channel, n.url_index, n.title, n.body, ids, due, n.created, due,
+                  n.created, n.severity, handed.get(n.key, NONE))  # fmt: skip
+        if shared is None:
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO outbox (key, channel, url_index, title, body, "
+                "alert_ids, next_attempt, created, due_since, updated, severity, handed) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                values,
+            )
+        else:  # queued claimed: this process hands it to its own delivery
+            cur = conn.execute(_PG_INSERT, (*values, shared.claimant, shared.lease))
         if cur.rowcount == 1:
             added.append(
                 OutboxRow(
@@ -200,34 +247,56 @@ def insert(
 # -- reads ------------------------------------------------------------------------------------
 
 
-def due(
-    conn: sqlite3.Connection, channel: str, url_index: int, now: float, limit: int
-) -> list[OutboxRow]:
-    """Pending rows for one URL whose time has come, oldest first."""
-    return [_row(r) for r in conn.execute(_DUE_SQL, (channel, url_index, now, limit))]
+def due(conn: Connection, channel: str, url_index: int, now: float, limit: int) -> list[OutboxRow]:
+    """Pending rows for one URL whose time has come, oldest first; on the shared database,
+    those free for this process, claimed by it now."""
+    shared = claims(conn)
+    if shared is None:
+        return [_row(r) for r in conn.execute(_DUE_SQL, (channel, url_index, now, limit))]
+    found = conn.execute(
+        _PG_CLAIM_DUE,
+        (shared.claimant, shared.lease, channel, url_index, now, shared.claimant, limit),
+    ).fetchall()
+    found.sort(key=lambda r: (r[13], r[10], r[15]))  # due_since, created, seq
+    return [_row(r) for r in found]
 
 
-def next_due(conn: sqlite3.Connection, channel: str, url_index: int) -> float | None:
-    """When the next pending row for one URL is due (Unix seconds), None if none is."""
-    (when,) = conn.execute(
-        "SELECT MIN(next_attempt) FROM outbox WHERE status='pending' AND channel=? AND url_index=?",
-        (channel, url_index),
-    ).fetchone()
+def next_due(conn: Connection, channel: str, url_index: int) -> float | None:
+    """When the next pending row for one URL is due (Unix seconds), None if none is; on the
+    shared database, a row another live process holds is due for this one when its lease
+    runs out (it is renewed meanwhile: this process looks again then)."""
+    shared = claims(conn)
+    if shared is None:
+        sql = (
+            "SELECT MIN(next_attempt) FROM outbox "
+            "WHERE status='pending' AND channel=? AND url_index=?"
+        )
+        args: tuple[Any, ...] = (channel, url_index)
+    else:
+        sql = _PG_NEXT_DUE
+        args = (shared.claimant, channel, url_index)
+    (when,) = conn.execute(sql, args).fetchone()
     return None if when is None else float(when)
 
 
-def pending_count(conn: sqlite3.Connection) -> int:
-    (count,) = conn.execute("SELECT COUNT(*) FROM outbox WHERE status='pending'").fetchone()
+def pending_count(conn: Connection) -> int:
+    """Rows waiting for delivery by this process: on the shared database, rows another live
+    process holds are that one's to send (``pending`` counts every row)."""
+    shared = claims(conn)
+    if shared is None:
+        (count,) = conn.execute("SELECT COUNT(*) FROM outbox WHERE status='pending'").fetchone()
+    else:
+        (count,) = conn.execute(_PG_PENDING_COUNT, (shared.claimant,)).fetchone()
     return int(count)
 
 
-def pending_targets(conn: sqlite3.Connection) -> set[tuple[str, int]]:
+def pending_targets(conn: Connection) -> set[tuple[str, int]]:
     """The (channel, URL index) pairs that have pending rows."""
     rows = conn.execute("SELECT DISTINCT channel, url_index FROM outbox WHERE status='pending'")
     return {(r[0], r[1]) for r in rows}
 
 
-def pending(conn: sqlite3.Connection) -> Pending:
+def pending(conn: Connection) -> Pending:
     counts = conn.execute(
         "SELECT channel, COUNT(*) FROM outbox WHERE status='pending' GROUP BY channel"
     )
@@ -236,7 +305,7 @@ def pending(conn: sqlite3.Connection) -> Pending:
     return Pending(by_channel=by_channel, oldest_due=None if oldest is None else float(oldest))
 
 
-def rows(conn: sqlite3.Connection, status: Status | None = None) -> list[OutboxRow]:
+def rows(conn: Connection, status: Status | None = None) -> list[OutboxRow]:
     """Every row (optionally of one status), oldest first: for tests and inspection."""
     return [_row(r) for r in conn.execute(_ROWS_SQL, (status, status is None))]
 
@@ -244,14 +313,14 @@ def rows(conn: sqlite3.Connection, status: Status | None = None) -> list[OutboxR
 # -- marks (pending rows only) -----------------------------------------------------------------
 
 
-def mark_handed(conn: sqlite3.Connection, handed: Iterable[tuple[str, int]]) -> None:
+def mark_handed(conn: Connection, handed: Iterable[tuple[str, int]]) -> None:
     """Write down each (key, handed): the epoch handing it over now, or ``REPEAT``."""
     conn.executemany(
         "UPDATE outbox SET handed=? WHERE key=? AND status='pending'", [(h, k) for k, h in handed]
     )
 
 
-def mark_delivered(conn: sqlite3.Connection, keys: Iterable[str], now: float) -> None:
+def mark_delivered(conn: Connection, keys: Iterable[str], now: float) -> None:
     conn.executemany(
         "UPDATE outbox SET status='delivered', updated=?, last_error='' "
         "WHERE key=? AND status='pending'",
@@ -259,7 +328,7 @@ def mark_delivered(conn: sqlite3.Connection, keys: Iterable[str], now: float) ->
     )
 
 
-def mark_parts_done(conn: sqlite3.Connection, key: str, parts_done: int, now: float) -> None:
+def mark_parts_done(conn: Connection, key: str, parts_done: int, now: float) -> None:
     """Remember that the first ``parts_done`` parts of a split message went out."""
     conn.execute(
         "UPDATE outbox SET parts_done=?, updated=? WHERE key=? AND status='pending'",
@@ -268,7 +337,7 @@ def mark_parts_done(conn: sqlite3.Connection, key: str, parts_done: int, now: fl
 
 
 def mark_retry(
-    conn: sqlite3.Connection, retries: Iterable[tuple[str, float]], *, error: str, now: float
+    conn: Connection, retries: Iterable[tuple[str, float]], *, error: str, now: float
 ) -> None:
     """Count a failed attempt for each (key, next attempt at): out of the service's hands
     (a possible repeat stays one)."""
@@ -281,7 +350,7 @@ def mark_retry(
 
 
 def mark_finished(
-    conn: sqlite3.Connection, keys: Iterable[str], status: Finished, *, reason: str, now: float
+    conn: Connection, keys: Iterable[str], status: Finished, *, reason: str, now: float
 ) -> None:
     """Finish rows undelivered: given up on (``expired``), or muted since they were queued."""
     conn.executemany(
@@ -290,7 +359,36 @@ def mark_finished(
     )
 
 
-def prune(conn: sqlite3.Connection, older_than: float) -> int:
+def prune(conn: Connection, older_than: float) -> int:
     """Forget finished rows last touched before ``older_than``."""
     cur = conn.execute("DELETE FROM outbox WHERE status!='pending' AND updated<?", (older_than,))
+    return cur.rowcount
+
+
+# -- claims (the shared database only) ---------------------------------------------------------
+
+
+def _claims(conn: Connection) -> Claims:
+    shared = claims(conn)
+    assert shared is not None, "claims exist on the shared database only"
+    return shared
+
+
+def renew_claims(conn: Connection) -> int:
+    """Extend this process's claims on its pending rows by a lease; how many it holds."""
+    shared = _claims(conn)
+    cur = conn.execute(
+        "UPDATE outbox SET lease_until=extract(epoch from clock_timestamp())+? "
+        "WHERE claimed_by=? AND status='pending'",
+        (shared.lease, shared.claimant),
+    )
+    return cur.rowcount
+
+
+def release_claims(conn: Connection) -> int:
+    """Give up this process's claims (it stops): other processes may take the rows now."""
+    cur = conn.execute(
+        "UPDATE outbox SET claimed_by='', lease_until=0 WHERE claimed_by=? AND status='pending'",
+        (_claims(conn).claimant,),
+    )
     return cur.rowcount

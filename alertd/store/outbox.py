@@ -10,13 +10,13 @@ repeat, and a delivered row is never sent again. A row queued as the next that a
 worker sends (``Handoff.claim``) is written handed over in its own commit: a fresh alert's
 way out costs no write before its send.
 
-Every call runs in ``Database``'s worker thread; every change is one ``Database.write``.
+Every call runs in the store's worker thread (``Database``, or ``PostgresDatabase`` shared by
+replicas); every change is one ``write``.
 """
 
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 
 import attrs
@@ -25,7 +25,6 @@ from alertd.events import Alert
 from alertd.store import alert_states
 from alertd.store import notifications as outbox_table  # the SQL table is named outbox
 from alertd.store.alert_states import AlertState, alert_from_json, alert_to_json
-from alertd.store.database import Database
 from alertd.store.handoff import Handoff, HandoffStatistics
 from alertd.store.notifications import (
     Notification,
@@ -33,6 +32,7 @@ from alertd.store.notifications import (
     Status,
     notification_key,
 )
+from alertd.store.sql import Connection, Store
 
 __all__ = [
     "AlertState",
@@ -65,14 +65,14 @@ class Outbox:
     once at start-up). Rows committed are handed to ``handoff`` (default: one of its own, of
     the default capacity)."""
 
-    def __init__(self, db: Database, *, handoff: Handoff | None = None) -> None:
+    def __init__(self, db: Store, *, handoff: Handoff | None = None) -> None:
         self.db = db
         self.handoff = handoff if handoff is not None else Handoff()
         # Marks this process's hand-offs: one found from another epoch was cut off.
         self.epoch = secrets.randbits(62) + 1
         self._queued = 0
 
-        def create(conn: sqlite3.Connection) -> None:
+        def create(conn: Connection) -> None:
             alert_states.create(conn)
             outbox_table.create(conn)
 
@@ -154,7 +154,7 @@ class Outbox:
 
         claimed = self._claims(notifications)
 
-        def go(conn: sqlite3.Connection) -> list[OutboxRow]:
+        def go(conn: Connection) -> list[OutboxRow]:
             added = outbox_table.insert(conn, notifications, handed=claimed)
             alert_states.set_states(conn, updates)
             return added
@@ -175,7 +175,7 @@ class Outbox:
         recorded = [(a, states[a.id]) for a in alerts]
         claimed = self._claims(notifications)
 
-        def go(conn: sqlite3.Connection) -> list[OutboxRow]:
+        def go(conn: Connection) -> list[OutboxRow]:
             if not all(alert_states.insert(conn, recorded, now)):
                 raise _Duplicate
             return outbox_table.insert(conn, notifications, handed=claimed)
@@ -243,7 +243,7 @@ class Outbox:
         done = list(keys)
         changes = self._handing(handing)
 
-        def go(conn: sqlite3.Connection) -> None:
+        def go(conn: Connection) -> None:
             outbox_table.mark_delivered(conn, done, now)
             outbox_table.mark_handed(conn, changes)
 
@@ -276,7 +276,7 @@ class Outbox:
         why), and set their alerts' states, in one transaction."""
         updates = list(states)
 
-        def go(conn: sqlite3.Connection) -> None:
+        def go(conn: Connection) -> None:
             for key, how, why in muted:
                 outbox_table.mark_finished(conn, [key], how, reason=why, now=now)
             alert_states.set_states(conn, updates)
@@ -286,7 +286,7 @@ class Outbox:
     async def prune(self, older_than: float) -> int:
         """Forget finished rows and alerts last touched before ``older_than``."""
 
-        def go(conn: sqlite3.Connection) -> int:
+        def go(conn: Connection) -> int:
             return outbox_table.prune(conn, older_than) + alert_states.prune(conn, older_than)
 
         return await self.db.write(go)

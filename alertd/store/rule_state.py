@@ -11,14 +11,13 @@ transaction.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Sequence
 from typing import Any
 
 import attrs
 
-from alertd.store.database import Database
+from alertd.store.sql import Connection, Store, is_shared
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS rule_state (
@@ -51,9 +50,9 @@ class StateChanges:
 
 
 class RuleStateStore:
-    """The ``rule_state`` table in a ``Database``."""
+    """The ``rule_state`` table in a ``Store`` (on the shared database, every replica's)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Store) -> None:
         self.db = db
         db.run_sync(_create)
 
@@ -70,11 +69,12 @@ class RuleStateStore:
         await self.db.write(lambda conn: _save(conn, changes))
 
 
-def _create(conn: sqlite3.Connection) -> None:
-    conn.execute(SCHEMA)
+def _create(conn: Connection) -> None:
+    if not is_shared(conn):  # PostgreSQL: schema.py migrates
+        conn.execute(SCHEMA)
 
 
-def _load(conn: sqlite3.Connection) -> list[StateRow]:
+def _load(conn: Connection) -> list[StateRow]:
     rows = conn.execute("SELECT rule, fingerprint, key, data FROM rule_state ORDER BY rule, key")
     out = []
     for rule, fp, key, data in rows:
@@ -87,7 +87,7 @@ def _load(conn: sqlite3.Connection) -> list[StateRow]:
     return out
 
 
-def _save(conn: sqlite3.Connection, changes: StateChanges) -> None:
+def _save(conn: Connection, changes: StateChanges) -> None:
     now = time.time()
     if changes.keep is not None:
         stored = conn.execute("SELECT DISTINCT rule, fingerprint FROM rule_state").fetchall()
@@ -101,8 +101,9 @@ def _save(conn: sqlite3.Connection, changes: StateChanges) -> None:
             conn.execute("DELETE FROM rule_state WHERE rule = ? AND key = ?", (row.rule, row.key))
         else:
             conn.execute(
-                "INSERT OR REPLACE INTO rule_state (rule, key, fingerprint, data, updated)"
-                " VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO rule_state (rule, key, fingerprint, data, updated)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (rule, key) DO UPDATE SET"
+                " fingerprint=excluded.fingerprint, data=excluded.data, updated=excluded.updated",
                 (row.rule, row.key, row.fingerprint, json.dumps(row.data), now),
             )
 

@@ -2,18 +2,22 @@
 match, until T". ``alertd silence add|list|remove`` writes it on a connection of its own; the
 daemon reads it (``alertd.dispatch.silences``, which also decides what a silence matches).
 
-Synchronous functions over one ``sqlite3.Connection``: the command line calls them directly,
-the daemon through ``Database.run``. Times are Unix seconds.
+On PostgreSQL (``[daemon] database``) the table is every replica's: a silence added through
+one mutes what any of them sends.
+
+Synchronous functions over one ``Connection``: the command line calls them directly, the
+daemon through ``Database.run``. Times are Unix seconds.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-import sqlite3
 from collections.abc import Mapping
 
 import attrs
+
+from alertd.store.sql import Connection, is_shared
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS silences (
@@ -44,12 +48,13 @@ class Silence:
         return self.starts <= now < self.ends
 
 
-def ensure_schema(conn: sqlite3.Connection) -> None:
-    conn.executescript(SCHEMA)
+def ensure_schema(conn: Connection) -> None:
+    if not is_shared(conn):  # PostgreSQL: schema.py migrates
+        conn.executescript(SCHEMA)
 
 
 def add_silence(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     rule: str,
     matchers: Mapping[str, str],
@@ -84,9 +89,7 @@ def add_silence(
     return silence
 
 
-def list_silences(
-    conn: sqlite3.Connection, *, now: float, include_expired: bool = False
-) -> list[Silence]:
+def list_silences(conn: Connection, *, now: float, include_expired: bool = False) -> list[Silence]:
     """Silences not yet ended (or all), soonest ending first."""
     ensure_schema(conn)
     rows = conn.execute(
@@ -108,13 +111,20 @@ def list_silences(
     ]
 
 
-def remove_silence(conn: sqlite3.Connection, silence_id: str) -> bool:
+def remove_silence(conn: Connection, silence_id: str) -> bool:
     ensure_schema(conn)
     cur = conn.execute("DELETE FROM silences WHERE id=?", (silence_id,))
     return cur.rowcount == 1
 
 
-def data_version(conn: sqlite3.Connection) -> int:
+def data_version(conn: Connection) -> int:
     """SQLite's ``data_version``: it changes when *another* connection commits, so a reader
-    can tell cheaply whether a re-read is worth it."""
+    can tell cheaply whether a re-read is worth it. PostgreSQL has none: there it is a
+    number that changes when a silence is added (a newer row version) or removed (fewer
+    rows), one query on a small table."""
+    if is_shared(conn):
+        count, newest = conn.execute(
+            "SELECT count(*), coalesce(max(xmin::text::bigint), 0) FROM silences"
+        ).fetchone()
+        return int(newest) * 1_000_003 + int(count)
     return int(conn.execute("PRAGMA data_version").fetchone()[0])

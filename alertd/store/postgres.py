@@ -1,0 +1,254 @@
+"""The store on PostgreSQL, shared by replicas (``[daemon] database``): the same interface as
+SQLite's ``database.Database`` (``run``/``write`` in a worker thread, one call at a time,
+each write one transaction), over a ``psycopg_pool`` pool of psycopg 3 connections in
+autocommit mode. psycopg's async API is asyncio-only, so, like SQLite, it is called
+synchronously from trio worker threads.
+
+The table modules' SQL uses ``?`` placeholders; ``PgConnection`` rewrites them to psycopg's
+``%s`` and carries this process's ``Claims`` (replica name, claimant, lease), by which the
+table modules know they are on the shared database (``sql.claims``).
+
+Opening one migrates the schema (``schema.migrate``). While the daemon runs, ``upkeep``
+renews this process's claims on outbox rows (every third of the lease); ``close`` releases
+them, so after a graceful stop another replica takes what was left at once.
+
+psycopg's errors are translated here: ``DatabaseUnavailable`` names the server (host, port,
+database, never the password) and the cause in one line.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from functools import cache
+from typing import Any, TypeVar
+
+import psycopg
+import psycopg.conninfo
+import trio
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from alertd.store import notifications, schema
+from alertd.store.sql import Claims, Connection, Cursor
+
+T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 10.0  # seconds for one connection attempt
+POOL_SIZE = 4  # connections: the store's calls (one at a time) and a few of other users'
+DEFAULT_LEASE = 15.0
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached or refused a call; the message names it and says why."""
+
+
+@cache
+def _placeholders(sql: str) -> str:
+    # The table modules write no literal "?" or "%" of their own into their SQL.
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+def where(url: str) -> str:
+    """``host:port/database`` of a URL, for messages (never its user or password)."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.Error:
+        return "the configured database (its URL cannot be parsed)"
+    host = info.get("host") or info.get("hostaddr") or "localhost"
+    port = info.get("port") or "5432"
+    return f"{host}:{port}/{info.get('dbname') or info.get('user') or ''}"
+
+
+def _cause(error: BaseException, url: str) -> str:
+    """psycopg's message in one line, any part of the URL's password removed."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    try:
+        password = psycopg.conninfo.conninfo_to_dict(url).get("password")
+    except psycopg.Error:
+        return f"{type(error).__name__} (the URL cannot be parsed)"
+    if password:
+        text = text.replace(str(password), "***")
+    return text
+
+
+class PgConnection:
+    """A psycopg connection as the table modules use it (``sql.Connection``)."""
+
+    def __init__(self, raw: psycopg.Connection[Any], claims: Claims) -> None:
+        self.raw = raw
+        self.claims = claims
+
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Cursor:
+        return self.raw.execute(_placeholders(sql), parameters)
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Cursor:
+        cursor = self.raw.cursor()
+        rows = list(parameters)
+        if rows:
+            cursor.executemany(_placeholders(sql), rows)
+        return cursor
+
+    def executescript(self, sql_script: str, /) -> Cursor:
+        cursor = self.raw.cursor()
+        for statement in sql_script.split(";"):
+            if statement.strip():
+                cursor.execute(_placeholders(statement))
+        return cursor
+
+
+def _connect(url: str, timeout: float) -> psycopg.Connection[Any]:
+    try:
+        return psycopg.connect(url, autocommit=True, connect_timeout=max(1, round(timeout)))
+    except psycopg.Error as e:
+        raise DatabaseUnavailable(
+            f"cannot reach the database {where(url)}: {_cause(e, url)}"
+        ) from e
+
+
+def connect(url: str, *, replica: str = "", timeout: float = CONNECT_TIMEOUT) -> PgConnection:
+    """One connection of its own, schema migrated (``alertd silence``, tools, tests). The
+    caller closes ``.raw``."""
+    raw = _connect(url, timeout)
+    conn = PgConnection(raw, Claims(replica=replica, claimant=replica, lease=DEFAULT_LEASE))
+    try:
+        with raw.transaction():
+            schema.migrate(conn)
+    except BaseException:
+        raw.close()
+        raise
+    return conn
+
+
+def check(url: str, *, timeout: float = 5.0) -> tuple[bool, str]:
+    """For ``alertd check``: (fine, one line) about the database: reachable or not, and its
+    schema's version against this alertd's (a newer one is not fine; an older one or none
+    is migrated when a replica starts)."""
+    name = where(url)
+    try:
+        raw = _connect(url, timeout)
+    except DatabaseUnavailable as e:
+        return False, str(e)
+    try:
+        found = schema.version(PgConnection(raw, Claims(replica="", claimant="", lease=0)))
+    except psycopg.Error as e:
+        return False, f"the database {name}: {_cause(e, url)}"
+    finally:
+        raw.close()
+    expected = schema.VERSION
+    if found is None:
+        return True, f"database {name}: reachable, no alertd schema yet (created at start)"
+    if found > expected:
+        return False, (
+            f"database {name}: schema version {found} is newer than this alertd's {expected}: "
+            "upgrade alertd here"
+        )
+    if found < expected:
+        return True, (
+            f"database {name}: reachable, schema version {found} (migrated to {expected} "
+            "when a replica starts)"
+        )
+    return True, f"database {name}: reachable, schema version {found} (as expected)"
+
+
+class PostgresDatabase:
+    """A pool of connections used from worker threads, one store call at a time; the schema
+    is migrated on construction (a synchronous call, made once at start-up)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        replica: str,
+        lease: float = DEFAULT_LEASE,
+        timeout: float = CONNECT_TIMEOUT,
+        pool_size: int = POOL_SIZE,
+    ) -> None:
+        self.url = url
+        self.where = where(url)
+        self.claims = Claims(
+            replica=replica, claimant=f"{replica}/{secrets.token_hex(4)}", lease=lease
+        )
+        first = connect(url, replica=replica, timeout=timeout)
+        first.raw.close()
+        self.pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"autocommit": True, "connect_timeout": max(1, round(timeout))},
+            # A connection broken by a server restart is replaced before it is used.
+            check=ConnectionPool.check_connection,
+            timeout=timeout,
+            name="alertd",
+            open=False,
+        )
+        try:
+            self.pool.open(wait=True, timeout=timeout)
+        except PoolTimeout as e:
+            self.pool.close()
+            raise DatabaseUnavailable(f"cannot reach the database {self.where}: {e}") from e
+        self._lock = threading.Lock()
+        self._limiter = trio.CapacityLimiter(1)
+        self.renewals = 0  # lease renewals done (``upkeep``)
+
+    def _call(self, fn: Callable[[Connection], T], *, transaction: bool) -> T:
+        try:
+            with self.pool.connection() as raw:
+                conn = PgConnection(raw, self.claims)
+                if not transaction:
+                    return fn(conn)
+                with raw.transaction():
+                    return fn(conn)
+        except (psycopg.OperationalError, PoolTimeout) as e:
+            raise DatabaseUnavailable(f"the database {self.where}: {_cause(e, self.url)}") from e
+
+    def run_sync(self, fn: Callable[[Connection], T]) -> T:
+        """``fn(conn)`` now, in this thread, each statement committed as it runs."""
+        with self._lock:
+            return self._call(fn, transaction=False)
+
+    def write_sync(self, fn: Callable[[Connection], T]) -> T:
+        """``fn(conn)`` in one transaction, in this thread."""
+        with self._lock:
+            return self._call(fn, transaction=True)
+
+    async def run(self, fn: Callable[[Connection], T]) -> T:
+        """``fn(conn)`` in a worker thread; not abandoned on cancel (as SQLite's)."""
+        return await trio.to_thread.run_sync(self.run_sync, fn, limiter=self._limiter)
+
+    async def write(self, fn: Callable[[Connection], T]) -> T:
+        """``fn(conn)`` in one transaction in a worker thread; rolled back if it raises."""
+        return await trio.to_thread.run_sync(self.write_sync, fn, limiter=self._limiter)
+
+    async def upkeep(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Renew this process's claims on outbox rows every third of the lease, until
+        cancelled. A failed renewal is said once (and when they work again): rows whose
+        lease runs out meanwhile may be taken by another replica."""
+        failing = False
+        task_status.started()
+        while True:
+            await trio.sleep(self.claims.lease / 3)
+            try:
+                await self.write(notifications.renew_claims)
+            except DatabaseUnavailable as e:
+                if not failing:
+                    log.warning("store.lease_renewal_failed %s (retrying)", e)
+                failing = True
+            else:
+                if failing:
+                    log.info("store.lease_renewal_recovered")
+                failing = False
+                self.renewals += 1
+
+    def close(self) -> None:
+        """Release this process's claims (another replica takes them at once), then close."""
+        try:
+            self.write_sync(notifications.release_claims)
+        except DatabaseUnavailable as e:
+            log.warning("store.release_failed %s (other replicas wait for the lease)", e)
+        self.pool.close()
