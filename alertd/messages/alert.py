@@ -7,7 +7,7 @@ render time (the alert still goes out). A resolved alert uses the rule's
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import jinja2
 
 from alertd.events import AlertStatus
-from alertd.messages.formats import dec, duration
+from alertd.messages.formats import bps, dec, duration
 
 log = logging.getLogger(__name__)
 
@@ -84,16 +84,25 @@ def summary(ctx: Mapping[str, Any]) -> str:
     return " ".join(str(p) for p in parts if p is not None)
 
 
-def default_body(ctx: Mapping[str, Any], skip: frozenset[str] = frozenset()) -> str:
-    """The body of an alert whose rule has no ``message``: the rule, then each known field."""
+def default_body(
+    ctx: Mapping[str, Any],
+    skip: frozenset[str] = frozenset(),
+    *,
+    localtime: Callable[[datetime], str] = datetime.isoformat,
+) -> str:
+    """The body of an alert whose rule has no ``message``: the rule, then each known field;
+    ``localtime`` shows a time in the display zone, with the zone named (the template
+    helper of the same name). Slippage reads in basis points, not as a raw fraction."""
     lines = [f"rule: {ctx.get('rule')} ({ctx.get('type')}), key {ctx.get('key')}"]
     for name in BODY_FIELDS:
         value = ctx.get(name)
         if value is not None and name not in skip:
-            lines.append(f"{name}: {_text(value)}")
-    when = ctx.get("time")
-    if isinstance(when, datetime):
-        lines.append(f"time: {when.isoformat()}")
+            text = bps(value) if name == "slippage" else _text(value)
+            lines.append(f"{name}: {text}")
+    for name in ("time", "order_time"):
+        when = ctx.get(name)
+        if isinstance(when, datetime):
+            lines.append(f"{name}: {localtime(when)}")
     return "\n".join(lines)
 
 

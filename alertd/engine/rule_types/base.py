@@ -215,7 +215,7 @@ class RuleEvaluator:
             cause=cause,
             created=ctx["now"],
             default_title=f"{prefix}{word}{headline}",
-            default_text=default_body(ctx),
+            default_text=default_body(ctx, localtime=self.rule.globals["localtime"]),
         )
         if status == "firing":
             self.last_alert[key] = now
