@@ -49,6 +49,7 @@ HANDOVER_ROUNDS = 2
 MIN_ROUND_GAP = 0.2  # seconds: rounds that a burst of connection changes calls for, at most
 FILTER_QUEUE = 1024  # events between the sessions and the filter
 LEAVE_TIMEOUT = 5.0  # seconds a graceful stop waits to hand its accounts over
+OWN_WINDOWS = frozenset({"offline", "alertd stopped", "alertd crashed"})  # a gap's why
 STOPPED_WATCHING = "replica stopped watching the account"
 
 
@@ -100,6 +101,7 @@ class ClusterSources:
     _local: dict[str, _Local] = attrs.field(factory=dict)
     _streams: dict[str, StreamRow] = attrs.field(factory=dict)
     _acks: list[Ack] = attrs.field(factory=list)
+    _handed: set[Ack] = attrs.field(factory=set)
     _rounds: int = 0
     _errors: int = 0
     _ok: bool = False
@@ -237,13 +239,17 @@ class ClusterSources:
         self._rounds += 1
         self._dropped.clear()
         del self._acks[: len(acks)]
+        self._handed -= set(acks)  # acknowledged: the rows say so from now on
         exchanges = {a.name: a.exchange for a in self.accounts}
-        for row in rows:
-            before = self._streams.get(row.account)
-            self._streams[row.account] = row
-            if before is None or before.state != row.state:
+        for decided in rows:
+            row = decided.row
+            if decided.changed and row.state != "new":
                 self._log_change(row)
-            await self._report(row, exchanges.get(row.account, ""))
+            self._streams[row.account] = row
+            # What another reporter decided is its to hand on, unless it has not said it did
+            # for a while (it died): then this one does, with the same alert ids.
+            if decided.changed or decided.age >= HANDOVER_ROUNDS * self.round_interval:
+                await self._report(row, exchanges.get(row.account, ""))
 
     def _decide(self, live: frozenset[str], account: str, row: StreamRow | None,
                 watches: Sequence[Any], now: datetime) -> StreamRow:  # fmt: skip
@@ -264,16 +270,17 @@ class ClusterSources:
 
     async def _report(self, row: StreamRow, exchange: str) -> None:
         down, back = view.pending_events(row, exchange)
-        if not (down or back):
-            return
-        assert row.blind_since is not None
-        for event in down + back:
-            await self.send.send(event)
-        if down:
-            self._acks.append(Ack(account=row.account, blind_since=row.blind_since, back=False))
-        if back:
-            self._acks.append(Ack(account=row.account, blind_since=row.blind_since, back=True))
-        self._changed.set()  # acknowledge soon, so a takeover does not repeat them
+        for events, is_back in ((down, False), (back, True)):
+            if not events:
+                continue
+            assert row.blind_since is not None
+            ack = Ack(account=row.account, blind_since=row.blind_since, back=is_back)
+            if ack not in self._handed:  # handed on, not acknowledged yet: the same again
+                for event in events:
+                    await self.send.send(event)
+                self._handed.add(ack)
+            self._acks.append(ack)
+            self._changed.set()  # acknowledge soon, so a takeover does not repeat them
 
     def _log_change(self, row: StreamRow) -> None:
         if row.state == "blind":
@@ -330,6 +337,6 @@ def _local_fact(event: Event) -> bool:
     """A connection fact of this replica's own session (decided by the cluster instead)."""
     if isinstance(event, StreamConnected | StreamDisconnected):
         return event.stream == CONNECTION
-    # stream.gap and what a snapshot after it shows (stream.gap.evidence): this replica's own
-    # offline window, not the cluster's
-    return event.kind.startswith(StreamGap.kind) and getattr(event, "why", None) == "offline"
+    # stream.gap and what a snapshot after it shows (stream.gap.evidence) of a window in which
+    # this replica, not the cluster, was blind (a gap of overflow or sequence goes on)
+    return event.kind.startswith(StreamGap.kind) and getattr(event, "why", None) in OWN_WINDOWS

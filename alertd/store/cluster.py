@@ -114,6 +114,16 @@ class Ack:
     back: bool
 
 
+@attrs.frozen(kw_only=True)
+class Decided:
+    """An account's row after a round; ``changed``: by this round; ``age``: seconds since
+    its state last changed, on the database's clock."""
+
+    row: StreamRow
+    changed: bool
+    age: float
+
+
 # (account, its row or None, every replica's watch of it, the database's now) -> the row
 Decide = Callable[[str, StreamRow | None, Sequence[WatchRow], datetime], StreamRow]
 
@@ -237,7 +247,7 @@ class ClusterStore:
         acks: Iterable[Ack],
         report: Sequence[str],
         decide: Decide,
-    ) -> list[StreamRow]:
+    ) -> list[Decided]:
         """One round: write ``replica``'s ``watches`` and ``acks``, then decide (``decide``)
         the stream of each account in ``report`` from every replica's watch of it, under a
         row lock; returns those accounts' rows as decided."""
@@ -284,7 +294,7 @@ def _renew(conn: psycopg.Connection[Any], replica: str, lease: float) -> list[st
 
 def _decide_streams(
     conn: psycopg.Connection[Any], report: list[str], decide: Decide
-) -> list[StreamRow]:
+) -> list[Decided]:
     now = conn.execute("SELECT now()").fetchone()
     assert now is not None
     at = _utc(now[0]) or now[0]
@@ -320,7 +330,8 @@ def _decide_streams(
                     row.reason, row.down_sent, row.back_sent,
                 ),
             )  # fmt: skip
-        decided.append(row)
+        age = (at - row.changed).total_seconds()
+        decided.append(Decided(row=row, changed=row != before, age=age))
     return decided
 
 

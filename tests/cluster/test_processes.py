@@ -1,0 +1,172 @@
+"""Replicas as real ``alertd run`` processes on a real PostgreSQL server, watching a real
+websocket exchange: every account has its watchers, a SIGKILLed replica's accounts are taken
+over within ``takeover_after``, and its death pages nobody."""
+
+from __future__ import annotations
+
+import collections
+import re
+import signal
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import trio
+
+from integration.conftest import Proc, Procs, Receiver
+
+from .helpers import Exchange, start_exchange, wait_for
+
+TAKEOVER = 3.0  # [daemon] takeover_after in these tests, seconds
+START = 30.0  # seconds for three replicas to start and connect every account (CI is slow)
+RULES = "\n".join(
+    f'[[rules]]\nname = "{kind}"\non = "stream.{kind}"\nnotify = ["hook"]\n'
+    'title = "{{ kind }} {{ account }}"\n'
+    for kind in ("disconnected", "connected", "gap")
+)
+BACK = re.compile(r"cluster\.back account=(\S+) since=(\S+) until=(\S+)")
+
+
+def replica_config(
+    tmp_path: Path, name: str, *, database: str, exchange: Exchange, accounts: list[str],
+    hook: str,
+) -> Path:  # fmt: skip
+    """A replica's config: the shared accounts, each on this replica's own path."""
+    lines = [
+        "[daemon]",
+        f'database = "{database}"',
+        f'replica = "{name}"',
+        "watchers = 2",
+        f'takeover_after = "{TAKEOVER:g}s"',
+        "",
+        "[channels]",
+        f'hook = "{hook}"',
+        "",
+    ]
+    for account in accounts:
+        lines += [
+            "[[accounts]]",
+            f'name = "{account}"',
+            'exchange = "piexgo"',
+            f'url = "{exchange.url(name, account)}"',
+            'ping_interval = "1s"',
+            'ping_timeout = "1s"',
+            'backoff_initial = "100ms"',
+            'backoff_max = "500ms"',
+            "",
+        ]
+    path = tmp_path / f"{name}.toml"
+    path.write_text("\n".join(lines) + "\n" + RULES)
+    return path
+
+
+def start(procs: Procs, tmp_path: Path, name: str, config: Path) -> Proc:
+    return procs.daemon(config, state_dir=tmp_path / f"state-{name}", name=name)
+
+
+@pytest.mark.slow
+async def test_three_replicas_keep_two_watchers_on_every_account_through_a_sigkill(
+    procs: Procs, receiver: Receiver, postgres_url: str, tmp_path: Path
+) -> None:
+    """Three replicas and 30 accounts with watchers = 2: every account has two connections
+    from two replicas; after one is SIGKILLed every account has two again (from the two left)
+    within takeover_after, each survivor logs its new assignment, and nobody is paged."""
+    names = ["r1", "r2", "r3"]
+    accounts = [f"acct{i:02d}" for i in range(30)]
+    with trio.fail_after(90):
+        async with trio.open_nursery() as nursery:
+            exchange = await start_exchange(nursery)
+            exchange.frame_interval = 1.0
+            replicas = {}
+            for name in names:
+                config = replica_config(
+                    tmp_path, name, database=postgres_url, exchange=exchange,
+                    accounts=accounts, hook=receiver.url(),
+                )  # fmt: skip
+                replicas[name] = start(procs, tmp_path, name, config)
+
+            def two_each(among: set[str]) -> bool:
+                seen = exchange.watchers()
+                return sorted(seen) == accounts and all(
+                    len(rs) == 2 and set(rs) <= among for rs in seen.values()
+                )
+
+            await wait_for(lambda: two_each(set(names)), START, "two watchers an account")
+            # What each replica logs it watches is what the exchange sees it connected to.
+            assigned = r"cluster\.assignment replica=\S+ live=r1,r2,r3 watching=\d+ accounts=(\S+)"
+            logged = {
+                n: set(p.matches(assigned)[-1].group(1).split(",")) for n, p in replicas.items()
+            }
+            seen = {n: {a for a, rs in exchange.watchers().items() if n in rs} for n in names}
+            assert logged == seen
+
+            replicas["r3"].send_signal(signal.SIGKILL)
+            killed = time.monotonic()
+            await wait_for(lambda: two_each({"r1", "r2"}), TAKEOVER * 3, "the takeover")
+            took = time.monotonic() - killed
+            print(f"takeover after SIGKILL: {took:.2f}s (takeover_after {TAKEOVER:g}s)")
+            assert took <= TAKEOVER
+            for name in ("r1", "r2"):
+                await wait_for(
+                    lambda p=replicas[name]: p.matches(
+                        r"cluster\.assignment replica=\S+ live=r1,r2 watching=30 "
+                    ),
+                    5,
+                    f"{name} logging that it watches all 30",
+                )
+            await trio.sleep(TAKEOVER)
+            assert receiver.snapshot() == []
+            nursery.cancel_scope.cancel()
+
+
+@pytest.mark.slow
+async def test_both_replicas_killed_is_one_gap_for_the_window_neither_watched(
+    procs: Procs, receiver: Receiver, postgres_url: str, tmp_path: Path
+) -> None:
+    """Both replicas SIGKILLed and started again later: for each account one
+    stream.disconnected, one stream.connected and one stream.gap reach the webhook, and the
+    gap (logged as cluster.back) spans the time neither replica ran."""
+    names, accounts = ["r1", "r2"], ["acct0", "acct1"]
+    with trio.fail_after(90):
+        async with trio.open_nursery() as nursery:
+            exchange = await start_exchange(nursery)
+            configs = {
+                name: replica_config(
+                    tmp_path,
+                    name,
+                    database=postgres_url,
+                    exchange=exchange,
+                    accounts=accounts,
+                    hook=receiver.url(),
+                )  # fmt: skip
+                for name in names
+            }
+            first = [start(procs, tmp_path, name, configs[name]) for name in names]
+            both = dict.fromkeys(accounts, names)
+            await wait_for(lambda: exchange.watchers() == both, START, "both watching")
+            for proc in first:
+                proc.send_signal(signal.SIGKILL)
+            killed = datetime.now(UTC)
+            await trio.sleep(TAKEOVER)
+            restarted = datetime.now(UTC)
+            second = [start(procs, tmp_path, name, configs[name]) for name in names]
+            await wait_for(lambda: len(receiver.delivered()) >= 6, START, "six notifications")
+            await wait_for(lambda: exchange.watchers() == both, START, "both watching again")
+            await trio.sleep(TAKEOVER)  # time for a second copy to arrive, if one would
+            titles = collections.Counter(p.title for p in receiver.delivered())
+            assert titles == {
+                f"stream.{kind} {account}": 1
+                for kind in ("disconnected", "connected", "gap")
+                for account in accounts
+            }
+            windows = {m.group(1): m for p in second for m in p.matches(BACK.pattern)}
+            assert sorted(windows) == accounts
+            for m in windows.values():
+                since, until = (
+                    datetime.fromisoformat(m.group(2)),
+                    datetime.fromisoformat(m.group(3)),
+                )
+                assert killed - timedelta(seconds=TAKEOVER) <= since <= killed
+                assert restarted <= until <= restarted + timedelta(seconds=START)
+            nursery.cancel_scope.cancel()
