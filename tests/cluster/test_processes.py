@@ -139,7 +139,7 @@ async def test_both_replicas_killed_is_one_gap_for_the_window_neither_watched(
                     exchange=exchange,
                     accounts=accounts,
                     hook=receiver.url(),
-                )  # fmt: skip
+                )
                 for name in names
             }
             first = [start(procs, tmp_path, name, configs[name]) for name in names]
