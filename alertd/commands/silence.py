@@ -10,6 +10,10 @@ no alert carries (a typo would mute nothing while the user thinks it is quiet), 
 
 Every mistake is refused before the database is touched, so a refused ``add`` adds nothing
 and creates no state directory; ``list`` and ``remove`` create nothing either.
+
+With ``[daemon] database`` (replicas on PostgreSQL) the silences are the replicas' shared
+table: a silence added with any replica's config mutes what every replica sends. Its
+password reference is the one secret resolved (it must be set in this shell).
 """
 
 from __future__ import annotations
@@ -26,11 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from alertd.config.errors import Problem
-from alertd.config.model import DaemonSettings
+from alertd.config.model import DaemonSettings, Secret
 from alertd.config.reading import read_toml
 from alertd.dispatch.labels import KNOWN_LABELS, glob_match
 from alertd.store import database as store
 from alertd.store.silences import Silence, add_silence, list_silences, remove_silence
+from alertd.store.sql import Connection
 
 # The longest silence `add` takes. Longer is a rule switched off, which the config says
 # better (enabled = false); and a silence must end at a time a calendar can show.
@@ -41,7 +46,8 @@ class SilenceError(ValueError):
     """A mistake in the command or its config; the message is ready to show."""
 
 
-def _config(config_path: str) -> dict[str, Any]:
+def raw_config(config_path: str) -> dict[str, Any]:
+    """The config file as plain TOML (never loaded: no secret needs to be set)."""
     raw = read_toml(config_path)
     if isinstance(raw, Problem):
         raise SilenceError(f"cannot read the config: {raw}")
@@ -149,7 +155,7 @@ def _duration(text: str) -> float:
     return seconds
 
 
-def _add(args: argparse.Namespace, raw: dict[str, Any], path: Path) -> int:
+def _add(args: argparse.Namespace, raw: dict[str, Any], path: Path | Secret) -> int:
     """Check everything first, then write: a refused silence leaves no trace."""
     if not args.rule.strip():
         raise SilenceError("--rule is empty: name a rule, or a glob such as 'price-*'")
@@ -183,9 +189,9 @@ def _add(args: argparse.Namespace, raw: dict[str, Any], path: Path) -> int:
     return 0
 
 
-def _list(args: argparse.Namespace, path: Path) -> int:
+def _list(args: argparse.Namespace, path: Path | Secret) -> int:
     silences: list[Silence] = []
-    if path.exists():
+    if isinstance(path, Secret) or path.exists():
         conn = _open(path, create=False)
         try:
             silences = list_silences(conn, now=time.time(), include_expired=args.all)
@@ -204,9 +210,9 @@ def _list(args: argparse.Namespace, path: Path) -> int:
     return 0
 
 
-def _remove(args: argparse.Namespace, path: Path) -> int:
+def _remove(args: argparse.Namespace, path: Path | Secret) -> int:
     removed = False
-    if path.exists():
+    if isinstance(path, Secret) or path.exists():
         conn = _open(path, create=False)
         try:
             removed = remove_silence(conn, args.id)
@@ -222,7 +228,32 @@ def _remove(args: argparse.Namespace, path: Path) -> int:
     return 1
 
 
-def _open(path: Path, *, create: bool) -> sqlite3.Connection:
+def shared_database(raw: dict[str, Any], config_path: str) -> Secret | None:
+    """``[daemon] database`` of the config ``raw``, resolved, or None (SQLite)."""
+    from alertd.config.database import resolve_database
+    from alertd.config.secrets import SecretEnvironment
+
+    daemon = raw.get("daemon")
+    if not isinstance(daemon, dict) or "database" not in daemon:
+        return None
+    found: list[tuple[Any, str]] = []
+    only = {"daemon": {"database": daemon["database"]}}
+    resolve_database(only, SecretEnvironment.from_process(), found)
+    database = only["daemon"]["database"]
+    if found or not isinstance(database, Secret):
+        why = found[0][1] if found else "must be a postgresql:// URL"
+        raise SilenceError(f"{config_path}: [daemon] database: {why}")
+    return database
+
+
+def _open(path: Path | Secret, *, create: bool) -> Connection:
+    if isinstance(path, Secret):
+        from alertd.store import postgres, schema  # psycopg only for those who use it
+
+        try:
+            return postgres.connect(path.reveal(), replica="alertd-silence")
+        except (postgres.DatabaseUnavailable, schema.SchemaError) as exc:
+            raise SilenceError(str(exc)) from None
     if not create and not path.is_file():
         raise SilenceError(f"the state database {path} is not a file")
     try:
@@ -235,8 +266,8 @@ def _open(path: Path, *, create: bool) -> sqlite3.Connection:
 def main(args: argparse.Namespace) -> int:
     action = f"alertd silence {args.silence_command}"
     try:
-        raw = _config(args.config)
-        path = store.db_path(state_dir_of(raw, args.config))
+        raw = raw_config(args.config)
+        path = shared_database(raw, args.config) or store.db_path(state_dir_of(raw, args.config))
         if args.silence_command == "add":
             return _add(args, raw, path)
         if args.silence_command == "list":

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import sqlite3
 from functools import partial
 from pathlib import Path
 
@@ -31,6 +30,7 @@ import trio
 
 from alertd import clock
 from alertd.config.model import Config
+from alertd.daemon.control import ControlServer
 from alertd.daemon.intake import Intake, IntakeFactory, websocket_sources
 from alertd.daemon.logs import SecretMasker, iter_secrets, set_level
 from alertd.daemon.metrics import Metrics, MetricsError, MetricsSink, NullMetrics
@@ -52,9 +52,10 @@ from alertd.notify.apprise_notifier import AppriseNotifier
 from alertd.notify.delivery import Delivery
 from alertd.notify.notifier import Notifier
 from alertd.sources.capture import Recorder
-from alertd.store.database import Database, db_path
+from alertd.store.backend import StoreError, open_store
 from alertd.store.handoff import HANDOFF_CAPACITY, Handoff
 from alertd.store.outbox import Outbox
+from alertd.store.sql import Store
 
 log = logging.getLogger(__name__)
 
@@ -137,9 +138,7 @@ class Daemon:
                 await trio.to_thread.run_sync(db.close)
             self.stopped.set()
 
-    async def _run(
-        self, config: Config, db: Database, task_status: trio.TaskStatus[Daemon]
-    ) -> None:
+    async def _run(self, config: Config, db: Store, task_status: trio.TaskStatus[Daemon]) -> None:
         # Rows the outbox commits go to delivery's workers in memory, at most HANDOFF_CAPACITY
         # per URL (past that a worker reads them back from the table).
         outbox = self._outbox = Outbox(db, handoff=Handoff(capacity=HANDOFF_CAPACITY))
@@ -166,7 +165,7 @@ class Daemon:
 
         async with trio.open_nursery() as tail:
             if self.housekeeping:
-                await tail.start(db.checkpoints)  # the hot path's commits never wait on fsync
+                await tail.start(db.upkeep)  # SQLite's checkpoints, PostgreSQL's claim leases
             await tail.start(delivery.run)
             if recorder is not None:
                 await tail.start(recorder.run)
@@ -184,12 +183,13 @@ class Daemon:
                     raise StartupError(str(e)) from e
                 self.metrics_address = (host, port)
             await tail.start(run_watchdog, self.sd)
+            await tail.start((control := ControlServer()).serve, self, sources, outbox, delivery)
             beat = config.daemon.heartbeat
             if beat is not None and self.housekeeping:  # the dead-man's switch; replay sends none
                 from alertd.daemon import heartbeat
 
                 try:
-                    pinger = heartbeat.for_daemon(
+                    pinger = control.heartbeat = heartbeat.for_daemon(
                         beat, config=lambda: self.config, sources=sources, outbox=outbox,
                         delivery=delivery, masker=self.masker,
                     )  # fmt: skip
@@ -251,14 +251,11 @@ class Daemon:
         second stop signal, a failed start)."""
         return self._delivery is not None and self.stopped_pending != 0
 
-    def _open_database(self) -> Database:
-        try:
-            return Database(db_path(self.state_dir))
-        except (OSError, sqlite3.Error) as e:
-            raise StartupError(
-                f"cannot open the state database in {self.state_dir}: {e} "
-                "(set [daemon] state_dir or --state-dir to a writable directory)"
-            ) from e
+    def _open_database(self) -> Store:
+        try:  # SQLite in the state directory, or PostgreSQL with [daemon] database
+            return open_store(self.config.daemon, self.state_dir)
+        except StoreError as e:
+            raise StartupError(str(e)) from e
 
     def statistics(self) -> DaemonStatistics:
         age = None if self.last_alert is None else trio.current_time() - self.last_alert

@@ -1,0 +1,118 @@
+"""`alertd status` asks a real `alertd run` on this machine, through its owner-only control
+socket, how it is: accounts, outbox, silences, last notifications sent, heartbeat; and says
+in one line when no daemon runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+from pathlib import Path
+
+import pytest
+
+from alertd.cli import main
+from integration import conftest as it
+
+from .conftest import assert_clean_stderr
+
+# the integration tests' real processes and webhook receiver
+procs, receiver = it.procs, it.receiver
+
+UP_RULE = """
+[[rules]]
+name = "up"
+on = "stream.connected"
+title = "up {{ account }}"
+message = "{{ account }} connected"
+"""
+
+
+def _alertd(procs: it.Procs, *args: str) -> tuple[int, str, str]:
+    result = procs.run(*args)
+    return result.returncode, result.stdout, result.stderr
+
+
+@pytest.mark.slow
+def test_status_of_a_running_daemon(procs: it.Procs, receiver: it.Receiver, tmp_path: Path) -> None:
+    """A running daemon answers with both accounts connected since a time in its configured
+    timezone, the last notification sent, the active silence and no heartbeat, as text and as
+    JSON; the socket is mode 0600 and gone once the daemon stopped."""
+    sim = procs.simulator("normal", rate=4.0)
+    state = tmp_path / "state"
+    config = tmp_path / "alertd.toml"
+    text = it.config_text(
+        sim_port=sim.port, hook=receiver.url(), rules=UP_RULE, daemon='timezone = "Europe/Berlin"'
+    )
+    config.write_text(text.replace("/nonexistent/overridden-by-state-dir", str(state)))
+    daemon = procs.daemon(config, state_dir=state)
+    daemon.wait_for_line(r"daemon\.ready", it.START_TIMEOUT)
+    it.wait_until(lambda: len(receiver.delivered()) >= 2, it.START_TIMEOUT, "two 'up' alerts")
+    muting = ["--rule", "up", "--match", "account=px", "--for", "1h", "--comment", "maintenance"]
+    code, out, err = _alertd(procs, "silence", "add", "-c", str(config), *muting)
+    assert code == 0, err
+
+    def answered() -> dict[str, object] | None:
+        code, out, err = _alertd(procs, "status", "-c", str(config), "--json")
+        assert code == 0, err
+        answer = json.loads(out)
+        return answer if len(answer["last_sent"]) >= 2 else None
+
+    answer = it.wait_until(answered, it.START_TIMEOUT, "status naming two notifications sent")
+    accounts = {a["name"]: a for a in answer["accounts"]}  # type: ignore[attr-defined]
+    assert set(accounts) == {"px", "cr"}
+    for account in accounts.values():
+        assert account["connected"] is True
+        assert account["connected_since"] is not None
+        assert account["reconnects"] == 0
+    assert {r["channel"] for r in answer["last_sent"]} == {"hook"}  # type: ignore[attr-defined]
+    [silence] = answer["silences"]  # type: ignore[misc]
+    assert (silence["rule"], silence["matchers"], silence["comment"]) == (
+        "up", {"account": "px"}, "maintenance"
+    )  # fmt: skip
+    assert answer["heartbeat"] is None
+    assert answer["pid"] == daemon.pid
+
+    code, out, err = _alertd(procs, "status", "-c", str(config))
+    assert code == 0, err
+    assert "px (piexgo): connected since " in out
+    assert "cr (cryptology): connected since " in out
+    assert " CET (" in out  # [daemon] timezone, named
+    assert "hook  [warning] up " in out
+    assert f"{silence['id']} rule=up account=px until " in out
+    assert "(in 59m " in out or "(in 1h)" in out
+    assert "# maintenance" in out
+    assert "heartbeat: not configured" in out
+
+    socket_file = state / "control.sock"
+    assert stat.S_IMODE(os.stat(socket_file).st_mode) == 0o600
+    daemon.send_signal(signal.SIGTERM)
+    assert daemon.wait(30) == 0
+    assert not socket_file.exists()
+    code, out, err = _alertd(procs, "status", "-c", str(config))
+    assert code == 1
+    assert_clean_stderr(err, one_line=True)
+    assert f"no alertd answers on {socket_file}" in err
+
+
+def test_no_daemon_is_one_line_and_exit_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With no daemon running, `alertd status` exits 1 with one line naming the socket."""
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    monkeypatch.delenv("RUNTIME_DIRECTORY", raising=False)
+    config = tmp_path / "alertd.toml"
+    config.write_text(f'[daemon]\nstate_dir = "{tmp_path}"\n')
+    assert main(["status", "-c", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert_clean_stderr(err, one_line=True)
+    assert err.startswith(f"alertd status: no alertd answers on {tmp_path / 'control.sock'}")
+
+
+def test_an_unreadable_config_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A config that is not TOML stops `alertd status` with exit 2 and one line."""
+    config = tmp_path / "alertd.toml"
+    config.write_text("[daemon\n")
+    assert main(["status", "-c", str(config)]) == 2
+    assert_clean_stderr(capsys.readouterr().err, one_line=True)
