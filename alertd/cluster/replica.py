@@ -10,6 +10,12 @@ dies stops renewing; within ``takeover_after`` its lease has run out and the oth
 round has given its accounts to the live ones. A replica that stops gracefully hands its
 accounts over at once.
 
+A replica that cannot reach the database goes on with the assignment it last had (from the
+start: every account, as if it were alone), and retries every round. Once the database has
+been out of reach for ``takeover_after`` the cluster cannot see the streams, so the replica
+reports its own stream facts as a single daemon does (``degraded``): every replica may then
+say the same outage, but no account goes dark unannounced.
+
 Stream health belongs to the cluster: the sessions' own ``stream.connected``,
 ``stream.disconnected`` and offline ``stream.gap`` facts do not reach the engine; they become
 this replica's watch row (connected or not, since when, when it last had the stream healthy,
@@ -66,6 +72,7 @@ class ClusterStatistics(SourcesStatistics):
     rounds: int  # rounds the database answered
     database_errors: int  # rounds it did not
     database_ok: bool  # whether the last round reached it
+    degraded: bool  # out of reach so long that this replica reports its own stream facts
 
 
 @attrs.define
@@ -105,6 +112,7 @@ class ClusterSources:
     _rounds: int = 0
     _errors: int = 0
     _ok: bool = False
+    _unreachable_since: float | None = None  # trio time of the first failure of a streak
     _joined: bool = False
     _changed: trio.Event = attrs.field(factory=trio.Event)
     _lock: trio.Lock = attrs.field(factory=trio.Lock)
@@ -127,6 +135,7 @@ class ClusterSources:
             rounds=self._rounds,
             database_errors=self._errors,
             database_ok=self._ok,
+            degraded=self.degraded,
         )  # fmt: skip
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -189,13 +198,22 @@ class ClusterSources:
             self._errors += 1
             if self._ok or self._errors == 1:
                 log.warning("cluster.database_error replica=%s error=%s", self.replica, e)
+                self._unreachable_since = trio.current_time()
             self._ok = False
             return None
         if not self._ok:
             if self._rounds:
                 log.info("cluster.database_ok replica=%s", self.replica)
-            self._ok = True
+            self._ok, self._unreachable_since = True, None
         return result
+
+    @property
+    def degraded(self) -> bool:
+        """Whether the database has been out of reach for ``takeover_after``: the cluster
+        cannot see the streams then, so this replica says what it sees of its own (fail
+        open: every replica may say it, but the account does not go dark unannounced)."""
+        since = self._unreachable_since
+        return since is not None and trio.current_time() - since >= self.takeover_after
 
     async def _follow(self, live: Sequence[str]) -> None:
         """Watch what the cluster of ``live`` replicas assigns this one."""
@@ -315,7 +333,8 @@ class ClusterSources:
             async for event in recv:
                 if _local_fact(event):
                     self._note(event)
-                    continue
+                    if not self.degraded:
+                        continue
                 await send.send(event)
 
     def _note(self, event: Event) -> None:

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA_LOCK = 0x616C657274  # pg_advisory_xact_lock key while creating the tables ("alert")
 CONNECT_TIMEOUT = 5  # seconds for a new connection to the server
-POOL_TIMEOUT = 10.0  # seconds to wait for a connection from the pool
+POOL_TIMEOUT = 5.0  # seconds to wait for a connection from the pool (a round waits this long)
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS cluster_replicas (
@@ -163,6 +163,10 @@ class ClusterStore:
         """Connect and create the tables if they are missing (nothing if open already)."""
         if self._pool is not None:
             return
+        try:  # once by hand first: the pool would retry a refused connection until its timeout
+            psycopg.connect(self.dsn, connect_timeout=CONNECT_TIMEOUT).close()
+        except psycopg.Error as e:
+            raise ClusterStoreError(f"cannot connect to the database: {_one_line(e)}") from None
         pool = psycopg_pool.ConnectionPool(
             self.dsn, min_size=1, max_size=2, open=False, timeout=POOL_TIMEOUT,
             kwargs={"connect_timeout": CONNECT_TIMEOUT}, name="alertd-cluster",

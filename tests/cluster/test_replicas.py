@@ -162,3 +162,40 @@ async def test_every_watcher_lost_is_one_down_one_back_and_one_gap_for_the_blind
             assert lost - slack <= gap.since <= lost + slack
             assert back <= gap.until <= back + timedelta(seconds=2)
             assert all(r.sources.statistics().blind == () for r in reps.values())
+
+
+async def test_a_reload_starts_and_stops_accounts_through_the_assignment(
+    postgres_url: str,
+) -> None:
+    """``update`` with a reloaded account list starts the new account on its watchers and
+    stops the removed one, and the statistics follow."""
+    with trio.fail_after(30):
+        async with cluster(postgres_url, ["r1", "r2"], ["a"], watchers=2) as (exchange, reps):
+            await wait_for(lambda: exchange.watchers() == {"a": ["r1", "r2"]}, 10, "a watched")
+            for name, replica in reps.items():
+                await replica.sources.update([account("b", exchange.url(name, "b"))])
+            await wait_for(lambda: exchange.watchers() == {"b": ["r1", "r2"]}, 10, "b only")
+            assert [r.sources.statistics().watching for r in reps.values()] == [("b",), ("b",)]
+            assert sorted(reps["r1"].sources.statistics().accounts) == ["b"]
+
+
+async def test_a_replica_without_its_database_watches_everything_and_speaks_for_itself() -> None:
+    """A replica whose database refuses connections watches every account (as if alone) and,
+    after takeover_after without the database, reports its own stream.disconnected."""
+    with trio.fail_after(30):
+        url = "postgresql://alertd@127.0.0.1:1/none"  # nothing listens on port 1
+        async with cluster(url, ["r1"], ["a", "b"], watchers=1) as (exchange, reps):
+            await wait_for(
+                lambda: exchange.watchers() == {"a": ["r1"], "b": ["r1"]}, 10, "both watched"
+            )
+            stats = reps["r1"].sources.statistics()
+            assert stats.watching == ("a", "b")
+            assert not stats.database_ok and stats.database_errors >= 1
+            await wait_for(lambda: reps["r1"].sources.statistics().degraded, 5, "degraded")
+            exchange.drop("/r1/a")
+            down = await wait_for(
+                lambda: [e for e in reps["r1"].stream_events() if e.kind == "stream.disconnected"],
+                5,
+                "r1's own stream.disconnected",
+            )
+            assert [e.account for e in down] == ["a"]
