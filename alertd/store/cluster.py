@@ -11,10 +11,11 @@ this module only reads and writes).
   started), ``seen`` or ``blind``, the window of the last blindness (``blind_since`` ..
   ``back_at``), its reason, and whether its down and back alerts went out.
 
-Tables are created idempotently (``CREATE TABLE IF NOT EXISTS``) under an advisory lock, so
-replicas starting together do not race on the catalog. psycopg 3's sync API, called from trio
-worker threads (``trio.to_thread.run_sync``) through a small ``psycopg_pool`` pool; psycopg's
-errors leave this module as ``ClusterStoreError`` with one line that names no password.
+Tables are created idempotently (``CREATE TABLE IF NOT EXISTS``) under the migrations'
+advisory lock (``store.schema``), so replicas starting together do not race on the catalog.
+psycopg 3's sync API, called from trio worker threads (``trio.to_thread.run_sync``) through a
+small ``psycopg_pool`` pool; psycopg's errors leave this module as ``ClusterStoreError`` with
+one line that names no password.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ import attrs
 import psycopg
 import psycopg_pool
 
+from alertd.store.schema import MIGRATION_LOCK
+
 log = logging.getLogger(__name__)
 
-SCHEMA_LOCK = 0x616C657274  # pg_advisory_xact_lock key while creating the tables ("alert")
 CONNECT_TIMEOUT = 5  # seconds for a new connection to the server
 POOL_TIMEOUT = 5.0  # seconds to wait for a connection from the pool (a round waits this long)
 
@@ -179,7 +181,7 @@ class ClusterStore:
         self._pool = pool
         try:
             with self._transaction() as conn:
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
                 for statement in SCHEMA:
                     conn.execute(statement)
         except ClusterStoreError:
