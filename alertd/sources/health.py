@@ -19,12 +19,10 @@ capture records on the capture's clock (``StreamHealth.replay``): one place deci
   connect; until the reconnect) after a reconnect. On Piexgo with ``pinfo`` the balance
   snapshot that follows the subscribe is awaited first (up to ``snapshot_wait``): balances
   that differ from the last seen before the loss are its ``evidence``. A gap not yet
-  reported when the connection falls again widens into the next one. Then a
-  ``stream.gap.evidence`` for each currency whose first balance after the reconnect differs
-  from the last seen before the loss (``snapshot.EvidenceWatch``): no snapshot needed.
-- alertd's own downtime: ``alertd_was_down`` (from the stream marks of the last run) opens
-  the window at alertd's last healthy moment; the first connect reports it the same way,
-  why ``alertd stopped`` or ``alertd crashed``.
+  reported when the connection falls again widens into the next one. Then, snapshot or not,
+  a ``stream.gap.evidence`` per currency whose first balance after it differs from before.
+- alertd's own downtime (``alertd_was_down``, from the last run's stream marks) is a gap
+  from its last healthy moment, why ``alertd stopped``/``crashed``; ``last_healthy`` marks.
 - ``stream.stale`` once per silence of a stream with a budget, while connected; the next
   frame on that stream re-arms it.
 
@@ -89,8 +87,7 @@ class StreamHealth:
     account: str
     decoder: Decoder
     policy: HealthPolicy = attrs.field(factory=HealthPolicy)
-    # What the next session says in stream.disconnected when this one is stopped while up;
-    # whoever stops the session (a reload) sets it first.
+    # The next session's stream.disconnected reason if this one stops while up (reload sets it)
     restart_reason: str = "session restarted"
 
     _frames: int = 0
@@ -102,11 +99,10 @@ class StreamHealth:
     _announced_down: bool = False
     _lost_at: float | None = None
     _offline: OfflineWindow | None = None
-    # Wall time of the last frame received on this connection (of the connect before any): a
-    # lost connection may have delivered nothing for a while, e.g. half-open for up to
-    # ping_interval + ping_timeout before the heartbeat noticed, so the gap starts here.
+    # Wall time of the last frame on this connection (or its connect): a lost connection may
+    # have been half-open for up to ping_interval + ping_timeout, so the gap starts here.
     _last_heard: datetime | None = None
-    _stopped_while_up: bool = False
+    _stopped_at: datetime | None = None  # a session stopped while connected, not announced
     # This connection only.
     _login_until: float = 0.0
     _snapshot: SnapshotReader | None = None
@@ -151,9 +147,9 @@ class StreamHealth:
 
     def session_started(self, *, wall: datetime) -> list[Output]:
         """A session of the account starts: a loss its predecessor left is announced now."""
-        if not self._stopped_while_up:
+        if self._stopped_at is None:
             return []
-        self._stopped_while_up = False
+        self._stopped_at = None
         return self._announce(DISCONNECTED, self.restart_reason, wall)
 
     def stopped(self, *, now: float, wall: datetime) -> list[Output]:
@@ -163,16 +159,15 @@ class StreamHealth:
         if not self.connected:
             return []
         self._lose(now, wall)
-        self._stopped_while_up = True
+        self._stopped_at = wall
         return [Record("disconnected", stopped=True)]
 
     def alertd_was_down(
         self, *, since: datetime, stopped: bool, balances: Mapping[str, Decimal], wall: datetime
     ) -> None:
-        """alertd itself watched nothing from ``since`` (its last healthy moment, from the
-        stream marks) until it started at ``wall``: it was ``stopped``, or it crashed. The
-        first connect reports that window as a gap; ``balances`` (seen then) are what the
-        evidence compares with, and the decoder's memory where it has none."""
+        """alertd watched nothing from ``since`` (the last run's mark) until it started at
+        ``wall`` (``stopped``, or crashed): the first connect reports it as a gap, and
+        ``balances`` (seen then) are the evidence's and the decoder's memory of before."""
         if self._offline is not None or self.connected:
             return
         for currency, balance in balances.items():
@@ -180,6 +175,17 @@ class StreamHealth:
         why = "alertd stopped" if stopped else "alertd crashed"
         down = max(0.0, (wall - since).total_seconds())
         self._offline = OfflineWindow(since=since, before=dict(balances), why=why, down_for=down)
+
+    def last_healthy(self, wall: datetime) -> tuple[datetime, Mapping[str, Decimal]] | None:
+        """When the account was last known healthy (for the stream marks), with its balances
+        then: ``wall`` while connected, the moment a session was stopped while connected, or
+        the start of an outage not yet reported; None if none."""
+        if self.connected:
+            return wall, dict(self.decoder.balances)
+        if self._stopped_at is not None:
+            return self._stopped_at, dict(self.decoder.balances)
+        gap = self._offline
+        return None if gap is None else (gap.since, dict(gap.before))
 
     def retrying(self) -> None:
         """The session waited out its backoff and tries again."""
@@ -322,12 +328,10 @@ class StreamHealth:
     # -- replay -------------------------------------------------------------------------------
 
     def replay(self, record: CaptureRecord) -> list[Output]:
-        """One capture record, on the capture's clock (``ts`` is both ``now`` and ``wall``).
-        Call ``tick`` first for every ``next_wakeup`` before ``ts``.
-
-        A capture holds no connection attempts, so the login window is opened the way the
-        session opens it: every login reply arrives before the ``connected`` that follows it
-        (the session waits for it), so while down, frames may answer a login."""
+        """One capture record, on the capture's clock (``ts`` is ``now`` and ``wall``); call
+        ``tick`` first for every ``next_wakeup`` before ``ts``. A capture holds no attempts:
+        a login reply comes before the ``connected`` after it (the session waits for it), so
+        while down, frames may answer a login."""
         now, wall = record.ts, utc_from_timestamp(record.ts)
         login = self.policy.login
         if record.frame is not None:
@@ -343,7 +347,7 @@ class StreamHealth:
         if record.stopped:
             return self.stopped(now=now, wall=wall)
         reason = record.reason or RECORDED_DISCONNECT
-        if self._stopped_while_up:
+        if self._stopped_at is not None:
             self.restart_reason = reason
             return self.session_started(wall=wall)
         return self.ended(reason, now=now, wall=wall)
@@ -372,8 +376,7 @@ class StreamHealth:
 
     def _report_gap(self, wall: datetime) -> list[Output]:
         assert self._watch is not None
-        snapshot = self._snapshot
-        self._offline, self._snapshot, self._gap_due = None, None, None
+        snapshot, self._offline, self._snapshot, self._gap_due = self._snapshot, None, None, None
         return self._watch.report(snapshot, wall)
 
     def _seen(self, stream: str, now: float, out: list[Output]) -> None:

@@ -84,10 +84,17 @@ class Sources:
     send: trio.MemorySendChannel[Event]
     recorder: Recorder | None = None
     decoder_factory: DecoderFactory = decoder_for
+    # Called with a new account's StreamHealth before its first session (sources/downtime
+    # tells it alertd's own downtime there).
+    on_new_account: Callable[[StreamHealth], None] | None = None
     rng: random.Random = attrs.field(factory=random.Random)
     _running: dict[str, _Running] = attrs.field(factory=dict)
     _kept: dict[str, _Kept] = attrs.field(factory=dict)
     _nursery: trio.Nursery | None = None
+
+    def healths(self) -> dict[str, StreamHealth]:
+        """Every started account's stream health, by account name."""
+        return {name: kept.health for name, kept in self._kept.items()}
 
     def statistics(self) -> SourcesStatistics:
         accounts = {n: account_statistics(k.health, k.buffer) for n, k in self._kept.items()}
@@ -149,6 +156,8 @@ class Sources:
             health = StreamHealth(name, self.decoder_factory(settings.exchange, name))
             if kept is None:
                 buffer = OutBuffer(exchange=settings.exchange, account=name, capacity=0)
+                if self.on_new_account is not None:
+                    self.on_new_account(health)
             else:
                 health.carry_counts_from(kept.health)
                 buffer = kept.buffer

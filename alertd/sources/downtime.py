@@ -1,0 +1,157 @@
+"""alertd's own downtime: the stream marks (``store.stream_marks``) of each account.
+
+While the daemon runs, ``DowntimeMarks`` writes down every ``interval`` (a second: a SIGKILL
+loses at most that much) when each account's streams were last healthy
+(``StreamHealth.last_healthy``), with the balances seen then; a graceful stop writes the
+moment its sessions stopped, marked as stopped. On the next start it reads them back before
+any session starts, and tells each account that was being watched (``alertd_was_down``): its
+first connect reports, as a ``stream.gap``, the window from that moment to the reconnect,
+why ``alertd stopped`` or ``alertd crashed``. An account with no mark (added while alertd
+was down) gets no gap; marks of accounts no longer enabled are forgotten.
+
+One small write a second beside the hot path's (the database runs one call at a time: an
+alert's write may wait for it, a fraction of a millisecond). Only for the websocket
+``Sources`` of a single daemon: replicas cover each other's downtime (``alertd.cluster``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
+
+import attrs
+import trio
+
+from alertd.sources.health import StreamHealth
+from alertd.sources.session import now_utc
+from alertd.sources.supervisor import Sources
+from alertd.store import stream_marks
+from alertd.store.stream_marks import StreamMark
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+MARK_INTERVAL = 1.0  # seconds between marks (trio clock)
+
+
+class Store(Protocol):
+    """The state database as this needs it (``store.database.Database``)."""
+
+    async def write(self, fn: Callable[[Any], T]) -> T: ...
+
+
+@attrs.frozen(kw_only=True)
+class DowntimeStatistics:
+    restored: int  # accounts told at start that alertd was down
+    writes: int  # marks written
+    failures: int  # writes that failed (retried at the next interval)
+
+
+@attrs.define(eq=False)
+class DowntimeMarks:
+    """Keeps ``sources``' stream marks in ``db``; ``graceful()`` says, once stopping, whether
+    alertd stops gracefully. Start it (``run``) before ``sources.run``."""
+
+    db: Store
+    sources: Sources
+    graceful: Callable[[], bool]
+    interval: float = MARK_INTERVAL
+    _pending: dict[str, StreamMark] = attrs.field(factory=dict)
+    _started: datetime | None = None
+    _restored: int = 0
+    _writes: int = 0
+    _failures: int = 0
+    _failing: bool = False
+
+    def statistics(self) -> DowntimeStatistics:
+        return DowntimeStatistics(
+            restored=self._restored, writes=self._writes, failures=self._failures
+        )
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        enabled = {a.name for a in self.sources.accounts if a.enabled}
+        marks = await self.db.write(lambda conn: _take_over(conn, enabled))
+        self._pending = {m.account: m for m in marks}
+        self._started = now_utc()
+        self.sources.on_new_account = self._tell
+        task_status.started()
+        try:
+            while True:
+                await trio.sleep(self.interval)
+                await self._write(stopped=False)
+        finally:
+            with trio.CancelScope(shield=True):
+                await self._write(stopped=self.graceful())
+
+    def _tell(self, health: StreamHealth) -> None:
+        mark = self._pending.pop(health.account, None)
+        if mark is None or self._started is None:
+            return
+        self._restored += 1
+        how = "stopped" if mark.stopped else "crashed"
+        log.info(
+            "stream_marks.was_down account=%s since=%s how=%s",
+            mark.account,
+            mark.healthy.isoformat(),
+            how,
+        )
+        health.alertd_was_down(
+            since=mark.healthy, stopped=mark.stopped, balances=mark.balances, wall=self._started
+        )
+
+    async def _write(self, *, stopped: bool) -> None:
+        wall = now_utc()
+        healths = self.sources.healths()
+        marks = []
+        for name, health in healths.items():
+            seen = health.last_healthy(wall)
+            if seen is not None:
+                at, balances = seen
+                marks.append(
+                    StreamMark(account=name, healthy=at, stopped=stopped, balances=balances)
+                )
+        keep = set(healths)
+
+        def write(conn: stream_marks.Connection) -> None:
+            stream_marks.save(conn, marks)
+            stream_marks.keep_only(conn, keep)
+            if stopped:
+                stream_marks.mark_stopped(conn, True)
+
+        try:
+            await self.db.write(write)
+        except Exception as e:  # whatever the database raises (SQLite, PostgreSQL): next time
+            if not self._failing or stopped:  # once while it keeps failing
+                log.warning("stream_marks.write_failed error=%s (retrying)", e)
+            self._failures += 1
+            self._failing = True
+            return
+        self._writes += 1
+        self._failing = False
+
+
+async def watch(
+    db: Store,
+    intake: object,
+    graceful: Callable[[], bool],
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """``DowntimeMarks(db, intake, graceful).run`` when ``intake`` is the websocket
+    ``Sources``; for any other (replay's capture, a replica's) nothing."""
+    if isinstance(intake, Sources):
+        await DowntimeMarks(db, intake, graceful).run(task_status=task_status)
+    else:
+        task_status.started()
+
+
+def _take_over(conn: stream_marks.Connection, enabled: Collection[str]) -> list[StreamMark]:
+    """The last run's marks of the accounts still enabled (the others forgotten), and the
+    rows marked as this run's: if it ends without a graceful stop, it crashed."""
+    stream_marks.create(conn)
+    marks = [m for m in stream_marks.load(conn) if m.account in enabled]
+    stream_marks.keep_only(conn, enabled)
+    stream_marks.mark_stopped(conn, False)
+    return marks
