@@ -51,6 +51,7 @@ from alertd.events import Alert, Event
 from alertd.notify.apprise_notifier import AppriseNotifier
 from alertd.notify.delivery import Delivery
 from alertd.notify.notifier import Notifier
+from alertd.sources import downtime
 from alertd.sources.capture import Recorder
 from alertd.store.backend import StoreError, open_store
 from alertd.store.handoff import HANDOFF_CAPACITY, Handoff
@@ -210,9 +211,10 @@ class Daemon:
                     alerts_send,
                 )
                 async with trio.open_nursery() as intake:
-                    await intake.start(sources.run)
-                    if self.housekeeping:
+                    if self.housekeeping:  # alertd's own downtime (before any session), metrics
+                        await intake.start(downtime.watch, db, sources, self._stop.is_set)
                         intake.start_soon(self._observe)
+                    await intake.start(sources.run)
                     log.info(
                         "daemon.ready accounts=%d rules=%d channels=%d state_dir=%s",
                         len(config.accounts),
