@@ -199,8 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--force",
         action="store_true",
-        help="add it even if --rule matches no rule in the config or a --match key is not a "
-        "label alerts carry",
+        help="add it even if --rule matches no rule in the config, a --match key is not a "
+        "label alerts carry or its value no configured account, rule, symbol or currency has",
     )
     s = silence.add_parser("list", help="list active silences")
     _config_arg(s)

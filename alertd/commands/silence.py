@@ -4,9 +4,10 @@ The running daemon notices changes within about a second (silences.py). The conf
 read as plain TOML, not loaded, on purpose: muting a noisy rule at 3 a.m. must not fail
 because a channel's token is not in this shell's environment. From it come ``[daemon]
 state_dir`` (``$STATE_DIRECTORY``, set by systemd, overrides it, as for the daemon) and the
-rule names: ``add`` refuses a ``--rule`` glob that matches no rule and a ``--match`` key that
-no alert carries (a typo would mute nothing while the user thinks it is quiet), unless
-``--force``.
+rule names: ``add`` refuses a ``--rule`` glob that matches no rule, a ``--match`` key that
+no alert carries and a ``--match`` value that no configured account, rule, symbol or currency
+has (``account=cryptology`` for the account ``cryptology-desk``): a typo would mute nothing
+while the user thinks it is quiet. ``--force`` adds it anyway.
 
 Every mistake is refused before the database is touched, so a refused ``add`` adds nothing
 and creates no state directory; ``list`` and ``remove`` create nothing either.
@@ -33,6 +34,7 @@ from alertd.config.errors import Problem
 from alertd.config.model import DaemonSettings, Secret
 from alertd.config.reading import read_toml
 from alertd.dispatch.labels import KNOWN_LABELS, glob_match
+from alertd.events import normalize_symbol
 from alertd.store import database as store
 from alertd.store.silences import Silence, add_silence, list_silences, remove_silence
 from alertd.store.sql import Connection
@@ -76,6 +78,34 @@ def rule_names(raw: dict[str, Any]) -> list[str]:
     return [r["name"] for r in rules if isinstance(r, dict) and isinstance(r.get("name"), str)]
 
 
+def _names(items: object, key: str) -> list[str]:
+    """Every string (or string in a list) under ``key`` of the tables in ``items``."""
+    found: list[str] = []
+    for item in items if isinstance(items, list) else []:
+        value = item.get(key) if isinstance(item, dict) else None
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, str) and v not in found:
+                found.append(v)
+    return found
+
+
+def label_values(raw: dict[str, Any]) -> dict[str, list[str]]:
+    """The values the config ``raw`` gives labels alerts carry: account and rule names, the
+    symbols rules filter on and market streams name (``dealinfo.btc_usdt``), the currencies
+    rules filter on; symbols and currencies in the one form alerts carry (``BTC_USDT``)."""
+    accounts = raw.get("accounts")
+    symbols = [normalize_symbol(s) for s in _names(raw.get("rules"), "symbol")]
+    for stream in _names(accounts, "streams"):
+        if "." in stream:
+            symbols.append(normalize_symbol(stream.split(".", 1)[1]))
+    return {
+        "account": _names(accounts, "name"),
+        "rule": rule_names(raw),
+        "symbol": sorted(set(symbols)),
+        "currency": sorted({c.strip().upper() for c in _names(raw.get("rules"), "currency")}),
+    }
+
+
 def _did_you_mean(word: str, choices: list[str]) -> str:
     close = difflib.get_close_matches(word, choices, n=3, cutoff=0.6)
     if close:
@@ -83,19 +113,32 @@ def _did_you_mean(word: str, choices: list[str]) -> str:
     return "did you mean one of: " + (", ".join(sorted(choices)) or "(none)") + "?"
 
 
-def target_problems(rule: str, matchers: dict[str, str], names: list[str]) -> list[str]:
+def target_problems(
+    rule: str, matchers: dict[str, str], names: list[str], values: dict[str, list[str]]
+) -> list[str]:
     """Why a silence for ``rule`` (a glob) and ``matchers`` would mute nothing, given the
-    config's rule ``names``: empty when it can match."""
+    config's rule ``names`` and ``label_values``: empty when it can match. A label the
+    config names no value of (symbols, when no rule or stream names one) is not judged."""
     problems: list[str] = []
     if not any(glob_match(rule, name) for name in names):
         problems.append(
             f"--rule {rule!r} matches no rule in the config; {_did_you_mean(rule, names)}"
         )
-    for key in matchers:
+    for key, value in matchers.items():
         if key not in KNOWN_LABELS:
             problems.append(
                 f"--match {key}=...: no alert has a label {key!r}; "
                 f"{_did_you_mean(key, sorted(KNOWN_LABELS))}"
+            )
+            continue
+        known = values.get(key, [])
+        if known and not any(glob_match(value, v) for v in known):
+            # written another way (btc-usdt, usdt): the one form alerts carry is the hint
+            same = [v for v in known if normalize_symbol(v) == normalize_symbol(value)]
+            hint = f"did you mean {same[0]!r}?" if same else _did_you_mean(value, known)
+            problems.append(
+                f"--match {key}={value}: no {key} in the config is {value!r} (values are "
+                f"matched whole, case and all; globs allowed); {hint}"
             )
     return problems
 
@@ -165,7 +208,7 @@ def _add(args: argparse.Namespace, raw: dict[str, Any], path: Path | Secret) -> 
         raise SilenceError(str(exc)) from None
     duration = _duration(args.duration)
     if not args.force:
-        problems = target_problems(args.rule, matchers, rule_names(raw))
+        problems = target_problems(args.rule, matchers, rule_names(raw), label_values(raw))
         for problem in problems:
             print(f"alertd silence add: {problem}", file=sys.stderr)
         if problems:
