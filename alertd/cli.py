@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "silence": "alertd.commands.silence:main",
     "status": "alertd.commands.status:main",
 }
+REPLAY_DIFF = "alertd.commands.replay_diff:main"  # `replay --diff OLD NEW CAPTURE`
 
 # Where every command finds its config without -c: $ALERTD_CONFIG, else the file the shipped
 # unit runs (systemd/alertd.service), so `alertd status` on the machine reads what runs.
@@ -161,6 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("capture", metavar="CAPTURE", help="a capture file (JSON Lines)")
     p.add_argument("--events", action="store_true", help="also print each event as JSON")
     p.add_argument(
+        "--diff",
+        nargs=2,
+        metavar=("OLD", "NEW"),
+        help="replay with both configs and print the notifications only one of them sends "
+        "(exit 0 the same, 1 they differ); -c is not used",
+    )
+    p.add_argument(
         "--state-dir",
         metavar="DIR",
         help="use the silences of the state database in DIR (default: start with none)",
@@ -218,15 +226,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     traceback)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    target: str | None = None  # another function than the command's own
     if getattr(args, "file", None):  # `alertd check FILE`
         if args.config and args.config != args.file:
             parser.error(f"two configs given ({args.config} and {args.file}): check one at a time")
         args.config = args.file
-    if args.command != "demo" and hasattr(args, "config"):  # the demo has a built-in config
+    if getattr(args, "diff", None):  # `replay --diff OLD NEW` names both configs
+        if args.events:
+            parser.error("replay: --events and --diff do not go together")
+        target = REPLAY_DIFF
+    elif args.command != "demo" and hasattr(args, "config"):  # the demo has a built-in one
         args.config = config_path(args.config, os.environ)
         if args.config is None and not getattr(args, "socket", None):
             parser.error(f"no config: give -c CONFIG, set ${CONFIG_ENV}, or write {DEFAULT_CONFIG}")
-    module_name, func_name = COMMANDS[args.command].split(":")
+    module_name, func_name = (target or COMMANDS[args.command]).split(":")
     func = getattr(importlib.import_module(module_name), func_name)
     try:
         code: int = func(args)

@@ -224,6 +224,20 @@ def replay(
     """Replay ``capture_path`` against ``config``, writing the transcript to ``out``; returns
     how many notifications would be sent. ``ReplayError`` for a capture that does not fit
     (bad line, unknown account, empty) or a ``state_dir`` without a database."""
+    transcript = transcript_of(config, capture_path, events=events, state_dir=state_dir)
+    for line in transcript.lines():
+        print(line, file=out)
+    return len(transcript.notifications)
+
+
+def transcript_of(
+    config: Config,
+    capture_path: str | Path,
+    *,
+    events: bool = False,
+    state_dir: str | Path | None = None,
+) -> Transcript:
+    """The ``Transcript`` of a replay (see ``replay``; ``replay_diff`` compares two)."""
     capture = Path(capture_path)
     first = check_capture(capture, config)
     transcript = Transcript(events=events)
@@ -242,9 +256,7 @@ def replay(
             if found is None:
                 raise
             raise found from None
-    for line in transcript.lines():
-        print(line, file=out)
-    return len(transcript.notifications)
+    return transcript
 
 
 def main(args: argparse.Namespace) -> int:
