@@ -20,6 +20,7 @@ from pathlib import Path
 import attrs
 
 from alertd.check.channel_urls import PLACEHOLDER, apprise_problem
+from alertd.check.database import database_status
 from alertd.check.stages import STAGE_CHECKS, read_config
 from alertd.config import load
 from alertd.config.errors import Problem
@@ -43,6 +44,10 @@ def main(args: argparse.Namespace) -> int:
             print(problem, file=sys.stderr)
         print(f"{file}: {_count(problems)}", file=sys.stderr)
         return 1
+    database = None if no_secrets else database_status(config)
+    if database is not None and not database[0]:
+        print(f"{file}: {database[1]}", file=sys.stderr)
+        return 1
     enabled = sum(r.enabled for r in config.rules)
     print(
         f"{file}: OK ({_n(len(config.accounts), 'account')}, "
@@ -51,6 +56,8 @@ def main(args: argparse.Namespace) -> int:
         + ")"
         + (f"; {NOT_RESOLVED}" if no_secrets else "")
     )
+    if database is not None:
+        print(f"{file}: {database[1]}")
     return 0
 
 

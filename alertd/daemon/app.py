@@ -166,7 +166,7 @@ class Daemon:
 
         async with trio.open_nursery() as tail:
             if self.housekeeping:
-                await tail.start(db.upkeep)  # SQLite's checkpoints, PostgreSQL's claim leases
+                await tail.start(outbox.upkeep)  # SQLite's checkpoints; PostgreSQL's claims
             await tail.start(delivery.run)
             if recorder is not None:
                 await tail.start(recorder.run)

@@ -87,6 +87,18 @@ class Handoff:
                     self._overflows += 1
             inbox.arrival.set()
 
+    def wake(self, targets: set[Target]) -> None:
+        """Send the workers of ``targets`` back to the table: it has rows for them that were
+        never handed over here (another replica's, whose claims ran out)."""
+        for target in targets:
+            inbox = self._inboxes.get(target)
+            if inbox is None:
+                self._unserved.add(target)
+                self._unserved_arrival.set()
+                continue
+            inbox.rows = None  # as after an overflow: the worker reads the table
+            inbox.arrival.set()
+
     # -- delivery's side ----------------------------------------------------------------------
 
     def open(self, target: Target) -> None:

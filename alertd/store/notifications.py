@@ -38,7 +38,7 @@ from typing import Any, Literal
 
 import attrs
 
-from alertd.store.sql import Claims, Connection, claims
+from alertd.store.sql import Connection, claims
 
 Status = Literal["pending", "delivered", "expired", "silenced", "inhibited"]
 Finished = Literal["expired", "silenced", "inhibited"]  # given up on, or muted before sending
@@ -362,33 +362,4 @@ def mark_finished(
 def prune(conn: Connection, older_than: float) -> int:
     """Forget finished rows last touched before ``older_than``."""
     cur = conn.execute("DELETE FROM outbox WHERE status!='pending' AND updated<?", (older_than,))
-    return cur.rowcount
-
-
-# -- claims (the shared database only) ---------------------------------------------------------
-
-
-def _claims(conn: Connection) -> Claims:
-    shared = claims(conn)
-    assert shared is not None, "claims exist on the shared database only"
-    return shared
-
-
-def renew_claims(conn: Connection) -> int:
-    """Extend this process's claims on its pending rows by a lease; how many it holds."""
-    shared = _claims(conn)
-    cur = conn.execute(
-        "UPDATE outbox SET lease_until=extract(epoch from clock_timestamp())+? "
-        "WHERE claimed_by=? AND status='pending'",
-        (shared.lease, shared.claimant),
-    )
-    return cur.rowcount
-
-
-def release_claims(conn: Connection) -> int:
-    """Give up this process's claims (it stops): other processes may take the rows now."""
-    cur = conn.execute(
-        "UPDATE outbox SET claimed_by='', lease_until=0 WHERE claimed_by=? AND status='pending'",
-        (_claims(conn).claimant,),
-    )
     return cur.rowcount

@@ -16,15 +16,18 @@ replicas); every change is one ``write``.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 
 import attrs
+import trio
 
 from alertd.events import Alert
 from alertd.store import alert_states
 from alertd.store import notifications as outbox_table  # the SQL table is named outbox
 from alertd.store.alert_states import AlertState, alert_from_json, alert_to_json
+from alertd.store.claims import orphans
 from alertd.store.handoff import Handoff, HandoffStatistics
 from alertd.store.notifications import (
     Notification,
@@ -32,7 +35,9 @@ from alertd.store.notifications import (
     Status,
     notification_key,
 )
-from alertd.store.sql import Connection, Store
+from alertd.store.sql import Connection, Store, claims
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "AlertState",
@@ -77,6 +82,32 @@ class Outbox:
             outbox_table.create(conn)
 
         db.run_sync(create)
+        self.claims = db.run_sync(claims)  # None: SQLite, this process's alone
+
+    async def upkeep(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """The store's upkeep (``Store.upkeep``) until cancelled; on the shared database also,
+        every third of a lease, the workers of URLs whose rows another replica left (its lease
+        ran out) are woken to take them: a replica that dies while sending is replaced
+        within about a lease and a third."""
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.db.upkeep)
+            if self.claims is not None:
+                nursery.start_soon(self._adopt, self.claims.lease / 3)
+            task_status.started()
+
+    async def _adopt(self, interval: float) -> None:
+        while True:
+            await trio.sleep(interval)
+            try:
+                left = await self.db.run(orphans)
+            except Exception as e:  # the database away for a while: the next round tries again
+                log.warning("store.orphans_failed %s", e)
+                continue
+            if left:
+                log.info("store.orphans targets=%d (another replica's rows)", len(left))
+                self.handoff.wake(left)
 
     def _claims(self, notifications: Sequence[Notification]) -> dict[str, int]:
         """The first notification for each URL whose worker sends it next, at once, to be

@@ -30,7 +30,7 @@ import psycopg.conninfo
 import trio
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from alertd.store import notifications, schema
+from alertd.store import claims, schema
 from alertd.store.sql import Claims, Connection, Cursor
 
 T = TypeVar("T")
@@ -92,6 +92,9 @@ class PgConnection:
             cursor.executemany(_placeholders(sql), rows)
         return cursor
 
+    def close(self) -> None:
+        self.raw.close()
+
     def executescript(self, sql_script: str, /) -> Cursor:
         cursor = self.raw.cursor()
         for statement in sql_script.split(";"):
@@ -110,8 +113,8 @@ def _connect(url: str, timeout: float) -> psycopg.Connection[Any]:
 
 
 def connect(url: str, *, replica: str = "", timeout: float = CONNECT_TIMEOUT) -> PgConnection:
-    """One connection of its own, schema migrated (``alertd silence``, tools, tests). The
-    caller closes ``.raw``."""
+    """One connection of its own, schema migrated (``alertd silence``, tools, tests); the
+    caller closes it."""
     raw = _connect(url, timeout)
     conn = PgConnection(raw, Claims(replica=replica, claimant=replica, lease=DEFAULT_LEASE))
     try:
@@ -234,7 +237,7 @@ class PostgresDatabase:
         while True:
             await trio.sleep(self.claims.lease / 3)
             try:
-                await self.write(notifications.renew_claims)
+                await self.write(claims.renew_claims)
             except DatabaseUnavailable as e:
                 if not failing:
                     log.warning("store.lease_renewal_failed %s (retrying)", e)
@@ -248,7 +251,7 @@ class PostgresDatabase:
     def close(self) -> None:
         """Release this process's claims (another replica takes them at once), then close."""
         try:
-            self.write_sync(notifications.release_claims)
+            self.write_sync(claims.release_claims)
         except DatabaseUnavailable as e:
             log.warning("store.release_failed %s (other replicas wait for the lease)", e)
         self.pool.close()

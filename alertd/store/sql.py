@@ -39,6 +39,8 @@ class Connection(Protocol):
 
     def executescript(self, sql_script: str, /) -> Cursor: ...
 
+    def close(self) -> None: ...
+
 
 @attrs.frozen(kw_only=True)
 class Claims:
