@@ -29,39 +29,69 @@ message = "{{ account }} connected"
 """
 
 
-def _alertd(procs: it.Procs, *args: str) -> tuple[int, str, str]:
-    result = procs.run(*args)
-    return result.returncode, result.stdout, result.stderr
+DAEMON = """timezone = "Europe/Berlin"
+
+[daemon.heartbeat]
+url = "{env:HEARTBEAT_URL}"
+interval = "1s"
+"""
+
+RESTING = """
+[[accounts]]
+name = "resting"
+exchange = "piexgo"
+url = "ws://127.0.0.1:1/piexgo/ws"
+enabled = false
+"""
+
+
+def _alertd(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """A short command, in this process (the daemon it asks is a process of its own)."""
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 @pytest.mark.slow
-def test_status_of_a_running_daemon(procs: it.Procs, receiver: it.Receiver, tmp_path: Path) -> None:
+def test_status_of_a_running_daemon(
+    procs: it.Procs,
+    receiver: it.Receiver,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """A running daemon answers with both accounts connected since a time in its configured
-    timezone, the last notification sent, the active silence and no heartbeat, as text and as
-    JSON; the socket is mode 0600 and gone once the daemon stopped."""
+    timezone (the disabled one said so), the last notifications sent, the active silence and
+    the heartbeat's healthy verdict, as text and as JSON; the socket is mode 0600 and gone
+    once the daemon stopped."""
     sim = procs.simulator("normal", rate=4.0)
     state = tmp_path / "state"
     config = tmp_path / "alertd.toml"
     text = it.config_text(
-        sim_port=sim.port, hook=receiver.url(), rules=UP_RULE, daemon='timezone = "Europe/Berlin"'
-    )
+        sim_port=sim.port, hook=receiver.url(), rules=UP_RULE, daemon=DAEMON
+    ).replace("[channels]", f"{RESTING}\n[channels]")
     config.write_text(text.replace("/nonexistent/overridden-by-state-dir", str(state)))
-    daemon = procs.daemon(config, state_dir=state)
+    ping = f"http://127.0.0.1:{receiver.port}/ping/status-test"
+    daemon = procs.daemon(config, state_dir=state, env={"HEARTBEAT_URL": ping})
+    for name in (*it.LEAKY_ENV, "RUNTIME_DIRECTORY"):  # as the daemon's environment
+        monkeypatch.delenv(name, raising=False)
     daemon.wait_for_line(r"daemon\.ready", it.START_TIMEOUT)
     it.wait_until(lambda: len(receiver.delivered()) >= 2, it.START_TIMEOUT, "two 'up' alerts")
     muting = ["--rule", "up", "--match", "account=px", "--for", "1h", "--comment", "maintenance"]
-    code, out, err = _alertd(procs, "silence", "add", "-c", str(config), *muting)
+    code, out, err = _alertd(capsys, "silence", "add", "-c", str(config), *muting)
     assert code == 0, err
 
     def answered() -> dict[str, object] | None:
-        code, out, err = _alertd(procs, "status", "-c", str(config), "--json")
+        code, out, err = _alertd(capsys, "status", "-c", str(config), "--json")
         assert code == 0, err
         answer = json.loads(out)
-        return answer if len(answer["last_sent"]) >= 2 else None
+        pinged = answer["heartbeat"] is not None and answer["heartbeat"]["sent"] >= 2
+        return answer if len(answer["last_sent"]) >= 2 and pinged else None
 
     answer = it.wait_until(answered, it.START_TIMEOUT, "status naming two notifications sent")
     accounts = {a["name"]: a for a in answer["accounts"]}  # type: ignore[attr-defined]
-    assert set(accounts) == {"px", "cr"}
+    assert set(accounts) == {"px", "cr", "resting"}
+    assert accounts.pop("resting")["enabled"] is False
     for account in accounts.values():
         assert account["connected"] is True
         assert account["connected_since"] is not None
@@ -71,10 +101,11 @@ def test_status_of_a_running_daemon(procs: it.Procs, receiver: it.Receiver, tmp_
     assert (silence["rule"], silence["matchers"], silence["comment"]) == (
         "up", {"account": "px"}, "maintenance"
     )  # fmt: skip
-    assert answer["heartbeat"] is None
+    beat = answer["heartbeat"]
+    assert (beat["healthy"], beat["failed"], beat["unreachable"]) == (True, 0, None)  # type: ignore[index]
     assert answer["pid"] == daemon.pid
 
-    code, out, err = _alertd(procs, "status", "-c", str(config))
+    code, out, err = _alertd(capsys, "status", "-c", str(config))
     assert code == 0, err
     assert "px (piexgo): connected since " in out
     assert "cr (cryptology): connected since " in out
@@ -83,14 +114,15 @@ def test_status_of_a_running_daemon(procs: it.Procs, receiver: it.Receiver, tmp_
     assert f"{silence['id']} rule=up account=px until " in out
     assert "(in 59m " in out or "(in 1h)" in out
     assert "# maintenance" in out
-    assert "heartbeat: not configured" in out
+    assert "resting (piexgo): disabled" in out
+    assert "heartbeat: healthy: 2/2 accounts connected" in out
 
     socket_file = state / "control.sock"
     assert stat.S_IMODE(os.stat(socket_file).st_mode) == 0o600
     daemon.send_signal(signal.SIGTERM)
     assert daemon.wait(30) == 0
     assert not socket_file.exists()
-    code, out, err = _alertd(procs, "status", "-c", str(config))
+    code, out, err = _alertd(capsys, "status", "-c", str(config))
     assert code == 1
     assert_clean_stderr(err, one_line=True)
     assert f"no alertd answers on {socket_file}" in err
