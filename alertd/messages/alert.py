@@ -15,7 +15,8 @@ from typing import Any, Protocol
 import jinja2
 
 from alertd.events import AlertStatus
-from alertd.messages.formats import bps, dec, duration
+from alertd.messages import stream
+from alertd.messages.formats import bps, dec
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +76,7 @@ def summary(ctx: Mapping[str, Any]) -> str:
         parts += [ctx.get("symbol"), f"bid {_text(ctx.get('best_bid'))}"]
         parts.append(f"ask {_text(ctx.get('best_ask'))}")
     elif kind.startswith("stream."):
-        parts.append(ctx.get("stream"))
-        for name in ("reason", "why"):
-            if ctx.get(name):
-                parts.append(f"({ctx[name]})")
-        if ctx.get("silent_for") is not None and kind == "stream.stale":
-            parts.append(f"silent {duration(ctx['silent_for'])}")
+        return stream.headline(ctx)  # in words, not field names
     return " ".join(str(p) for p in parts if p is not None)
 
 
@@ -94,6 +90,9 @@ def default_body(
     ``localtime`` shows a time in the display zone, with the zone named (the template
     helper of the same name). Slippage reads in basis points, not as a raw fraction."""
     lines = [f"rule: {ctx.get('rule')} ({ctx.get('type')}), key {ctx.get('key')}"]
+    if str(ctx.get("kind")).startswith("stream."):  # what happened first; no "stream: *"
+        lines.insert(0, stream.sentence(ctx))
+        skip = skip | ({"stream"} if ctx.get("stream") == stream.CONNECTION else set())
     for name in BODY_FIELDS:
         value = ctx.get(name)
         if value is not None and name not in skip:

@@ -119,9 +119,9 @@ def test_alerts_of_one_event_keep_config_order() -> None:
 
 
 def test_stream_events_alert_with_reason() -> None:
-    """A stream.disconnected rule names the stream and reason in its title."""
+    """A stream.disconnected rule names the stream and reason in its title, in words."""
     [alert] = engine(rule(on="stream.*")).process(disconnected(), 1.0)
-    assert alert.title == "[main] stream.disconnected pinfo (closed 1006)"
+    assert alert.title == "[main] pinfo: connection lost: closed 1006"
 
 
 def test_non_matching_rules_cost_no_where_evaluation() -> None:
