@@ -196,7 +196,7 @@ class DispatchSettings:
 
 # -- [[rules]] --------------------------------------------------------------------------------
 
-RuleType = Literal["event", "threshold", "rate", "absence", "order_timeout"]
+RuleType = Literal["event", "threshold", "rate", "absence", "order_timeout", "summary"]
 
 
 @attrs.frozen(kw_only=True)
@@ -210,6 +210,8 @@ class RuleSettings:
     - ``absence``: no matching event for ``after``, per ``key``.
     - ``order_timeout``: an order open longer than ``open_for``, or a partial fill with no
       progress for ``stalled_for``.
+    - ``summary``: a digest of every account's day (fills, cancels, blind windows, streams,
+      messages sent and failed, silences) ``every`` period at ``at`` in the daemon's timezone.
     """
 
     name: str
@@ -236,6 +238,9 @@ class RuleSettings:
     # order_timeout
     open_for: Duration | None = None
     stalled_for: Duration | None = None
+    # summary: its schedule (default every "1d" at "08:00", [daemon] timezone)
+    every: Duration | None = None
+    at: str | None = None  # "HH:MM"
     # noise control
     cooldown: Duration | None = None  # per key: no new alert this soon after the last one
     repeat: Duration | None = None  # re-send a still-firing threshold/absence alert this often

@@ -378,3 +378,36 @@ def _rule_type_fields(rule: RuleSettings, path: TomlPath, out: Found) -> None:
             "open_for",
             'an order_timeout rule needs "open_for" or "stalled_for" (e.g. "1h")',
         )
+    elif rule.type == "summary":
+        out.extend(((*path, key), message) for key, message in summary_schedule_problems(rule))
+
+
+SUMMARY_EVERY_MIN = 3600.0  # a digest more often than hourly is noise, not proof of life
+SUMMARY_EVERY_MAX = 7 * 86400.0  # a week without proof of life is too long to notice
+DAY = 86400
+
+
+def summary_schedule_problems(rule: RuleSettings) -> list[tuple[str, str]]:
+    """(key, message) for a summary rule's ``every`` and ``at`` that cannot make a schedule:
+    ``at`` is a time of day, ``every`` divides a day (so the times repeat each day) or is
+    whole days, from "1h" to "7d". The one check of them: the engine's compiler asks it too."""
+    found: list[tuple[str, str]] = []
+    if rule.at is not None and not _CLOCK.fullmatch(rule.at):
+        found.append(("at", f'"{rule.at}" is not a time of day (use e.g. "08:00")'))
+    every = rule.every
+    if every is not None:
+        seconds = round(every)
+        shown = format_duration(every)
+        if not SUMMARY_EVERY_MIN <= every <= SUMMARY_EVERY_MAX:
+            found.append(
+                ("every", f'"{shown}" is out of range: allowed is "1h" to "7d" (e.g. "1d")')
+            )
+        elif float(seconds) != float(every) or (DAY % seconds and seconds % DAY):
+            found.append(
+                (
+                    "every",
+                    f'"{shown}" does not divide a day nor is whole days: allowed are e.g. '
+                    '"1h", "6h", "12h", "1d", "7d"',
+                )
+            )
+    return found

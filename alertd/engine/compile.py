@@ -14,6 +14,7 @@ import attrs
 import jinja2
 
 from alertd.config.model import RuleSettings, RuleType
+from alertd.config.validate import summary_schedule_problems
 from alertd.engine.expressions import (
     Expression,
     ExpressionError,
@@ -28,6 +29,12 @@ Problem = tuple[Path, str]
 
 ORDER_KINDS = frozenset(k for k in EVENT_KINDS if k.startswith("order."))
 ORDER_END_KINDS = frozenset({"order.filled", "order.cancelled"})
+# What a summary rule counts: fills and cancels, and how the watching went.
+SUMMARY_KINDS = ORDER_END_KINDS | frozenset(
+    {"stream.connected", "stream.disconnected", "stream.gap", "stream.stale", "stream.error"}
+)
+# Filters a summary rule has no use for: it reports on whole accounts.
+SUMMARY_REFUSES = ("where", "key", "symbol", "currency", "side", "cooldown")
 
 # Names templates see besides the event's fields, per rule type (expressions and keys see
 # only the event's fields).
@@ -38,6 +45,7 @@ TYPE_EXTRAS: dict[str, tuple[str, ...]] = {
     "rate": ("count", "within", "seen"),
     "absence": ("after", "last_seen", "silent_for"),
     "order_timeout": ("reason", "age", "open_for", "stalled_for", "since_progress"),
+    "summary": ("digest", "since", "until", "late"),
 }
 # Settings that only some types use: a rule of another type naming them is a mistake.
 TYPE_ONLY_FIELDS: dict[str, tuple[RuleType, ...]] = {
@@ -54,6 +62,8 @@ TYPE_ONLY_FIELDS: dict[str, tuple[RuleType, ...]] = {
     "stalled_for": ("order_timeout",),
     "repeat": ("threshold", "absence", "order_timeout"),
     "resolved_message": ("threshold", "absence", "order_timeout"),
+    "every": ("summary",),
+    "at": ("summary",),
 }
 # Settings that change what a rule's state means. A reload or restart keeps a rule's state
 # when these are unchanged, so editing a message or a channel does not re-fire an alert.
@@ -106,6 +116,7 @@ class CompiledRule:
     fingerprint: str
     env: jinja2.Environment
     globals: dict[str, Any]  # helpers, merged into each evaluation context
+    timezone: str = "UTC"  # [daemon] timezone: where a summary's schedule is read
 
 
 def fingerprint(rule: RuleSettings) -> str:
@@ -140,7 +151,10 @@ def _common_fields(kinds: Iterable[str]) -> frozenset[str]:
 
 
 class _RuleCompiler:
-    def __init__(self, rule: RuleSettings, position: int, env: jinja2.Environment) -> None:
+    def __init__(
+        self, rule: RuleSettings, position: int, env: jinja2.Environment, timezone: str = "UTC"
+    ) -> None:
+        self.timezone = timezone
         self.rule = rule
         self.position = position
         self.env = env
@@ -211,6 +225,7 @@ class _RuleCompiler:
             fingerprint=fingerprint(rule),
             env=self.env,
             globals=dict(self.env.globals),
+            timezone=self.timezone,
         )
 
     def _kinds(self) -> frozenset[str]:
@@ -225,6 +240,11 @@ class _RuleCompiler:
                 "on",
                 f"{pattern!r} matches no event kind (kinds: {', '.join(sorted(EVENT_KINDS))})",
             )
+        if rule.type == "summary":
+            if rule.on != "*":
+                self.problem("on", "a summary rule counts fills, cancels and stream events "
+                             "itself: leave out on")  # fmt: skip
+            return SUMMARY_KINDS
         if rule.type == "order_timeout":
             if rule.on == "*":
                 return ORDER_KINDS
@@ -272,6 +292,12 @@ class _RuleCompiler:
         elif rule.type == "absence":
             if rule.after is None:
                 self.problem("after", "an absence rule needs after (e.g. after = '15m')")
+        elif rule.type == "summary":
+            for field in SUMMARY_REFUSES:
+                if getattr(rule, field) is not None:
+                    self.problem(field, "a summary rule reports on whole accounts: leave it out")
+            for field, message in summary_schedule_problems(rule):
+                self.problem(field, message)
         elif rule.type == "order_timeout" and rule.open_for is None and rule.stalled_for is None:
             self.problem("open_for", "an order_timeout rule needs open_for and/or stalled_for")
 
@@ -327,7 +353,7 @@ def _compile(
                 )
             )
         seen.setdefault(rule.name, position)
-        compiler = _RuleCompiler(rule, position, env)
+        compiler = _RuleCompiler(rule, position, env, timezone)
         result = compiler.compile()
         problems.extend(compiler.problems)
         if result is not None and rule.enabled:

@@ -118,7 +118,9 @@ class Engine:
         return cls(rules, state=state, wall=wall, accounts=accounts, accounts_complete=True)
 
     def _evaluator(self, rule: CompiledRule) -> RuleEvaluator:
-        return evaluator_for(rule, timers=self._timers, clock=self._clock, changed=self._changed)
+        return evaluator_for(
+            rule, timers=self._timers, clock=self._clock, changed=self._changed, state=self.state
+        )
 
     @property
     def rules(self) -> list[CompiledRule]:
