@@ -23,6 +23,7 @@ import attrs
 from alertd.config import validate
 from alertd.config.database import resolve_database
 from alertd.config.errors import ConfigError, Problem, TomlPath, did_you_mean, format_path
+from alertd.config.heartbeat import resolve_heartbeat
 from alertd.config.locate import Locator
 from alertd.config.model import (
     AccountSettings,
@@ -293,6 +294,7 @@ def _build(
     raw = copy.deepcopy(raw)
     _resolve_secrets(raw, where, found, checks.literal_secrets)
     resolve_database(raw, where, found)  # [daemon] database: its password by reference
+    resolve_heartbeat(raw, where, found)  # [daemon.heartbeat] url
     fields = {a.name: a for a in attrs.fields(attrs.resolve_types(Config))}
     for key, value in raw.items():
         if key in fields:

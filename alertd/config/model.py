@@ -43,10 +43,9 @@ class HeartbeatSettings:
     not (healthchecks.io's protocol; an Uptime Kuma push URL works too); a hung or dead alertd
     stops pinging, which is what the service alerts on."""
 
-    # The ping URL with its secret by reference ("{env:NAME}", "{cred:NAME}"), as written: it
-    # is resolved when the daemon starts (daemon/heartbeat), as the loader does not resolve
-    # references outside channels and account logins.
-    url: str
+    # The ping URL, its secret written by reference ("{env:NAME}", "{cred:NAME}") and resolved
+    # by the loader (config/heartbeat), as channel URLs are.
+    url: Secret
     # "healthchecks" (<url>, <url>/start, <url>/fail) or "uptime-kuma" (?status=up|down&msg=);
     # "auto": uptime-kuma when the URL has a status= query or an /api/push/ path.
     kind: Literal["auto", "healthchecks", "uptime-kuma"] = "auto"

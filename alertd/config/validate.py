@@ -195,30 +195,10 @@ HEARTBEAT_MINIMUMS: Minimums = {
 
 
 def check_heartbeat(daemon: DaemonSettings, out: Found) -> None:
-    """``[daemon.heartbeat]``: the URL holds its secret by reference (whoever knows a ping URL
-    can report alertd healthy) and is http(s); the durations are usable. The references are
-    resolved when the daemon starts, which reports one that is not set."""
-    heartbeat = daemon.heartbeat
-    if heartbeat is None:
-        return
-    from alertd.config.secrets import has_reference, shell_reference
-
-    path: TomlPath = ("daemon", "heartbeat")
-    url = heartbeat.url
-    if not has_reference(url):
-        # the text itself is the secret here: never echoed
-        out.append(
-            (
-                (*path, "url"),
-                shell_reference(url)
-                or 'write the ping URL with its secret as a reference, e.g. "https://hc-ping.com/'
-                '{env:ALERTD_HEARTBEAT_UUID}" or "{cred:alertd_heartbeat_url}": whoever knows '
-                "the URL can report alertd healthy, and secrets never come from the config file",
-            )
-        )
-    elif not url.startswith("{") and not url.lower().startswith(("http://", "https://")):
-        out.append(((*path, "url"), "a ping URL starts with http:// or https://"))
-    _minimums(heartbeat, HEARTBEAT_MINIMUMS, path, out)
+    """``[daemon.heartbeat]``: the durations are usable (its URL is the loader's secrets step:
+    config/heartbeat)."""
+    if daemon.heartbeat is not None:
+        _minimums(daemon.heartbeat, HEARTBEAT_MINIMUMS, ("daemon", "heartbeat"), out)
 
 
 def check_names(section: str, items: object, out: Found) -> None:

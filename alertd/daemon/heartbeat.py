@@ -32,7 +32,7 @@ import trio
 
 import alertd
 from alertd.config.model import Config, HeartbeatSettings, Secret
-from alertd.config.secrets import REFERENCE, SecretEnvironment, resolve
+from alertd.config.secrets import SecretEnvironment, resolve
 from alertd.daemon.health import DaemonHealth, Health, SourcesView, Verdict
 from alertd.daemon.logs import SecretMasker
 from alertd.notify.delivery import Delivery
@@ -141,7 +141,7 @@ def send_ping(request: PingRequest, timeout: float) -> PingOutcome:
     headers = {"User-Agent": USER_AGENT}
     if request.body is not None:
         headers["Content-Type"] = "text/plain; charset=utf-8"
-    # resolve_url admits http:// and https:// only
+    # check_url admits http:// and https:// only
     req = urllib.request.Request(  # noqa: S310
         request.url, data=request.body, headers=headers, method=request.method
     )
@@ -212,10 +212,9 @@ class Heartbeat:
     _health_broken: bool = False
 
     @classmethod
-    def from_settings(
-        cls, settings: HeartbeatSettings, health: Health, *, secrets: SecretEnvironment | None
-    ) -> Heartbeat:
-        url = resolve_url(settings.url, secrets)
+    def from_settings(cls, settings: HeartbeatSettings, health: Health) -> Heartbeat:
+        """The heartbeat ``settings`` describe; ``HeartbeatError`` if the URL is not http(s)."""
+        url = check_url(settings.url)
         return cls(
             url=url,
             health=health,
@@ -345,14 +344,9 @@ class Heartbeat:
         self._unreachable = outcome.cause
 
 
-def resolve_url(text: str, secrets: SecretEnvironment | None = None) -> Secret:
-    """The ping URL with its references resolved (as channel URLs are), checked to be http(s);
-    ``HeartbeatError`` naming the reference otherwise."""
-    where = secrets if secrets is not None else SecretEnvironment.from_process()
-    names = ",".join(f"{kind}:{name}" for kind, name in REFERENCE.findall(text))
-    url, problems = resolve(text, where, source=names or "daemon.heartbeat.url")
-    if url is None:
-        raise HeartbeatError("[daemon.heartbeat] url: " + "; ".join(problems))
+def check_url(url: Secret) -> Secret:
+    """``url`` (the loader resolved its references) if it is an http(s) URL, else a
+    ``HeartbeatError`` naming the reference, never the value."""
     parts = urlsplit(url.reveal())
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         raise HeartbeatError(
@@ -361,12 +355,12 @@ def resolve_url(text: str, secrets: SecretEnvironment | None = None) -> Secret:
     return url
 
 
-def secret_parts(text: str, secrets: SecretEnvironment | None = None) -> list[Secret]:
-    """Each reference in ``text`` resolved on its own, for the log masker: a UUID pasted from
-    the URL into an error text is masked too, not only the whole URL."""
+def secret_parts(url: Secret, secrets: SecretEnvironment | None = None) -> list[Secret]:
+    """Each reference of ``url`` (named by its ``source``) resolved on its own, for the log
+    masker: a UUID pasted from the URL into an error text is masked too, not only the URL."""
     where = secrets if secrets is not None else SecretEnvironment.from_process()
-    found = [resolve(m.group(0), where, source=m.group(0))[0] for m in REFERENCE.finditer(text)]
-    return [value for value in found if value is not None]
+    found = [resolve(f"{{{name}}}", where, source=name)[0] for name in url.source.split(",")]
+    return [value for value in found if value is not None and value.reveal()]
 
 
 def for_daemon(
@@ -389,7 +383,7 @@ def for_daemon(
         delivery=delivery,
         channel_failing_after=settings.channel_failing_after,
     )
-    heartbeat = Heartbeat.from_settings(settings, health, secrets=secrets)
+    heartbeat = Heartbeat.from_settings(settings, health)
     if masker is not None:
         masker.add(heartbeat.url, *secret_parts(settings.url, secrets))
     return heartbeat

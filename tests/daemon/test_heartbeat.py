@@ -21,7 +21,7 @@ import pytest
 import trio
 import trio.testing
 
-from alertd import clock
+from alertd import cli, clock
 from alertd.check import parse_config
 from alertd.config.model import AccountSettings, AuthSettings, Config, Duration, Secret
 from alertd.config.secrets import SecretEnvironment
@@ -30,10 +30,10 @@ from alertd.daemon.health import AccountsWatch, DaemonHealth, Verdict, reconnect
 from alertd.daemon.heartbeat import (
     Heartbeat,
     HeartbeatError,
+    check_url,
     detect_kind,
     masked_url,
     ping_request,
-    resolve_url,
 )
 from alertd.notify.delivery import Delivery
 from alertd.notify.recording import RecordingNotifier
@@ -231,22 +231,53 @@ def test_a_masked_url_shows_scheme_and_host_only() -> None:
 
 
 def test_the_url_resolves_like_a_channel_url_and_errors_name_the_reference() -> None:
-    """{env:...} references resolve into a Secret that never prints; an unset one, or a value
-    that is not an http(s) URL, is a HeartbeatError naming the reference, not the value."""
+    """The loader resolves {env:...} references into a Secret that never prints; an unset one
+    is a one-line problem at its key naming the reference, and a resolved value that is not an
+    http(s) URL is a HeartbeatError naming the reference, not the value."""
     env = SecretEnvironment(environ={"HC": UUID, "BAD": f"ftp://x/{UUID}"})
-    url = resolve_url("https://hc-ping.com/{env:HC}", env)
-    assert url.reveal() == f"https://hc-ping.com/{UUID}" and UUID not in repr(url)
-    with pytest.raises(HeartbeatError, match="MISSING is not set"):
-        resolve_url("https://hc-ping.com/{env:MISSING}", env)
+
+    def parsed(url: str) -> tuple[Config | None, list[str]]:
+        config, problems = parse_config(f'[daemon.heartbeat]\nurl = "{url}"\n', secrets=env)
+        return config, [f"{p.path}:{p.line}: {p.message}" for p in problems]
+
+    config, problems = parsed("https://hc-ping.com/{env:HC}")
+    assert config is not None and config.daemon.heartbeat is not None, problems
+    url = config.daemon.heartbeat.url
+    assert url.reveal() == f"https://hc-ping.com/{UUID}" and UUID not in repr(config)
+    assert check_url(url) is url
+    _, problems = parsed("https://hc-ping.com/{env:MISSING}")
+    assert len(problems) == 1 and problems[0].startswith("daemon.heartbeat.url:2: ")
+    assert "environment variable MISSING is not set" in problems[0]
+    config, _ = parsed("{env:BAD}")
+    assert config is not None and config.daemon.heartbeat is not None
     with pytest.raises(HeartbeatError, match="env:BAD holds is not an http") as info:
-        resolve_url("{env:BAD}", env)
+        check_url(config.daemon.heartbeat.url)
     assert UUID not in str(info.value)
+
+
+def test_check_refuses_an_unset_reference_in_the_url(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`alertd check` of a config whose heartbeat URL names an unset variable exits 1 with one
+    line naming the key and the reference, no traceback; --no-secrets accepts it."""
+    monkeypatch.delenv("HEARTBEAT_UNSET", raising=False)
+    path = tmp_path / "alertd.toml"
+    path.write_text('[daemon.heartbeat]\nurl = "https://hc-ping.com/{env:HEARTBEAT_UNSET}"\n')
+    assert cli.main(["check", "-c", str(path)]) == 1
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert "daemon.heartbeat.url" in text and "HEARTBEAT_UNSET is not set" in text
+    assert "Traceback" not in text
+    assert cli.main(["check", "--no-secrets", "-c", str(path)]) == 0
 
 
 def test_the_config_takes_a_heartbeat_table_and_refuses_a_literal_url() -> None:
     """[daemon.heartbeat] parses with its defaults; a URL with no reference is refused at its
     line without being echoed."""
-    config, problems = parse_config('[daemon.heartbeat]\nurl = "https://hc-ping.com/{env:HC}"\n')
+    env = SecretEnvironment(environ={"HC": UUID})
+    config, problems = parse_config(
+        '[daemon.heartbeat]\nurl = "https://hc-ping.com/{env:HC}"\n', secrets=env
+    )
     assert config is not None and problems == []
     beat = config.daemon.heartbeat
     assert beat is not None
@@ -626,12 +657,12 @@ async def test_the_daemon_fails_while_a_channel_fails_and_pings_after(
             nursery.cancel_scope.cancel()
 
 
-async def test_an_unset_reference_refuses_to_start(
+async def test_a_url_that_is_not_http_refuses_to_start(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A heartbeat URL whose reference is not set stops the daemon from starting, with an
-    error naming the reference."""
-    monkeypatch.delenv("HEARTBEAT_URL", raising=False)
+    """A heartbeat URL whose reference holds no http(s) URL stops the daemon from starting,
+    with an error naming the reference and not its value."""
+    monkeypatch.setenv("HEARTBEAT_URL", f"ftp://127.0.0.1/{UUID}")
     daemon = Daemon(
         config=daemon_config(closed_port(), closed_port()),
         state_dir=tmp_path,
@@ -640,4 +671,5 @@ async def test_an_unset_reference_refuses_to_start(
     )
     with trio.fail_after(15), pytest.RaisesGroup(StartupError, flatten_subgroups=True) as info:
         await daemon.run()
-    assert "HEARTBEAT_URL is not set" in str(info.value.exceptions[0])
+    message = str(info.value.exceptions[0])
+    assert "env:HEARTBEAT_URL holds is not an http" in message and UUID not in message
