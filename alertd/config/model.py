@@ -144,6 +144,8 @@ class QuietHours:
     # Rule names (globs) the window applies to; empty means every rule. This is how quiet hours
     # are set per rule: [[dispatch.quiet_hours]] with rules = ["price-*"].
     rules: list[str] = attrs.field(factory=list)
+    # Severities that go out at once all the same, e.g. ["critical"] (dispatch/quiet.py).
+    let_through: list[Literal["info", "warning", "critical"]] = attrs.field(factory=list)
 
 
 @attrs.frozen(kw_only=True)
@@ -156,6 +158,9 @@ class ChannelSettings:
     max_length: int | None = None  # characters; default per service (Telegram 4096)
     quiet_hours: list[QuietHours] = attrs.field(factory=list)
     timeout: Duration = Duration(30.0)
+    # What bodies (the rules' templates) are written in; apprise converts them for the
+    # service, so a markdown headline shows bold on Telegram and Slack.
+    format: Literal["text", "markdown", "html"] = "text"
 
 
 # -- [dispatch] -------------------------------------------------------------------------------
@@ -246,6 +251,7 @@ class RuleSettings:
     # message
     severity: Literal["info", "warning", "critical"] = "warning"
     title: str | None = None  # template
+    resolved_title: str | None = None  # template, for resolutions (default: says resolved)
     message: str | None = None  # template (body)
     resolved_message: str | None = None  # template, for threshold/absence resolution
     notify: list[str] = attrs.field(factory=list)  # channel names
