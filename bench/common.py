@@ -33,7 +33,7 @@ import attrs
 import trio
 
 from alertd.config.model import Secret
-from alertd.notify.notifier import DEFAULT_TIMEOUT, MessageLimits, SendResult
+from alertd.notify.notifier import DEFAULT_TIMEOUT, MessageLimits, Outgoing, SendResult
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -129,14 +129,9 @@ class CountingNotifier:
     _marker: trio.Event = attrs.field(factory=trio.Event)
 
     async def send(
-        self,
-        url: Secret,
-        title: str,
-        body: str,
-        *,
-        service_timeout: float = DEFAULT_TIMEOUT,
-        severity: str = "warning",
+        self, url: Secret, message: Outgoing, *, service_timeout: float = DEFAULT_TIMEOUT
     ) -> SendResult:
+        title, body = message.title, message.body
         now = time.time()
         self.sent += 1
         if body.startswith("probe "):

@@ -14,7 +14,7 @@ import trio
 from alertd.config.model import ChannelSettings
 from alertd.messages.split import split_message
 from alertd.notify.apprise_notifier import AppriseNotifier
-from alertd.notify.notifier import SendResult
+from alertd.notify.notifier import Outgoing, SendResult
 
 
 def build_test_message(channel: str) -> tuple[str, str]:
@@ -42,9 +42,8 @@ async def send_test(
             title_in_body=limits.title_in_body,
             html=limits.html,
         ):
-            result = await notifier.send(
-                url, part.title, part.body, service_timeout=settings.timeout
-            )
+            message = Outgoing(title=part.title, body=part.body, body_format=settings.format)
+            result = await notifier.send(url, message, service_timeout=settings.timeout)
             if not result.ok:
                 break
         results.append((notifier.describe(url), result))

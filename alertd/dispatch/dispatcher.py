@@ -31,8 +31,9 @@ from alertd.dispatch.grouping import Group, Grouper, GroupingStatistics, GroupKe
 from alertd.dispatch.muting import Muter
 from alertd.dispatch.quiet import quiet_until
 from alertd.dispatch.router import route, rows_for
-from alertd.events import Alert, highest_severity
+from alertd.events import Alert
 from alertd.messages.formats import zone
+from alertd.messages.level import alerts_level
 from alertd.messages.summary import summarize
 from alertd.store.outbox import AlertState, Notification, Outbox
 
@@ -318,7 +319,7 @@ class Dispatcher:
                 alert_ids=ids,
                 created=wall,
                 not_before=None if until is None else until.timestamp(),
-                severity=highest_severity(a.severity for a in alerts),
+                severity=alerts_level(alerts),  # the severity, or "resolved"
             )
         plan.channels = list(by_channel)
         return plan

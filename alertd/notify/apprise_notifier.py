@@ -26,7 +26,7 @@ import trio
 
 from alertd.config.model import Secret
 from alertd.notify import console as _console  # registers console://
-from alertd.notify.notifier import DEFAULT_TIMEOUT, MessageLimits, SendResult
+from alertd.notify.notifier import DEFAULT_TIMEOUT, MessageLimits, Outgoing, SendResult
 
 log = logging.getLogger(__name__)
 
@@ -40,27 +40,60 @@ _HTTP_STATUS = re.compile(r"error=(\d{3})")
 _SECRET_MIN = 4  # URL parts at least this long are masked in details
 
 
-# alertd severity -> apprise's message type, which services show as colour or icon
+# alertd severity -> apprise's message type, which services show as colour or icon; a
+# resolved notice is a success whatever its severity
 NOTIFY_TYPES = {
     "info": apprise.NotifyType.INFO,
     "warning": apprise.NotifyType.WARNING,
     "critical": apprise.NotifyType.FAILURE,
 }
+BODY_FORMATS = {
+    "text": apprise.NotifyFormat.TEXT,
+    "markdown": apprise.NotifyFormat.MARKDOWN,
+    "html": apprise.NotifyFormat.HTML,
+}
+# Severity -> the service's own urgency, as apprise URL arguments (apprise plugin class name
+# -> severity -> arguments); warning is each service's default. A URL that sets the argument
+# itself keeps its own value.
+URGENCY: dict[str, dict[str, dict[str, str]]] = {
+    "NotifyTelegram": {"info": {"silent": "yes"}},
+    "NotifyNtfy": {"info": {"priority": "low"}, "critical": {"priority": "high"}},
+    # Pushover's -1 arrives without sound or vibration; -2 would not notify at all, and 2
+    # (emergency) repeats until acknowledged, which needs settings of its own.
+    "NotifyPushover": {"info": {"priority": "-1"}, "critical": {"priority": "1"}},
+}
 
 
-def with_timeouts(url: str, timeout: float) -> str:
-    """``url`` with apprise's connect/read timeouts (``cto``/``rto``) unless it sets them.
-    Appended as text rather than re-encoded, so the user's own arguments stay byte for byte."""
+def notify_type(message: Outgoing) -> Any:
+    """apprise's message type for ``message``: success for a resolved notice, else by
+    severity."""
+    if message.status == "resolved":
+        return apprise.NotifyType.SUCCESS
+    return NOTIFY_TYPES.get(message.severity, apprise.NotifyType.WARNING)
+
+
+def with_arguments(url: str, arguments: dict[str, str]) -> str:
+    """``url`` with ``arguments`` it does not set itself. Appended as text rather than
+    re-encoded, so the user's own arguments stay byte for byte."""
     names = {k for k, _ in parse_qsl(urlsplit(url).query, keep_blank_values=True)}
-    extra = []
-    if "cto" not in names:
-        extra.append(f"cto={min(timeout, CONNECT_TIMEOUT_MAX):g}")
-    if "rto" not in names:
-        extra.append(f"rto={timeout:g}")
+    extra = [f"{k}={v}" for k, v in arguments.items() if k not in names]
     if not extra:
         return url
     joiner = "&" if "?" in url else "?"
     return url + joiner + "&".join(extra)
+
+
+def with_timeouts(url: str, timeout: float) -> str:
+    """``url`` with apprise's connect/read timeouts (``cto``/``rto``) unless it sets them."""
+    return with_arguments(
+        url, {"cto": f"{min(timeout, CONNECT_TIMEOUT_MAX):g}", "rto": f"{timeout:g}"}
+    )
+
+
+def urgency(plugin: Any, severity: str) -> dict[str, str]:
+    """The URL arguments that give ``severity`` the service's own urgency (none for
+    services without one)."""
+    return URGENCY.get(type(plugin).__name__, {}).get(severity, {})
 
 
 def secret_fragments(url: str) -> list[str]:
@@ -162,13 +195,7 @@ class AppriseNotifier:
         return masked_url(url.reveal())
 
     async def send(
-        self,
-        url: Secret,
-        title: str,
-        body: str,
-        *,
-        service_timeout: float = DEFAULT_TIMEOUT,
-        severity: str = "warning",
+        self, url: Secret, message: Outgoing, *, service_timeout: float = DEFAULT_TIMEOUT
     ) -> SendResult:
         raw = url.reveal()
         per_url = self._per_url.setdefault(raw, trio.CapacityLimiter(1))
@@ -177,10 +204,8 @@ class AppriseNotifier:
             return await trio.to_thread.run_sync(
                 self._send_sync,
                 raw,
-                title,
-                body,
+                message,
                 service_timeout,
-                severity,
                 limiter=limiter,
                 abandon_on_cancel=True,
             )
@@ -188,25 +213,26 @@ class AppriseNotifier:
             ok=False, recoverable=True, detail=f"no answer within {service_timeout:g}s"
         )
 
-    def _send_sync(
-        self, raw: str, title: str, body: str, timeout: float, severity: str = "warning"
-    ) -> SendResult:
-        target = with_timeouts(raw, timeout)
+    def _send_sync(self, raw: str, message: Outgoing, timeout: float) -> SendResult:
+        plugin: Any = apprise.Apprise.instantiate(raw, asset=self._asset)
         ap = apprise.Apprise(asset=self._asset)
-        if not ap.add(target):
+        if plugin is None or not ap.add(
+            with_arguments(with_timeouts(raw, timeout), urgency(plugin, message.severity))
+        ):
             return SendResult(
                 ok=False,
                 recoverable=False,
                 detail=f"not a usable apprise URL: {masked_url(raw)}",
             )
         try:
-            # Alert texts are plain text: apprise escapes them for HTML services and keeps
-            # line breaks in email (without body_format it would guess).
+            # The body format is always given (the channel's, plain text by default): apprise
+            # converts it for the service (escaped for HTML ones, line breaks kept in
+            # email); without it apprise would guess.
             result = ap.notify(
-                body=body,
-                title=title,
-                body_format=apprise.NotifyFormat.TEXT,
-                notify_type=NOTIFY_TYPES.get(severity, apprise.NotifyType.WARNING),
+                body=message.body,
+                title=message.title,
+                body_format=BODY_FORMATS[message.body_format],
+                notify_type=notify_type(message),
                 timeout=timeout,
                 log_level=logging.WARNING,
             )

@@ -16,8 +16,8 @@ import attrs
 import trio
 
 from alertd.config.model import ChannelSettings, Config
-from alertd.events import highest_severity
 from alertd.messages.digest import digest_text
+from alertd.messages.level import combined_level
 from alertd.notify.ratelimit import RateLimiter
 from alertd.notify.sending import Sender
 from alertd.store.handoff import Target
@@ -128,10 +128,10 @@ class Digests:
             title, body = digest_text(
                 channel, chunk, max_items, of=total, number=(number + 1, len(chunks))
             )
-            severity = highest_severity(r.severity for r in chunk)
+            level = combined_level(r.severity for r in chunk)
             await self.sender.outbox.mark_handed(chunk)
             result = await self.sender.send(
-                settings, index, title, body, rate, severity=severity, carrying=chunk
+                settings, index, title, body, rate, level=level, carrying=chunk
             )
             if not result.ok:
                 # Rows of messages already accepted stay delivered; this message's rows and

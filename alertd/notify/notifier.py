@@ -1,15 +1,49 @@
-"""What delivery needs from a notification service: send one message to one URL and say
-whether a failure is worth retrying (Alertmanager's ``recoverable``)."""
+"""What delivery needs from a notification service: send one message (``Outgoing``) to one
+URL and say whether a failure is worth retrying (Alertmanager's ``recoverable``)."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Literal, Protocol
 
 import attrs
 
 from alertd.config.model import Secret
+from alertd.events import AlertStatus
+from alertd.messages.level import RESOLVED
 
 DEFAULT_TIMEOUT = 30.0  # seconds; ChannelSettings.timeout overrides
+
+BodyFormat = Literal["text", "markdown", "html"]
+
+
+@attrs.frozen(kw_only=True)
+class Outgoing:
+    """One message as a service gets it: what it says, how urgent it is, whether it is a
+    recovery, and what the body is written in (``body_format``, the channel's ``format``:
+    apprise converts it for the service)."""
+
+    title: str
+    body: str
+    severity: str = "warning"  # "info", "warning", "critical": colour, icon and urgency
+    status: AlertStatus = "firing"  # "resolved": shown as a success
+    body_format: BodyFormat = "text"
+
+    @classmethod
+    def at_level(
+        cls, title: str, body: str, level: str, *, body_format: BodyFormat = "text"
+    ) -> Outgoing:
+        """A message stored with its level (``messages.level``): a resolved notice is good
+        news, sent at ``info``'s urgency."""
+        if level == RESOLVED:
+            return cls(
+                title=title, body=body, severity="info", status="resolved", body_format=body_format
+            )
+        return cls(title=title, body=body, severity=level, body_format=body_format)
+
+    @property
+    def level(self) -> str:
+        """``resolved`` for a recovery, else the severity (what a transcript shows)."""
+        return RESOLVED if self.status == "resolved" else self.severity
 
 
 @attrs.frozen(kw_only=True)
@@ -34,16 +68,9 @@ class MessageLimits:
 
 class Notifier(Protocol):
     async def send(
-        self,
-        url: Secret,
-        title: str,
-        body: str,
-        *,
-        service_timeout: float = DEFAULT_TIMEOUT,
-        severity: str = "warning",
+        self, url: Secret, message: Outgoing, *, service_timeout: float = DEFAULT_TIMEOUT
     ) -> SendResult:
-        """Deliver one message to one URL. Never raises for a delivery failure. ``severity``
-        ("info", "warning", "critical") sets how the service shows it (colour, icon)."""
+        """Deliver one message to one URL. Never raises for a delivery failure."""
         ...
 
     def limits(self, url: Secret) -> MessageLimits:

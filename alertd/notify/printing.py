@@ -17,7 +17,7 @@ import trio
 from alertd.config.model import Secret
 from alertd.events import utc_from_timestamp
 from alertd.notify.apprise_notifier import AppriseNotifier
-from alertd.notify.notifier import DEFAULT_TIMEOUT, MessageLimits, SendResult
+from alertd.notify.notifier import DEFAULT_TIMEOUT, MessageLimits, Outgoing, SendResult
 
 
 def format_time(moment: datetime) -> str:
@@ -41,15 +41,26 @@ class ChannelUrl:
 class SentNotification:
     at: float  # trio time, which is the capture's Unix time
     to: ChannelUrl
-    title: str
-    body: str
-    severity: str
+    message: Outgoing
+
+    @property
+    def title(self) -> str:
+        return self.message.title
+
+    @property
+    def body(self) -> str:
+        return self.message.body
+
+    @property
+    def level(self) -> str:
+        return self.message.level
 
     def format(self) -> str:
-        """A transcript entry: time, channel and severity; then the title and the body."""
-        head = f"{format_time(utc_from_timestamp(self.at))} -> {self.to} ({self.severity})"
-        lines = [head, f"  title: {self.title}"]
-        lines += [f"  | {line}" for line in self.body.splitlines() or [""]]
+        """A transcript entry: time, channel and level (the severity, or ``resolved``);
+        then the title and the body."""
+        head = f"{format_time(utc_from_timestamp(self.at))} -> {self.to} ({self.level})"
+        lines = [head, f"  title: {self.message.title}"]
+        lines += [f"  | {line}" for line in self.message.body.splitlines() or [""]]
         return "\n".join(lines)
 
 
@@ -63,20 +74,10 @@ class PrintingNotifier:
     _apprise: AppriseNotifier = attrs.field(factory=AppriseNotifier)
 
     async def send(
-        self,
-        url: Secret,
-        title: str,
-        body: str,
-        *,
-        service_timeout: float = DEFAULT_TIMEOUT,
-        severity: str = "warning",
+        self, url: Secret, message: Outgoing, *, service_timeout: float = DEFAULT_TIMEOUT
     ) -> SendResult:
         to = self.urls[url.reveal()]
-        self.record(
-            SentNotification(
-                at=trio.current_time(), to=to, title=title, body=body, severity=severity
-            )
-        )
+        self.record(SentNotification(at=trio.current_time(), to=to, message=message))
         return SendResult(ok=True, detail="printed by alertd replay")
 
     def limits(self, url: Secret) -> MessageLimits:

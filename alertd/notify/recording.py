@@ -8,16 +8,26 @@ import attrs
 import trio
 
 from alertd.config.model import Secret
-from alertd.notify.notifier import DEFAULT_TIMEOUT, MessageLimits, SendResult
+from alertd.notify.notifier import DEFAULT_TIMEOUT, MessageLimits, Outgoing, SendResult
 
 
 @attrs.frozen(kw_only=True)
 class SentMessage:
     url: str  # revealed: tests use fake URLs
-    title: str
-    body: str
+    message: Outgoing
     at: float  # trio.current_time()
-    severity: str = "warning"
+
+    @property
+    def title(self) -> str:
+        return self.message.title
+
+    @property
+    def body(self) -> str:
+        return self.message.body
+
+    @property
+    def severity(self) -> str:
+        return self.message.severity
 
 
 @attrs.define
@@ -36,24 +46,19 @@ class RecordingNotifier:
     attempts: list[SentMessage] = attrs.field(factory=list)
 
     async def send(
-        self,
-        url: Secret,
-        title: str,
-        body: str,
-        *,
-        service_timeout: float = DEFAULT_TIMEOUT,
-        severity: str = "warning",
+        self, url: Secret, message: Outgoing, *, service_timeout: float = DEFAULT_TIMEOUT
     ) -> SendResult:
         raw = url.reveal()
-        message = SentMessage(
-            url=raw, title=title, body=body, at=trio.current_time(), severity=severity
-        )
-        self.attempts.append(message)
+        record = SentMessage(url=raw, message=message, at=trio.current_time())
+        self.attempts.append(record)
         with trio.move_on_after(service_timeout):
             await trio.sleep(self.delay.get(raw, 0.0))
-            result = SendResult(ok=True) if self.answer is None else self.answer(raw, title, body)
+            if self.answer is None:
+                result = SendResult(ok=True)
+            else:
+                result = self.answer(raw, message.title, message.body)
             if result.ok:
-                self.sent.append(message)
+                self.sent.append(record)
             return result
         return SendResult(
             ok=False, recoverable=True, detail=f"no answer within {service_timeout:g}s"

@@ -18,7 +18,7 @@ import trio
 from alertd import clock
 from alertd.config.model import ChannelSettings, Config
 from alertd.messages.split import Part, split_message
-from alertd.notify.notifier import Notifier, SendResult
+from alertd.notify.notifier import Notifier, Outgoing, SendResult
 from alertd.notify.outcomes import Outcomes
 from alertd.notify.ratelimit import RateLimiter
 from alertd.store.handoff import Target
@@ -57,15 +57,16 @@ class Sender:
         body: str,
         rate: RateLimiter | None,
         *,
+        level: str,
         skip: int = 0,
         row_key: str | None = None,
-        severity: str = "warning",
         carrying: Sequence[OutboxRow] = (),
     ) -> SendResult:
-        """Send a message, split as the service needs, from part ``skip`` on; stops at the
-        first part that fails. With ``row_key``, each accepted part but the last is written
-        down (the last one's outcome is the row's). A send cancelled in the service's hands
-        makes the rows it is ``carrying`` possible repeats."""
+        """Send a message of ``level`` (``messages.level``), in the channel's body format,
+        split as the service needs, from part ``skip`` on; stops at the first part that
+        fails. With ``row_key``, each accepted part but the last is written down (the last
+        one's outcome is the row's). A send cancelled in the service's hands makes the rows
+        it is ``carrying`` possible repeats."""
         url = settings.urls[index]
         parts = self.parts(settings, index, title, body)
         result = SendResult(ok=True)
@@ -76,9 +77,10 @@ class Sender:
                 await trio.sleep_until(rate.next_free(trio.current_time()))
             self.in_flight += 1
             try:
-                result = await self.notifier.send(
-                    url, part.title, part.body, service_timeout=settings.timeout, severity=severity
+                message = Outgoing.at_level(
+                    part.title, part.body, level, body_format=settings.format
                 )
+                result = await self.notifier.send(url, message, service_timeout=settings.timeout)
             except trio.Cancelled:
                 with trio.CancelScope(shield=True):  # it may arrive all the same
                     await self.outbox.mark_cut(carrying)
@@ -136,9 +138,9 @@ class Sender:
             row.title,
             row.body,
             rate,
+            level=row.severity,
             skip=row.parts_done,
             row_key=row.key,
-            severity=row.severity,
             carrying=[row],
         )
         with trio.CancelScope(shield=True):  # what the service answered is written down

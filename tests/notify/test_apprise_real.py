@@ -16,6 +16,7 @@ import trio
 from alertd.config.model import Secret
 from alertd.notify.apprise_notifier import AppriseNotifier
 from alertd.notify.delivery import Delivery
+from alertd.notify.notifier import Outgoing
 from alertd.store.database import Database, db_path
 from alertd.store.outbox import Notification, Outbox, notification_key
 
@@ -24,6 +25,7 @@ from .receivers import http_receiver, smtp_receiver
 
 TG_TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 SLACK_TOKENS = "T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ"
+TB = Outgoing(title="t", body="b")
 
 
 async def _queue(outbox: Outbox, name: str, urls: int, title: str, body: str) -> None:
@@ -60,7 +62,10 @@ async def test_email_reaches_a_real_smtp_server() -> None:
             "&mode=insecure&to=trader@example.com"
         )
         result = await notifier.send(
-            Secret(url), "Order filled: buy 2 BTC_USDT", "Filled at 43 000\nNotional 86 000 USDT"
+            Secret(url),
+            Outgoing(
+                title="Order filled: buy 2 BTC_USDT", body="Filled at 43 000\nNotional 86 000 USDT"
+            ),
         )
     assert result.ok, result.detail
     [message] = smtp.messages
@@ -122,7 +127,7 @@ async def test_hanging_receiver_does_not_delay_another_channel(real_outbox: Outb
 async def test_failures_are_classified(status: int, recoverable: bool) -> None:
     """Rejected credentials are permanent; rate limits and server errors are worth a retry."""
     with http_receiver([status]) as hook, trio.fail_after(20):
-        result = await AppriseNotifier().send(Secret(f"json://{hook.url}/x"), "t", "b")
+        result = await AppriseNotifier().send(Secret(f"json://{hook.url}/x"), TB)
     assert not result.ok
     assert result.recoverable is recoverable
     assert str(status) in result.detail
@@ -133,7 +138,7 @@ async def test_secrets_stay_out_of_details_and_logs(caplog: pytest.LogCaptureFix
     caplog.set_level(logging.DEBUG)
     with http_receiver([500]) as hook, trio.fail_after(20):
         result = await AppriseNotifier().send(
-            Secret(f"json://bob:hunter2secret@{hook.url}/hook/tok3nVALUE"), "t", "b"
+            Secret(f"json://bob:hunter2secret@{hook.url}/hook/tok3nVALUE"), TB
         )
     assert not result.ok
     for secret in ("hunter2secret", "tok3nVALUE"):
@@ -144,7 +149,7 @@ async def test_secrets_stay_out_of_details_and_logs(caplog: pytest.LogCaptureFix
 async def test_invalid_url_is_a_permanent_failure() -> None:
     """A URL apprise does not understand fails at once, not recoverable, with the scheme named."""
     with trio.fail_after(10):
-        result = await AppriseNotifier().send(Secret("nosuchservice://abc"), "t", "b")
+        result = await AppriseNotifier().send(Secret("nosuchservice://abc"), TB)
     assert not result.ok
     assert not result.recoverable
     assert "nosuchservice" in result.detail
@@ -154,7 +159,7 @@ async def test_console_plugin_prints_to_stdout(capsys: pytest.CaptureFixture[str
     """console:// prints the title and body to the terminal."""
     with trio.fail_after(10):
         result = await AppriseNotifier().send(
-            Secret("console://"), "Order filled", "buy 1 BTC_USDT at 100"
+            Secret("console://"), Outgoing(title="Order filled", body="buy 1 BTC_USDT at 100")
         )
     assert result.ok
     out = capsys.readouterr().out
@@ -194,10 +199,8 @@ async def test_slack_request_is_exact(transport: list[dict[str, Any]]) -> None:
     with trio.fail_after(10):
         result = await AppriseNotifier().send(
             Secret(f"slack://{SLACK_TOKENS}/#alerts"),
-            "Order filled",
-            "buy 2 BTC_USDT\nat 43 000",
+            Outgoing(title="Order filled", body="buy 2 BTC_USDT\nat 43 000", severity="critical"),
             service_timeout=7.0,
-            severity="critical",
         )
     assert result.ok, result.detail
     [call] = transport
@@ -231,7 +234,8 @@ async def test_telegram_request_is_exact(transport: list[dict[str, Any]]) -> Non
     """A tgram:// URL becomes one POST to the bot API's sendMessage with the chat and text."""
     with trio.fail_after(10):
         result = await AppriseNotifier().send(
-            Secret(f"tgram://{TG_TOKEN}/12345"), "Price alert", "BTC_USDT above 50 000 & rising"
+            Secret(f"tgram://{TG_TOKEN}/12345"),
+            Outgoing(title="Price alert", body="BTC_USDT above 50 000 & rising"),
         )
     assert result.ok, result.detail
     [call] = transport
@@ -281,7 +285,7 @@ async def test_severity_reaches_the_service_as_the_message_type(
     """A rule's severity is what the service shows (apprise's type: colour, icon)."""
     with http_receiver([200]) as hook, trio.fail_after(20):
         result = await AppriseNotifier().send(
-            Secret(f"json://{hook.url}/x"), "t", "b", severity=severity
+            Secret(f"json://{hook.url}/x"), Outgoing(title="t", body="b", severity=severity)
         )
     assert result.ok
     assert json.loads(hook.requests[0].body)["type"] == apprise_type

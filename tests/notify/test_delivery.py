@@ -17,7 +17,7 @@ from alertd.config.model import Config, Secret
 from alertd.messages.notices import POSSIBLE_REPEAT
 from alertd.notify.delivery import Delivery
 from alertd.notify.expiry import retry_delay
-from alertd.notify.notifier import MessageLimits, SendResult
+from alertd.notify.notifier import MessageLimits, Outgoing, SendResult
 from alertd.notify.recording import RecordingNotifier
 from alertd.store.database import Database, connect, db_path
 from alertd.store.handoff import HANDOFF_CAPACITY, Handoff
@@ -522,9 +522,9 @@ async def test_each_row_is_recorded_before_the_next_is_handed_over(
     class Watching:
         """Notes how many rows were pending each time it was handed a message."""
 
-        async def send(self, url: Secret, title: str, body: str, **kw: Any) -> SendResult:
+        async def send(self, url: Secret, message: Outgoing, **kw: Any) -> SendResult:
             pending_at_send.append((await outbox.statistics()).pending)
-            return await recorder.send(url, title, body, **kw)
+            return await recorder.send(url, message, **kw)
 
         def limits(self, url: Secret) -> MessageLimits:
             return recorder.limits(url)
