@@ -57,6 +57,8 @@ def ask(paths: Sequence[Path]) -> dict[str, Any]:
         except OSError as exc:
             last = exc
     where = " or ".join(str(p) for p in paths)
+    if isinstance(last, PermissionError):
+        raise OSError(f"not allowed to ask on {where}: run it as the daemon's user, or root")
     reason = (last.strerror if last and last.strerror else None) or "no answer"
     raise OSError(f"no alertd answers on {where} ({reason}): is it running?")
 

@@ -134,12 +134,12 @@ class ControlServer:
         delivery: Delivery,
     ) -> None:
         async with stream:
-            if not _same_user(stream.socket):
-                await _send(stream, {"error": "permission denied: ask as the daemon's user"})
-                return
             with trio.move_on_after(REQUEST_TIMEOUT):
+                # read first: closing on unread bytes would reset the connection, answer unread
                 request = await _read_line(stream)
-                if request == "status":
+                if not _same_user(stream.socket):
+                    answer = {"error": "permission denied: ask as the daemon's user, or root"}
+                elif request == "status":
                     try:
                         answer = await self.snapshot(daemon, sources, outbox, delivery)
                     except Exception as exc:  # say so to the client; the daemon runs on

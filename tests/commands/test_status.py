@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import stat
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from alertd.cli import main
+from alertd.daemon.control import request_status
 from integration import conftest as it
 
 from .conftest import assert_clean_stderr
@@ -45,6 +49,39 @@ enabled = false
 """
 
 
+@pytest.fixture
+def runtime_dir() -> Iterator[Path]:
+    """A directory as systemd's RuntimeDirectory= would be, open for others to enter (unlike
+    pytest's own), so that only the daemon's own checks keep another user out."""
+    path = Path(tempfile.mkdtemp(prefix="alertd-runtime-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _ask_as_nobody(path: Path) -> str:
+    """What the daemon answers a status request from user 65534 (a forked child of this
+    root process, which needs no interpreter of its own)."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: ask, hand the answer over, and leave without cleanup
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            answer = json.dumps(request_status(path, timeout=10))
+        except BaseException as exc:
+            answer = f"client failed: {type(exc).__name__}"
+        os.write(write, answer.encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        answer = pipe.read().decode()
+    os.waitpid(pid, 0)
+    return answer
+
+
 def _alertd(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     """A short command, in this process (the daemon it asks is a process of its own)."""
     code = main(list(args))
@@ -57,6 +94,7 @@ def test_status_of_a_running_daemon(
     procs: it.Procs,
     receiver: it.Receiver,
     tmp_path: Path,
+    runtime_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -64,6 +102,8 @@ def test_status_of_a_running_daemon(
     timezone (the disabled one said so), the last notifications sent, the active silence and
     the heartbeat's healthy verdict, as text and as JSON; the socket is mode 0600 and gone
     once the daemon stopped."""
+    # The socket is in $RUNTIME_DIRECTORY (here) or the state directory, found the same way
+    # by both sides.
     sim = procs.simulator("normal", rate=4.0)
     state = tmp_path / "state"
     config = tmp_path / "alertd.toml"
@@ -72,9 +112,11 @@ def test_status_of_a_running_daemon(
     ).replace("[channels]", f"{RESTING}\n[channels]")
     config.write_text(text.replace("/nonexistent/overridden-by-state-dir", str(state)))
     ping = f"http://127.0.0.1:{receiver.port}/ping/status-test"
-    daemon = procs.daemon(config, state_dir=state, env={"HEARTBEAT_URL": ping})
-    for name in (*it.LEAKY_ENV, "RUNTIME_DIRECTORY"):  # as the daemon's environment
+    env = {"HEARTBEAT_URL": ping, "RUNTIME_DIRECTORY": str(runtime_dir)}
+    daemon = procs.daemon(config, state_dir=state, env=env)
+    for name in it.LEAKY_ENV:  # as the daemon's environment
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RUNTIME_DIRECTORY", str(runtime_dir))
     daemon.wait_for_line(r"daemon\.ready", it.START_TIMEOUT)
     it.wait_until(lambda: len(receiver.delivered()) >= 2, it.START_TIMEOUT, "two 'up' alerts")
     muting = ["--rule", "up", "--match", "account=px", "--for", "1h", "--comment", "maintenance"]
@@ -117,8 +159,11 @@ def test_status_of_a_running_daemon(
     assert "resting (piexgo): disabled" in out
     assert "heartbeat: healthy: 2/2 accounts connected" in out
 
-    socket_file = state / "control.sock"
+    socket_file = runtime_dir / "control.sock"  # systemd's RuntimeDirectory= when given
     assert stat.S_IMODE(os.stat(socket_file).st_mode) == 0o600
+    if os.getuid() == 0:  # another user is refused even where the file mode would let them in
+        os.chmod(socket_file, 0o666)
+        assert "permission denied" in _ask_as_nobody(socket_file)
     daemon.send_signal(signal.SIGTERM)
     assert daemon.wait(30) == 0
     assert not socket_file.exists()
