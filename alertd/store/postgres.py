@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from functools import cache
 from typing import Any, TypeVar
@@ -40,6 +41,11 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 10.0  # seconds for one connection attempt
 POOL_SIZE = 4  # connections: the store's calls (one at a time) and a few of other users'
 DEFAULT_LEASE = 15.0
+# While the database is away, a call is tried again (waits 0.1 s, doubling up to 2 s) for
+# RETRY_FOR seconds, then fails: the store waits out a restart or failover, not an outage.
+RETRY_FOR = 30.0
+RETRY_FIRST = 0.1
+RETRY_MAX = 2.0
 
 
 class DatabaseUnavailable(Exception):
@@ -169,6 +175,7 @@ class PostgresDatabase:
         lease: float = DEFAULT_LEASE,
         timeout: float = CONNECT_TIMEOUT,
         pool_size: int = POOL_SIZE,
+        retry_for: float = RETRY_FOR,
     ) -> None:
         self.url = url
         self.where = where(url)
@@ -193,20 +200,42 @@ class PostgresDatabase:
         except PoolTimeout as e:
             self.pool.close()
             raise DatabaseUnavailable(f"cannot reach the database {self.where}: {e}") from e
+        self.retry_for = retry_for
+        self._failing = False  # said so once (store.database_unavailable)
         self._lock = threading.Lock()
         self._limiter = trio.CapacityLimiter(1)
         self.renewals = 0  # lease renewals done (``upkeep``)
 
     def _call(self, fn: Callable[[Connection], T], *, transaction: bool) -> T:
-        try:
-            with self.pool.connection() as raw:
-                conn = PgConnection(raw, self.claims)
-                if not transaction:
-                    return fn(conn)
-                with raw.transaction():
-                    return fn(conn)
-        except (psycopg.OperationalError, PoolTimeout) as e:
-            raise DatabaseUnavailable(f"the database {self.where}: {_cause(e, self.url)}") from e
+        """``fn`` on a connection of the pool; tried again while the database is away (a
+        restart, a failover), for up to ``retry_for`` seconds. A write tried again may have
+        committed the first time (the answer was lost): the table modules' writes are safe
+        to repeat (``ON CONFLICT DO NOTHING``, marks of pending rows only)."""
+        deadline = time.monotonic() + self.retry_for
+        delay = RETRY_FIRST
+        while True:
+            try:
+                with self.pool.connection() as raw:
+                    conn = PgConnection(raw, self.claims)
+                    if not transaction:
+                        result = fn(conn)
+                    else:
+                        with raw.transaction():
+                            result = fn(conn)
+            except (psycopg.OperationalError, PoolTimeout) as e:
+                cause = f"the database {self.where}: {_cause(e, self.url)}"
+                if time.monotonic() + delay > deadline:
+                    raise DatabaseUnavailable(cause) from e
+                if not self._failing:
+                    log.warning("store.database_unavailable %s (retrying)", cause)
+                self._failing = True
+                time.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+                continue
+            if self._failing:
+                log.info("store.database_back database=%s", self.where)
+                self._failing = False
+            return result
 
     def run_sync(self, fn: Callable[[Connection], T]) -> T:
         """``fn(conn)`` now, in this thread, each statement committed as it runs."""
@@ -250,6 +279,7 @@ class PostgresDatabase:
 
     def close(self) -> None:
         """Release this process's claims (another replica takes them at once), then close."""
+        self.retry_for = min(self.retry_for, RETRY_MAX)  # a stop does not wait out an outage
         try:
             self.write_sync(claims.release_claims)
         except DatabaseUnavailable as e:

@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from integration.conftest import START_TIMEOUT, CaptureServer, Proc, Procs, Receiver, wait_until
+from pg.server import PostgresServer
 
 REPEAT = "[possible repeat] "
 LEASE = 2.0  # seconds: [daemon] delivery_lease of these replicas
@@ -30,12 +31,14 @@ def order_frame(order_id: str, status: int) -> str:
     return json.dumps({"topic": "pinfo", "type": "order", "data": data})
 
 
-def fills(count: int, *, start: float = 1.5, placed: bool = False) -> list[tuple[float, str]]:
-    """``count`` orders filled 0.1 s apart from ``start`` (each placed just before, when
-    ``placed``)."""
+def fills(
+    count: int, *, start: float = 1.5, every: float = 0.1, placed: bool = False
+) -> list[tuple[float, str]]:
+    """``count`` orders filled ``every`` seconds apart from ``start`` (each placed just
+    before, when ``placed``)."""
     frames = []
     for n in range(count):
-        at = start + 0.1 * n
+        at = start + every * n
         if placed:
             frames.append((at - 0.05, order_frame(f"o{n}", 0)))
         frames.append((at, order_frame(f"o{n}", 2)))
@@ -191,3 +194,27 @@ def _pending(url: str) -> int:
     with psycopg.connect(url) as conn:
         row = conn.execute("SELECT count(*) FROM outbox WHERE status = 'pending'").fetchone()
     return int(row[0]) if row else 0
+
+
+@pytest.mark.slow
+def test_a_postgresql_restart_while_fills_flow_loses_and_doubles_nothing(
+    procs: Procs,
+    receiver: Receiver,
+    postgres: PostgresServer,
+    postgres_url: str,
+    tmp_path: Path,
+    server: CaptureServer,
+) -> None:
+    """Forty fills over ten seconds, the database restarted after the first is delivered:
+    each of them arrives once, and the replica runs on."""
+    server.frames["/a"] = fills(40, start=3.0, every=0.25)
+    server.start()
+    [a] = start(procs, tmp_path, "a", url=postgres_url, server=server, hook=receiver.url())
+    wait_until(receiver.delivered, 30, "the first fill delivered")
+    postgres.restart()
+    assert len(receiver.delivered()) < 40  # fills flow on after the restart
+    expected = {f"filled o{n}" for n in range(40)}
+    wait_until(lambda: expected <= set(titles(receiver)), 40, "forty fills", dump=a.tail)
+    time.sleep(1.0)
+    assert titles(receiver) == dict.fromkeys(expected, 1)
+    assert a.returncode is None, a.tail()
