@@ -104,7 +104,8 @@ class ClusterSources:
     _live: tuple[str, ...] = ()
     _plan: dict[str, list[str]] = attrs.field(factory=dict)
     _watching: frozenset[str] = frozenset()
-    _dropped: set[str] = attrs.field(factory=set)
+    # accounts no longer watched, not yet written so: when this replica last had each healthy
+    _dropped: dict[str, datetime | None] = attrs.field(factory=dict)
     _local: dict[str, _Local] = attrs.field(factory=dict)
     _streams: dict[str, StreamRow] = attrs.field(factory=dict)
     _acks: list[Ack] = attrs.field(factory=list)
@@ -225,11 +226,11 @@ class ClusterSources:
             if watching == self._watching and self._sources is not None:
                 await self._sources.update([a for a in self.accounts if a.name in watching])
                 return
-            gone = self._watching - watching
-            self._dropped |= gone
-            for name in gone:
-                self._local.pop(name, None)
-            self._dropped -= watching
+            for name in self._watching - watching:
+                local = self._local.pop(name, None)
+                self._dropped[name] = _now() if local is not None and local.connected else None
+            for name in watching:
+                self._dropped.pop(name, None)
             self._watching = watching
             log.info(
                 "cluster.assignment replica=%s live=%s watching=%d accounts=%s",
@@ -245,9 +246,10 @@ class ClusterSources:
         """Tell the cluster what this replica sees, and report the accounts it reports."""
         now = _now()
         watches = [self._watch(name, now) for name in sorted(self._watching)]
+        dropped = dict(self._dropped)
         watches += [
-            Watch(account=name, connected=False, healthy_at=None, reason=STOPPED_WATCHING)
-            for name in sorted(self._dropped)
+            Watch(account=name, connected=False, healthy_at=at, reason=STOPPED_WATCHING)
+            for name, at in sorted(dropped.items())
         ]
         acks, report = list(self._acks), self._reporting()
         decide = partial(self._decide, frozenset(self._live))
@@ -255,7 +257,9 @@ class ClusterSources:
         if rows is None:
             return
         self._rounds += 1
-        self._dropped.clear()
+        for name, at in dropped.items():  # written; one dropped again meanwhile waits its turn
+            if name in self._dropped and self._dropped[name] == at:
+                del self._dropped[name]
         del self._acks[: len(acks)]
         self._handed -= set(acks)  # acknowledged: the rows say so from now on
         exchanges = {a.name: a.exchange for a in self.accounts}
