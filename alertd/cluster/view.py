@@ -14,9 +14,12 @@ any watcher had the stream healthy; its ``stream.connected`` and the ``stream.ga
 ``cluster_streams`` row, which the database keeps under a row lock, so whichever replica
 makes them makes the very same events, hence (``engine.alerts.alert_id``: rule, key, status
 and the event's fields but ``received``) the very same alert ids: the same window is the
-same alert. A reporter hands them on and then acknowledges them in the row; one that died
-between the two leaves them unacknowledged, the next reporter hands them on again, and the
-shared outbox's unique alert id keeps one notification.
+same alert. The replica whose round changed the row hands them on, then acknowledges them
+in the row at its next round; a reporter finding them unacknowledged two rounds after the
+change (the one that decided died in between) hands them on again, the same events, and the
+shared outbox's unique alert id keeps one notification (``Event.not_identity``: only
+``received`` and ``raw`` differ). Those two rounds are also why a race between two reporters
+while the live set changes is no second notification even on outboxes of their own.
 """
 
 from __future__ import annotations
