@@ -64,6 +64,10 @@ class DaemonSettings:
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     metrics_listen: str | None = None  # e.g. "127.0.0.1:9108"; off when unset
     drain_timeout: Duration = Duration(10.0)  # how long SIGTERM waits for the outbox
+    # New connections to one exchange endpoint (scheme://host:port), for all accounts
+    # together (sources/admission): at most ``connect_burst`` at once, then this many a second.
+    connect_rate: float = 2.0
+    connect_burst: int = 10
     record_dir: str | None = None  # like --record DIR
     heartbeat: HeartbeatSettings | None = None  # [daemon.heartbeat]; off when absent
     # PostgreSQL shared by replicas (config/database.py): "postgresql://USER:{env:NAME}@HOST/DB",

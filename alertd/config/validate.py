@@ -177,10 +177,14 @@ def check_daemon(daemon: DaemonSettings, out: Found) -> None:
             )
     check_heartbeat(daemon, out)
     check_database(daemon, out)
+    if not daemon.connect_rate > 0:
+        why = "allowed is more than 0 (new connections a second to one exchange endpoint)"
+        out.append((("daemon", "connect_rate"), f"{daemon.connect_rate:g} is too small: {why}"))
     _minimums(daemon, DAEMON_MINIMUMS, ("daemon",), out)
 
 
 DAEMON_MINIMUMS: Minimums = {
+    "connect_burst": (1, "with no token no connection is ever opened"),
     "watchers": (1, "every account needs a replica watching it"),
     # a replica renews its lease five times per takeover_after; faster loads the database
     "takeover_after": (1.0, "replicas renew their leases several times within it"),

@@ -12,6 +12,7 @@ import trio
 from alertd import cluster
 from alertd.config.model import AccountSettings, Config
 from alertd.events import Event
+from alertd.sources.admission import Admission
 from alertd.sources.capture import Recorder
 from alertd.sources.supervisor import Sources, SourcesStatistics
 
@@ -35,4 +36,9 @@ def websocket_sources(
 ) -> Intake:
     if cluster.database_url(config) is not None:  # replicas: the accounts the cluster assigns
         return cluster.replica_sources(config, send, recorder)
-    return Sources(config.accounts, send, recorder=recorder)
+    return Sources(config.accounts, send, recorder=recorder, admission=admission_for(config))
+
+
+def admission_for(config: Config) -> Admission:
+    """The process's one limit on new connections per exchange endpoint ([daemon])."""
+    return Admission(rate=config.daemon.connect_rate, burst=config.daemon.connect_burst)

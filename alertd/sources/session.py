@@ -30,6 +30,7 @@ from alertd.config.model import AccountSettings
 from alertd.events import Event
 from alertd.protocols import decoder_for
 from alertd.sources import outputs, redact
+from alertd.sources.admission import Admission
 from alertd.sources.auth import Authenticator, AuthError
 from alertd.sources.backoff import Backoff
 from alertd.sources.buffer import OutBuffer
@@ -92,6 +93,9 @@ class Session:
     # The secrets masked in what the peer sends: by default the account's own and every one
     # the process registered (redact.PROCESS).
     redactor: redact.Redactor = attrs.field()
+    # The gate every connection attempt passes (one per process: sources/admission); None
+    # lets every attempt through (a session run alone, tests).
+    admission: Admission | None = None
 
     _auth: Authenticator = attrs.field(init=False)
     _subscribe: list[str] = attrs.field(init=False)  # the streams as configured
@@ -191,6 +195,8 @@ class Session:
         """One connection from handshake to loss; returns why it ended."""
         s = self.settings
         self._lost_reason = None
+        if self.admission is not None:
+            await self.admission.admit(s.url)
         try:
             ctx = self._auth.context()
             headers = self._auth.headers(ctx)

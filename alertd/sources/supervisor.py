@@ -26,6 +26,7 @@ import trio
 from alertd.config.model import AccountSettings
 from alertd.events import Event, StreamError
 from alertd.protocols import Decoder, decoder_for
+from alertd.sources.admission import Admission
 from alertd.sources.backoff import Backoff
 from alertd.sources.buffer import OutBuffer
 from alertd.sources.capture import Recorder
@@ -88,6 +89,8 @@ class Sources:
     # tells it alertd's own downtime there).
     on_new_account: Callable[[StreamHealth], None] | None = None
     rng: random.Random = attrs.field(factory=random.Random)
+    # The limit on new connections per exchange endpoint every session passes (None: none).
+    admission: Admission | None = None
     _running: dict[str, _Running] = attrs.field(factory=dict)
     _kept: dict[str, _Kept] = attrs.field(factory=dict)
     _nursery: trio.Nursery | None = None
@@ -181,6 +184,7 @@ class Sources:
                             buffer=kept.buffer,
                             recorder=self.recorder,
                             rng=self.rng,
+                            admission=self.admission,
                         )
                     except SessionConfigError as e:
                         # Retrying cannot help; a reload with fixed settings restarts it.

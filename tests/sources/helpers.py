@@ -87,7 +87,8 @@ class FakePiexgo:
         await self.connections[-1].send_message(frame)
 
     async def drop(self, code: int = 1011) -> None:
-        for ws in self.connections:
+        """Close every connection open now (not those made while closing these)."""
+        for ws in list(self.connections):
             await ws.aclose(code)
 
 
