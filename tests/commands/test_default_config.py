@@ -75,3 +75,13 @@ def test_the_default_path_is_used_when_it_exists(
     assert config_path(None, {}) == str(default)
     assert config_path(None, {"ALERTD_CONFIG": "/x.toml"}) == "/x.toml"
     assert config_path("given.toml", {"ALERTD_CONFIG": "/x.toml"}) == "given.toml"
+
+
+def test_check_takes_the_file_once(capsys: pytest.CaptureFixture[str]) -> None:
+    """`alertd check -c A B` names two files: one line says to check one at a time, exit 2."""
+    with pytest.raises(SystemExit) as exc:
+        main(["check", "-c", "a.toml", "b.toml"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert_clean_stderr(err, one_line=True)
+    assert "two configs given (a.toml and b.toml)" in err
