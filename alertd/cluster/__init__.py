@@ -4,6 +4,7 @@ the tables are ``store.cluster``)."""
 
 from __future__ import annotations
 
+import attrs
 import trio
 
 from alertd.cluster.replica import ClusterSources, ClusterStatistics
@@ -13,7 +14,13 @@ from alertd.events import Event
 from alertd.sources.capture import Recorder
 from alertd.store.cluster import ClusterStore
 
-__all__ = ["ClusterSources", "ClusterStatistics", "database_url", "replica_sources"]
+__all__ = [
+    "ClusterSources",
+    "ClusterStatistics",
+    "database_url",
+    "replica_sources",
+    "watched",
+]
 
 
 def database_url(config: Config) -> str | None:
@@ -36,3 +43,13 @@ def replica_sources(
         takeover_after=daemon.takeover_after,
         recorder=recorder,
     )
+
+
+def watched(config: Config, intake: object) -> Config:
+    """``config`` with only the accounts ``intake`` watches when it is a replica's (the others
+    are other replicas' to watch, not down here: the status line and the heartbeat count
+    these); any other intake's ``config`` as it is."""
+    if not isinstance(intake, ClusterSources):
+        return config
+    watching = intake.watching
+    return attrs.evolve(config, accounts=[a for a in config.accounts if a.name in watching])

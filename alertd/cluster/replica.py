@@ -119,6 +119,11 @@ class ClusterSources:
     _lock: trio.Lock = attrs.field(factory=trio.Lock)
 
     @property
+    def watching(self) -> frozenset[str]:
+        """The accounts this replica watches now."""
+        return self._watching
+
+    @property
     def round_interval(self) -> float:
         return self.takeover_after / ROUNDS_PER_TAKEOVER
 
