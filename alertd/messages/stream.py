@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from alertd.messages.formats import duration, num
+from alertd.sources.streams import CONNECTION
 
-CONNECTION = "*"  # the stream name of facts about the whole connection (sources.CONNECTION)
 Localtime = Callable[..., str]
 
 _DOWN = {
