@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from alertd.messages.formats import duration, num
-from alertd.sources.streams import CONNECTION
+from alertd.sources.streams import CONNECTION as CONNECTION  # noqa: PLC0414 (alert.py uses it)
 
 Localtime = Callable[..., str]
 
