@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from alertd.cli import main
+from alertd.commands.status import format_answer
 from alertd.daemon.control import request_status
 from integration import conftest as it
 
@@ -193,3 +194,63 @@ def test_an_unreadable_config_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFi
     config.write_text("[daemon\n")
     assert main(["status", "-c", str(config)]) == 2
     assert_clean_stderr(capsys.readouterr().err, one_line=True)
+
+
+def test_trouble_reads_at_a_glance() -> None:
+    """A disconnected account, a backlog and an unreachable heartbeat service are each one
+    line naming what, where and since when, in the daemon's timezone."""
+    now = 1_764_633_600.0  # 2025-12-02 00:00 UTC
+    answer = {
+        "version": "0.1.0",
+        "pid": 42,
+        "started": now - 7500,
+        "now": now,
+        "timezone": "Asia/Tokyo",
+        "status": "1/2 accounts connected (down: cr), 3 alerts pending, last alert 2m ago",
+        "accounts": [
+            {
+                "name": "px",
+                "exchange": "piexgo",
+                "enabled": True,
+                "connected": True,
+                "connected_since": now - 3600,
+                "last_frame": now - 2,
+                "reconnects": 1,
+            },
+            {
+                "name": "cr",
+                "exchange": "cryptology",
+                "enabled": True,
+                "connected": False,
+                "connected_since": None,
+                "last_frame": now - 300,
+                "reconnects": 4,
+            },
+        ],
+        "outbox": {"pending": 3, "by_channel": {"desk": 2, "phone": 1}, "oldest_pending": now - 90},
+        "delivery": {"delivered": 10, "failed": 5, "retries": 5, "expired": 0, "in_flight": 1},
+        "silences": [],
+        "last_sent": [],
+        "heartbeat": {
+            "healthy": False,
+            "reason": "account cr disconnected",
+            "sent": 7,
+            "failed": 2,
+            "unreachable": "connection refused",
+        },
+    }
+    lines = format_answer(answer).splitlines()
+    assert lines[0] == f"alertd 0.1.0 (pid 42), up 2h 5m: {answer['status']}"
+    assert lines[2] == (
+        "  px (piexgo): connected since 2025-12-02 08:00:00 JST (1h ago); last frame 2s ago; "
+        "1 reconnect"
+    )
+    assert lines[3] == "  cr (cryptology): DISCONNECTED; last frame 5m ago; 4 reconnects"
+    assert lines[4] == (
+        "outbox: 3 pending (desk 2, phone 1), oldest due since 2025-12-02 08:58:30 JST (1m ago)"
+    )
+    assert "silences: none active" in lines
+    assert "last sent: nothing yet" in lines
+    assert lines[-1] == (
+        "heartbeat: service unreachable (connection refused); 7 pings sent, 2 failed"
+    )
