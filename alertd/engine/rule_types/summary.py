@@ -161,10 +161,6 @@ class _Account:
         )
 
 
-def _quote(symbol: str) -> str:
-    return symbol.rsplit("_", 1)[-1]
-
-
 def _notional(event: OrderEvent) -> Decimal | None:
     """What a fill was worth (the exchange's notional where it says, else amount x price),
     or what a cancel took off the book (the remaining amount x price)."""
@@ -290,7 +286,7 @@ class SummaryRule(RuleEvaluator):
             else:
                 acct.cancels += 1
             if value is not None:
-                quote = _quote(event.symbol)
+                quote = event.symbol.rsplit("_", 1)[-1]  # BTC_USDT: USDT
                 sums[quote] = sums.get(quote, Decimal(0)) + value
         elif isinstance(event, StreamGap):
             window = (_epoch(event.since), _epoch(event.until), event.why)
