@@ -26,7 +26,7 @@ import os
 import sqlite3
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from alertd.config.model import DaemonSettings, Secret
 from alertd.config.reading import read_toml
 from alertd.dispatch.labels import KNOWN_LABELS, glob_match
 from alertd.events import normalize_symbol
+from alertd.messages.formats import zone
 from alertd.store import database as store
 from alertd.store.silences import Silence, add_silence, list_silences, remove_silence
 from alertd.store.sql import Connection
@@ -153,20 +154,28 @@ def parse_matchers(items: list[str]) -> dict[str, str]:
     return out
 
 
-def _when(seconds: float) -> str:
+def timezone_of(raw: dict[str, Any]) -> tzinfo:
+    """``[daemon] timezone`` of the config ``raw`` (UTC when unset or unknown): the zone every
+    time a person reads is shown in."""
+    daemon = raw.get("daemon")
+    name = daemon.get("timezone") if isinstance(daemon, dict) else None
+    return zone(name if isinstance(name, str) else DaemonSettings().timezone)
+
+
+def _when(seconds: float, tz: tzinfo) -> str:
     try:
-        return datetime.fromtimestamp(seconds, UTC).astimezone().strftime("%Y-%m-%d %H:%M %Z")
+        return datetime.fromtimestamp(seconds, tz).strftime("%Y-%m-%d %H:%M %Z")
     except (ValueError, OverflowError, OSError):  # a row older alertds wrote past year 9999
         return "a time past the calendar's end"
 
 
-def format_silence(s: Silence, now: float) -> str:
+def format_silence(s: Silence, now: float, tz: tzinfo = UTC) -> str:
     matchers = " ".join(f"{k}={v}" for k, v in sorted(s.matchers.items()))
     state = "active" if s.active(now) else ("expired" if s.ends <= now else "pending")
     text = f"{s.id}  rule={s.rule}"
     if matchers:
         text += f" {matchers}"
-    text += f"  until {_when(s.ends)} ({state})"
+    text += f"  until {_when(s.ends, tz)} ({state})"
     if s.created_by:
         text += f"  by {s.created_by}"
     if s.comment:
@@ -228,11 +237,11 @@ def _add(args: argparse.Namespace, raw: dict[str, Any], path: Path | Secret) -> 
         )
     finally:
         conn.close()
-    print(f"added silence {silence.id}: {format_silence(silence, now)}")
+    print(f"added silence {silence.id}: {format_silence(silence, now, timezone_of(raw))}")
     return 0
 
 
-def _list(args: argparse.Namespace, path: Path | Secret) -> int:
+def _list(args: argparse.Namespace, path: Path | Secret, tz: tzinfo) -> int:
     silences: list[Silence] = []
     if isinstance(path, Secret) or path.exists():
         conn = _open(path, create=False)
@@ -249,7 +258,7 @@ def _list(args: argparse.Namespace, path: Path | Secret) -> int:
     if not silences:
         print("no silences" if args.all else "no active silences")
     for silence in silences:
-        print(format_silence(silence, now))
+        print(format_silence(silence, now, tz))
     return 0
 
 
@@ -314,7 +323,7 @@ def main(args: argparse.Namespace) -> int:
         if args.silence_command == "add":
             return _add(args, raw, path)
         if args.silence_command == "list":
-            return _list(args, path)
+            return _list(args, path, timezone_of(raw))
         if args.silence_command == "remove":
             return _remove(args, path)
         raise SilenceError(f"unknown action {args.silence_command!r}")

@@ -116,3 +116,20 @@ def test_a_symbol_is_not_judged_when_the_config_names_none(
     )
     code, _, err = _add(config, capsys, "--rule", "filled", "--match", "symbol=SOL_USDC")
     assert (code, err) == (0, "")
+
+
+def test_the_answer_is_in_the_configured_timezone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`silence add` and `silence list` show the end in [daemon] timezone, the zone named."""
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    monkeypatch.setenv("TZ", "UTC")  # the machine's own zone is not the one shown
+    config = tmp_path / "alertd.toml"
+    config.write_text(
+        f'[daemon]\nstate_dir = "{tmp_path / "state"}"\ntimezone = "Asia/Tokyo"\n\n'
+        '[[rules]]\nname = "filled"\non = "order.filled"\n'
+    )
+    code, out, _ = _add(config, capsys, "--rule", "filled")
+    assert code == 0
+    assert out.startswith("added silence ") and " JST (active)" in out
+    assert " JST (active)" in _listed(config, capsys)
