@@ -18,6 +18,7 @@ from alertd.cli import main
 from alertd.config.model import RuleSettings
 from alertd.daemon.virtual_clock import VirtualClock
 from alertd.engine import Engine, RuleStateStore, compile_rules, run_engine
+from alertd.engine.compile import RuleCompileError
 from alertd.engine.rule_types.summary import next_due
 from alertd.events import Alert, Event, StreamConnected, StreamGap
 from alertd.store import notifications
@@ -34,7 +35,8 @@ NEXT_0800 = 19 * HOUR
 
 
 def daily(**kw: Any) -> RuleSettings:
-    return rule("daily", type="summary", every=86400.0, at="08:00", notify=["me"], **kw)
+    settings: dict[str, Any] = {"every": 86400.0, "at": "08:00", "notify": ["me"], **kw}
+    return rule("daily", type="summary", **settings)
 
 
 def gap(since: float, until: float, *, account: str = "main") -> StreamGap:
@@ -332,3 +334,51 @@ def test_check_accepts_a_summary_rule_and_refuses_a_bad_schedule(
     else:
         assert code == 1
         assert err.splitlines() == [problem, "bad.toml: 1 problem"]
+
+
+def test_templates_see_the_digest_and_its_period() -> None:
+    """A summary rule's own title and message render with digest, since and until."""
+    e = engine(
+        daily(title="proof of life {{ localtime(until, '%H:%M %Z') }}", message="{{ digest }}"),
+        timezone=BERLIN,
+    )
+    e.start(0.0)
+    feed(e, [(100.0, filled("1"))])
+    [alert] = e.advance(NEXT_0800)
+    assert alert.title == "proof of life 08:00 CET"
+    assert alert.body.splitlines()[0] == "Sun 13:00 to Mon 08:00 CET (19h)"
+
+
+def test_a_reload_with_a_new_time_keeps_the_counts_and_moves_the_summary() -> None:
+    """Editing at (same rule otherwise) keeps the day's counts and sends at the new time."""
+    e = engine(daily(), timezone=BERLIN)
+    e.start(0.0)
+    feed(e, [(100.0, filled("1"))])
+    e.reload(compile_rules([daily(at="09:30")], timezone=BERLIN))
+    assert e.advance(NEXT_0800) == []
+    [alert] = e.advance(NEXT_0800 + 1.5 * HOUR)
+    assert alert.title.startswith("daily Mon 02 Mar 09:30 CET:")
+    assert " 1 fill, 2,001.95 USDT" in alert.body
+
+
+def test_a_removed_account_leaves_the_summary(tmp_path: Path) -> None:
+    """An account no longer configured is not in the next digest, nor is its state kept."""
+    e = engine(daily(), accounts=("main", "alt"), timezone=BERLIN)
+    e.start(0.0)
+    feed(e, [(100.0, filled("1", account="alt"))])
+    assert [r.keys for r in e.statistics().rules] == [2]
+    e.reload(compile_rules([daily()], timezone=BERLIN), accounts=["main"])
+    [alert] = e.advance(NEXT_0800)
+    assert "alt" not in alert.body and "main: no connection news" in alert.body
+    assert [r.keys for r in e.statistics().rules] == [1]
+
+
+@pytest.mark.parametrize(
+    ("settings", "field"),
+    [({"on": "order.*"}, "on"), ({"where": "true"}, "where"), ({"key": "x"}, "key")],
+)
+def test_filters_that_do_not_apply_are_refused(settings: dict[str, Any], field: str) -> None:
+    """A summary rule naming a filter it cannot use gets one problem on that key."""
+    with pytest.raises(RuleCompileError) as caught:
+        compile_rules([daily(**settings)], timezone=BERLIN)
+    assert [p for p, _ in caught.value.problems] == [("rules", 0, field)]
