@@ -114,7 +114,7 @@ def webhook() -> Iterator[FlakyWebhook]:
 # `alertd run` from the start, by a parent that has made the imports once; the last run, and
 # every other test, starts `python -m alertd run` as usual.
 FORKER = """
-import json, os, sys
+import json, os, sys, traceback
 import alertd.cli, alertd.commands.run  # what every start would import again
 for line in sys.stdin:
     command, argv = json.loads(line)
@@ -133,6 +133,8 @@ for line in sys.stdin:
             code = alertd.cli.main(args)
         except SystemExit as exit:
             code = exit.code if isinstance(exit.code, int) else 1
+        except BaseException:
+            traceback.print_exc()
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -146,6 +148,7 @@ class Forker:
     """Starts `alertd run` processes forked from one that has imported alertd already."""
 
     proc: subprocess.Popen[str]
+    running: set[int] = attrs.field(factory=set)  # forked and not yet waited for
 
     @classmethod
     def start(cls) -> Forker:
@@ -160,12 +163,20 @@ class Forker:
 
     def run(self, log: Path, *args: str) -> int:
         """The pid of a new ``alertd ARGS``, its output going to ``log``."""
-        return self._ask("run", [str(log), *args])
+        pid = self._ask("run", [str(log), *args])
+        self.running.add(pid)
+        return pid
 
     def wait(self, pid: int) -> int:
-        return self._ask("wait", pid)
+        """The exit code of ``pid`` (negative: killed by that signal), once it has exited."""
+        code = self._ask("wait", pid)
+        self.running.discard(pid)
+        return code
 
     def close(self) -> None:
+        """Kill what still runs (a test that failed midway), then the parent."""
+        for pid in self.running:
+            os.kill(pid, signal.SIGKILL)
         self.proc.kill()
         self.proc.wait(10)
         for pipe in (self.proc.stdin, self.proc.stdout):
