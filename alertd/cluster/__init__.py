@@ -9,7 +9,7 @@ import trio
 
 from alertd.cluster.replica import ClusterSources, ClusterStatistics
 from alertd.config.database import replica_name
-from alertd.config.model import Config
+from alertd.config.model import AccountSettings, Config
 from alertd.events import Event
 from alertd.sources.capture import Recorder
 from alertd.store.cluster import ClusterStore
@@ -20,6 +20,7 @@ __all__ = [
     "database_url",
     "replica_sources",
     "watched",
+    "watched_accounts",
 ]
 
 
@@ -53,3 +54,8 @@ def watched(config: Config, intake: object) -> Config:
         return config
     watching = intake.watching
     return attrs.evolve(config, accounts=[a for a in config.accounts if a.name in watching])
+
+
+def watched_accounts(config: Config, intake: object) -> list[AccountSettings]:
+    """The enabled accounts of ``config`` this process watches (``watched``)."""
+    return [a for a in watched(config, intake).accounts if a.enabled]

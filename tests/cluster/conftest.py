@@ -1,5 +1,6 @@
-"""The integration tests' real processes and webhook receiver, for the cluster's tests."""
+"""The integration tests' real processes, webhook receiver and sd_notify socket, for the
+cluster's tests."""
 
-from integration.conftest import procs, receiver
+from integration.conftest import notify, procs, receiver
 
-__all__ = ["procs", "receiver"]
+__all__ = ["notify", "procs", "receiver"]

@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 import trio
 
-from integration.conftest import Proc, Procs, Receiver
+from integration.conftest import NotifySocket, Proc, Procs, Receiver
 
 from .helpers import Exchange, start_exchange, wait_for
 
 TAKEOVER = 3.0  # [daemon] takeover_after in these tests, seconds
 START = 30.0  # seconds for three replicas to start and connect every account (CI is slow)
+STATUS_WAIT = 12.0  # seconds: the status line goes to systemd every 5 s
 RULES = "\n".join(
     f'[[rules]]\nname = "{kind}"\non = "stream.{kind}"\nnotify = ["hook"]\n'
     'title = "{{ kind }} {{ account }}"\n'
@@ -61,17 +62,25 @@ def replica_config(
     return path
 
 
-def start(procs: Procs, tmp_path: Path, name: str, config: Path) -> Proc:
-    return procs.daemon(config, state_dir=tmp_path / f"state-{name}", name=name)
+def start(
+    procs: Procs, tmp_path: Path, name: str, config: Path, notify: NotifySocket | None = None
+) -> Proc:
+    return procs.daemon(config, state_dir=tmp_path / f"state-{name}", name=name, notify=notify)
+
+
+def statuses(notify: NotifySocket, after: float) -> list[str]:
+    """The STATUS= lines systemd was sent since ``after`` (monotonic)."""
+    return [n.fields["STATUS"] for n in notify.snapshot() if n.at >= after and "STATUS" in n.fields]
 
 
 @pytest.mark.slow
 async def test_three_replicas_keep_two_watchers_on_every_account_through_a_sigkill(
-    procs: Procs, receiver: Receiver, postgres_url: str, tmp_path: Path
+    procs: Procs, receiver: Receiver, notify: NotifySocket, postgres_url: str, tmp_path: Path
 ) -> None:
     """Three replicas and 30 accounts with watchers = 2: every account has two connections
     from two replicas; after one is SIGKILLed every account has two again (from the two left)
-    within takeover_after, each survivor logs its new assignment, and nobody is paged."""
+    within takeover_after, each survivor logs its new assignment and counts in its status
+    line the accounts it watches, and nobody is paged."""
     names = ["r1", "r2", "r3"]
     accounts = [f"acct{i:02d}" for i in range(30)]
     with trio.fail_after(90):
@@ -84,7 +93,9 @@ async def test_three_replicas_keep_two_watchers_on_every_account_through_a_sigki
                     tmp_path, name, database=postgres_url, exchange=exchange,
                     accounts=accounts, hook=receiver.url(),
                 )  # fmt: skip
-                replicas[name] = start(procs, tmp_path, name, config)
+                replicas[name] = start(
+                    procs, tmp_path, name, config, notify if name == "r1" else None
+                )
 
             def two_each(among: set[str]) -> bool:
                 seen = exchange.watchers()
@@ -100,6 +111,16 @@ async def test_three_replicas_keep_two_watchers_on_every_account_through_a_sigki
             }
             seen = {n: {a for a, rs in exchange.watchers().items() if n in rs} for n in names}
             assert logged == seen
+            mine = len(logged["r1"])
+            since = time.monotonic()
+            await wait_for(
+                lambda: any(
+                    s.startswith(f"{mine}/{mine} accounts connected")
+                    for s in statuses(notify, since)
+                ),
+                STATUS_WAIT,
+                f"r1's status line counting the {mine} accounts it watches",
+            )
 
             replicas["r3"].send_signal(signal.SIGKILL)
             killed = time.monotonic()
@@ -115,7 +136,12 @@ async def test_three_replicas_keep_two_watchers_on_every_account_through_a_sigki
                     5,
                     f"{name} logging that it watches all 30",
                 )
-            await trio.sleep(TAKEOVER)
+            since = time.monotonic()
+            await wait_for(
+                lambda: any(s.startswith("30/30 accounts") for s in statuses(notify, since)),
+                STATUS_WAIT,
+                "r1's status line counting all 30",
+            )
             assert receiver.snapshot() == []
             nursery.cancel_scope.cancel()
 
