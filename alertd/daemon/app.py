@@ -28,7 +28,7 @@ from pathlib import Path
 import attrs
 import trio
 
-from alertd import clock
+from alertd import clock, cluster
 from alertd.config.model import Config
 from alertd.daemon.control import ControlServer
 from alertd.daemon.intake import Intake, IntakeFactory, websocket_sources
@@ -295,7 +295,7 @@ class Daemon:
             await trio.sleep(OBSERVE_INTERVAL)
 
     async def status_line(self, pending: int | None = None) -> str:
-        accounts = [a.name for a in self.config.accounts if a.enabled]
+        accounts = [a.name for a in cluster.watched_accounts(self.config, self._sources)]
         stats = self._sources.statistics().accounts if self._sources else {}
         down = [name for name in accounts if not (name in stats and stats[name].connected)]
         if pending is None:
