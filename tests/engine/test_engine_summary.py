@@ -19,7 +19,7 @@ from alertd.config.model import RuleSettings
 from alertd.daemon.virtual_clock import VirtualClock
 from alertd.engine import Engine, RuleStateStore, compile_rules, run_engine
 from alertd.engine.compile import RuleCompileError
-from alertd.engine.rule_types.summary import next_due
+from alertd.engine.rule_types.schedule import next_due
 from alertd.events import Alert, Event, StreamConnected, StreamGap
 from alertd.store import notifications
 from alertd.store.database import Database, db_path

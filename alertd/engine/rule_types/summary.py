@@ -11,26 +11,32 @@ that fell due while alertd was down goes out at start, marked late (one, not a b
 What alertd itself did (messages sent, failed, waiting) and what is silenced are read from
 the state database (the ``outbox`` and ``silences`` tables) at the moment the summary is
 built, rather than fed in by dispatch and delivery. Why: those tables are the truth the user
-can check (``alertd silence list``, the outbox), they already survive a restart and include
-what other replicas on a shared database sent, and reading them keeps the engine below
-dispatch and notify (nothing of theirs is imported) with no second book of their counts to
-keep in step. The cost is one small read, once per summary, on the engine's thread; the
-engine given no state database (tools, tests) says the messages were not counted.
+can check (``alertd silence list``, the outbox), they already survive a restart, and reading
+them keeps the engine below dispatch and notify (nothing of theirs is imported) with no
+second book of their counts to keep in step. The cost is one small read (a scan of the
+outbox, which keeps a week of rows), once per summary, on the engine's thread, through a
+connection of its own: in WAL mode a reader waits for no writer, so the engine is not held
+up by the store's worker thread. On the PostgreSQL database replicas share, a read on the
+engine's thread could wait out a database outage (the store retries for seconds), which
+would stall every stream: there, as for an engine given no state database (tools, tests),
+the digest says the messages were not counted.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, time, timedelta, tzinfo
+from contextlib import closing
+from datetime import UTC, datetime, time
 from decimal import Decimal
 from typing import Any
 
 import attrs
 
-from alertd.config.validate import DAY
 from alertd.engine.alerts import build_alert, timer_identity
 from alertd.engine.rule_types.base import RuleEvaluator
+from alertd.engine.rule_types.schedule import next_due
 from alertd.events import Alert, Event, OrderEvent, StreamGap
 from alertd.messages.daily import (
     MAX_WINDOWS,
@@ -42,6 +48,7 @@ from alertd.messages.daily import (
     daily_text,
 )
 from alertd.messages.formats import zone
+from alertd.store.database import Database
 from alertd.store.silences import list_silences
 from alertd.store.sql import Connection, Store
 
@@ -51,6 +58,7 @@ DEFAULT_EVERY = 86400.0
 DEFAULT_AT = "08:00"
 SCHEDULE = "~schedule"  # the state key of the schedule (account keys are "account:NAME")
 TAG = "due"
+READ_TIMEOUT = 1.0  # seconds the summary's read may wait for the database file (it is rare)
 
 
 def _epoch(moment: datetime) -> float:
@@ -59,34 +67,6 @@ def _epoch(moment: datetime) -> float:
 
 def _at(moment: float) -> datetime:
     return datetime.fromtimestamp(moment, UTC)
-
-
-def next_due(after: float, *, every: float, at: time, tz: tzinfo, last: float | None) -> float:
-    """The next scheduled moment (Unix seconds) after ``after``: the local times ``at`` +
-    k x ``every`` of each day when ``every`` divides a day, else ``at`` every ``every``
-    days counted from ``last`` (the summary sent before, if any). Local wall time: a daily
-    08:00 stays 08:00 across a change of daylight saving time."""
-    step = round(every)
-    local = datetime.fromtimestamp(after, tz)
-    if step >= DAY:
-        if last is not None:
-            day = datetime.fromtimestamp(last, tz).date() + timedelta(days=step // DAY)
-            due = datetime.combine(day, at, tzinfo=tz)
-            if _epoch(due) > after:
-                return _epoch(due)
-        for extra in (0, 1, 2):
-            due = datetime.combine(local.date() + timedelta(days=extra), at, tzinfo=tz)
-            if _epoch(due) > after:
-                return _epoch(due)
-    offset = (at.hour * 3600 + at.minute * 60) % step
-    for extra in (-1, 0, 1, 2):
-        midnight = datetime.combine(local.date() + timedelta(days=extra), time(), tzinfo=tz)
-        for k in range(DAY // step):
-            # aware + timedelta is wall-clock arithmetic: the slots keep their local times
-            due = midnight + timedelta(seconds=offset + k * step)
-            if _epoch(due) > after:
-                return _epoch(due)
-    raise AssertionError("a schedule with no time in three days")  # every <= 7d is checked
 
 
 @attrs.define
@@ -342,10 +322,11 @@ class SummaryRule(RuleEvaluator):
         return [alert]
 
     def _read_facts(self, since: float, until: float) -> dict[str, Any]:
-        if self.store is None:
+        if not isinstance(self.store, Database):  # none, or shared: see the module docstring
             return {}
         try:
-            deliveries, silences = self.store.run_sync(lambda c: _facts(c, since, until))
+            with closing(sqlite3.connect(self.store.path, timeout=READ_TIMEOUT)) as conn:
+                deliveries, silences = _facts(conn, since, until)
         except Exception as exc:  # the summary goes out anyway, saying what it could not read
             log.warning(
                 "engine.summary_facts_failed rule=%s error=%s: %s (messages and silences "
