@@ -53,6 +53,9 @@ class HeartbeatSettings:
     timeout: Duration = Duration(10.0)  # for one ping; a ping still running is not repeated
     # A notification undelivered this long (a channel failing, delivery stuck) is unhealthy.
     channel_failing_after: Duration = Duration(600.0)
+    # A pipeline probe (daemon/health) not back from delivery's workers this long is unhealthy:
+    # longer than a channel's send timeout, or one slow send would count as a wedged worker.
+    pipeline_timeout: Duration = Duration(120.0)
 
 
 @attrs.frozen(kw_only=True)

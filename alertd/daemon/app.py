@@ -47,6 +47,7 @@ from alertd.dispatch.dispatcher import Dispatcher
 from alertd.dispatch.muting import Muter
 from alertd.dispatch.silences import Silences
 from alertd.engine import Engine, EngineStatistics, RuleStateStore, run_engine
+from alertd.engine.probe import ProbeAlert
 from alertd.events import Alert, Event
 from alertd.notify.apprise_notifier import AppriseNotifier
 from alertd.notify.delivery import Delivery
@@ -192,7 +193,7 @@ class Daemon:
                 try:
                     pinger = control.heartbeat = heartbeat.for_daemon(
                         beat, config=lambda: self.config, sources=sources, outbox=outbox,
-                        delivery=delivery, masker=self.masker,
+                        delivery=delivery, events=events_send, masker=self.masker,
                     )  # fmt: skip
                 except heartbeat.HeartbeatError as e:
                     raise StartupError(str(e)) from e
@@ -272,8 +273,9 @@ class Daemon:
 
     def _count_alert(self, alert: Alert) -> None:
         """Counts an alert on its way from the engine to dispatch."""
-        self.last_alert = trio.current_time()
-        self._metrics.alert_fired(alert.rule)
+        if type(alert) is not ProbeAlert:  # the heartbeat's pipeline probe is no alert
+            self.last_alert = trio.current_time()
+            self._metrics.alert_fired(alert.rule)
 
     async def _observe(self) -> None:
         """Copies the stages' counters into metrics, and the status line to systemd."""

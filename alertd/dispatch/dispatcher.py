@@ -299,7 +299,8 @@ class Dispatcher:
                 group.rule, group.key, alerts, tz, config.dispatch.group_max_items
             )
             windows = [*settings.quiet_hours, *config.dispatch.quiet_hours]
-            until = quiet_until(windows, group.rule, moment, config.daemon.timezone)
+            level = alerts_level(alerts)
+            until = quiet_until(windows, group.rule, moment, config.daemon.timezone, level=level)
             if until is not None:
                 plan.lines.append(
                     (
@@ -319,7 +320,7 @@ class Dispatcher:
                 alert_ids=ids,
                 created=wall,
                 not_before=None if until is None else until.timestamp(),
-                severity=alerts_level(alerts),  # the severity, or "resolved"
+                severity=level,  # the severity, or "resolved"
             )
         plan.channels = list(by_channel)
         return plan

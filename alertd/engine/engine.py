@@ -21,6 +21,7 @@ from alertd.clock import utc_now
 from alertd.config.model import Config
 from alertd.engine.compile import CompiledRule, compile_rules
 from alertd.engine.index import RuleIndex
+from alertd.engine.probe import ProbeEvent
 from alertd.engine.rule_types import ChangedKeys, ClockReference, RuleEvaluator, evaluator_for
 from alertd.engine.timers import TimerQueue
 from alertd.events import Alert, Event, event_fields
@@ -200,6 +201,8 @@ class Engine:
     def process(self, event: Event, now: float) -> list[Alert]:
         """Alerts caused by ``event`` at trio time ``now``, after those of timers due
         strictly before ``now`` (an event arriving exactly at a deadline is in time)."""
+        if type(event) is ProbeEvent:  # the heartbeat's, one an interval (engine/probe)
+            return [event.probe.passed_engine()]
         if not self._started:
             self.start(now)
         self._now = now

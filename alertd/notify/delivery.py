@@ -35,7 +35,7 @@ from alertd.notify.observer import DeliveryObserver, NoObserver
 from alertd.notify.outcomes import Outcomes
 from alertd.notify.recheck import Recheck
 from alertd.notify.sending import Sender
-from alertd.notify.worker import serve_url
+from alertd.notify.worker import ProbeDesk, serve_url
 from alertd.store.handoff import Target
 from alertd.store.notifications import OutboxRow
 from alertd.store.outbox import Outbox
@@ -91,6 +91,7 @@ class Delivery:
         self._recheck = Recheck(muting=muting, outbox=outbox, outcomes=self._outcomes)
         self._workers: set[Target] = set()
         self._running = False
+        self.probes = ProbeDesk()  # where the heartbeat's pipeline probe meets the workers
 
     def update_config(self, config: Config) -> None:
         """Use ``config`` from the next pass on (reload)."""
@@ -181,6 +182,7 @@ class Delivery:
             immediate=self._immediate,
             wall=self._wall,
             until=until,
+            probes=self.probes,
         )
 
     def _immediate(self, target: Target) -> bool:

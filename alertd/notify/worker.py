@@ -18,9 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+import attrs
 import trio
 
 from alertd import clock
+from alertd.engine.probe import PipelineProbe
 from alertd.store.handoff import Handoff, Target
 from alertd.store.notifications import OutboxRow
 from alertd.store.outbox import Outbox
@@ -35,6 +37,28 @@ Handle = Callable[[Target, list[OutboxRow], float], Awaitable[bool]]
 Immediate = Callable[[Target], bool]
 
 
+@attrs.define(eq=False)
+class ProbeDesk:
+    """Where the heartbeat's pipeline probe meets the workers (engine/probe): a worker waiting
+    for rows has seen it; a busy one (reading the table, sending) sees it when it next comes
+    round its loop, so a send that never returns holds it. Two dict operations a turn."""
+
+    _busy: dict[Target, list[PipelineProbe]] = attrs.field(factory=dict)  # probes waiting
+
+    def visit(self, probe: PipelineProbe) -> set[Target]:
+        for waiting in self._busy.values():
+            waiting.append(probe)
+        return set(self._busy)
+
+    def turn(self, target: Target, *, busy: bool) -> None:
+        """The worker of ``target`` came round (or, ``busy`` False, waits for rows or ends)."""
+        waiting = self._busy.pop(target, None)
+        if busy:
+            self._busy[target] = []
+        for probe in waiting or ():
+            probe.seen(target)
+
+
 async def serve_url(
     target: Target,
     *,
@@ -44,6 +68,7 @@ async def serve_url(
     immediate: Immediate,
     wall: clock.Wall,
     until: float | None = None,
+    probes: ProbeDesk | None = None,
 ) -> None:
     """Serve one URL until cancelled; with ``until`` (a trio time, for a drain), return once
     nothing is due before it. Cancellation leaves a send in flight undelivered: its row
@@ -51,8 +76,10 @@ async def serve_url(
     channel, index = target
     handoff.open(target)
     clean = False
+    probes = probes or ProbeDesk()
     try:
         while True:
+            probes.turn(target, busy=True)
             arrival = handoff.arrival(target)
             now = wall()
             fresh = handoff.take(target)
@@ -65,6 +92,7 @@ async def serve_url(
                 if until is not None:
                     return
                 # Only this process queues rows, but look at the table now and then anyway.
+                probes.turn(target, busy=False)
                 with trio.move_on_after(IDLE_LOOK) as idle:
                     await arrival.wait()
                 clean = not idle.cancelled_caught
@@ -83,7 +111,9 @@ async def serve_url(
             wait = max(0.0, due - now)
             if until is not None and trio.current_time() + wait > until:
                 return
+            probes.turn(target, busy=False)
             with trio.move_on_after(wait):
                 await arrival.wait()
     finally:
+        probes.turn(target, busy=False)
         handoff.close(target)
