@@ -5,6 +5,9 @@ changes a stage, or waits on one beyond a read of the outbox):
   down for no longer than one connection attempt after the longest backoff. An account is
   timed from the first health check that saw it down (checks run every few seconds), so a
   flap shorter than that is not noticed here: its ``stream.*`` alerts tell of it;
+- the pipeline moves end to end: a probe (engine/probe) sent on the engine's input comes back
+  from delivery's workers within ``pipeline_timeout`` (``PipelineCheck``), so a wedged engine,
+  dispatcher or send is unhealthy, naming the stage the probe is stuck behind;
 - no notification has waited undelivered longer than ``channel_failing_after``: a channel
   that keeps failing, or a delivery that is stuck. Quiet hours do not count (a row is due from
   the end of the hours it was held for); a ``rate_limit`` holds rows for up to its period, so
@@ -24,6 +27,8 @@ import trio
 
 from alertd import clock
 from alertd.config.model import AccountSettings
+from alertd.engine.probe import PipelineProbe, Workers
+from alertd.events import Event
 from alertd.messages.formats import duration
 from alertd.notify.delivery import Delivery
 from alertd.store.outbox import Outbox
@@ -38,6 +43,8 @@ class Verdict:
 
 
 Health = Callable[[], Awaitable[Verdict]]
+
+PROBE_GLANCE = 0.5  # seconds a check waits for its probe (it is back in well under 1 ms)
 
 
 class AccountView(Protocol):
@@ -116,13 +123,7 @@ class DaemonHealth:
     delivery: Delivery
     channel_failing_after: float
     wall: clock.Wall = clock.wall
-    # TODO(pipeline probe): issue 12 also asks that a probe go from the engine's input through
-    # dispatch to the delivery worker, so that a wedged stage stops the pings. None of those
-    # stages can carry a probe today, and building one means changing them (other people own
-    # them now). When they can, pass the probe's check here: its unhealthy verdict joins the
-    # others. Until then a wedged delivery shows as notifications waiting too long (above); a
-    # wedged engine or dispatcher only once its queue backs up into the accounts' buffers (a
-    # stream.gap of overflow) or when the event loop itself hangs (no ping at all).
+    # The pipeline probe (PipelineCheck): its unhealthy verdict joins the others.
     probe: Health | None = None
     _watch: AccountsWatch = attrs.field(factory=AccountsWatch)
 
@@ -160,3 +161,61 @@ class DaemonHealth:
             f"delivery failing: a notification undelivered for {duration(waited)} "
             f"(pending: {where}; {failed} sends failed since start)"
         ], stats.pending
+
+
+@attrs.frozen(kw_only=True)
+class ProbeStatistics:
+    sent: int  # probes sent on the engine's input
+    stage: str | None  # where the last one is: "engine", "dispatch", "delivery" or "back"
+
+
+@attrs.define(eq=False)
+class PipelineCheck:
+    """The pipeline probe's ``Health`` (engine/probe): each check sends a probe on ``events``
+    (the engine's input), unless the last one is still out, and glances for it to come back.
+    A probe out for longer than ``timeout`` is unhealthy, naming the stage it is stuck behind;
+    when it comes back, the next check is healthy again. Sending never blocks: an input too
+    full to take one probe is a stuck engine too."""
+
+    events: trio.MemorySendChannel[Event]
+    workers: Workers
+    timeout: float
+    _out: PipelineProbe | None = None
+    _sent: int = 0
+    _full_since: float | None = None
+
+    def statistics(self) -> ProbeStatistics:
+        return ProbeStatistics(
+            sent=self._sent, stage=None if self._out is None else self._out.stage
+        )
+
+    async def __call__(self) -> Verdict:
+        now = trio.current_time()
+        probe = self._out
+        if probe is None or probe.back.is_set():
+            probe = PipelineProbe(number=self._sent + 1, sent=now, workers=self.workers)
+            try:
+                self.events.send_nowait(probe.event())
+            except trio.WouldBlock:
+                since = self._full_since = self._full_since or now
+                if now - since <= self.timeout:
+                    return Verdict(True, "")
+                return Verdict(
+                    False,
+                    f"pipeline stuck behind the engine: its input has been full for "
+                    f"{duration(now - since)}",
+                )
+            except (trio.ClosedResourceError, trio.BrokenResourceError):
+                return Verdict(True, "")  # stopping: intake is closed, the pipeline drains
+            self._full_since = None
+            self._sent += 1
+            self._out = probe
+        with trio.move_on_after(PROBE_GLANCE):
+            await probe.back.wait()
+        out_for = trio.current_time() - probe.sent
+        if probe.back.is_set() or out_for <= self.timeout:
+            return Verdict(True, "")
+        return Verdict(
+            False,
+            f"pipeline stuck: a probe sent {duration(out_for)} ago is {probe.where()}",
+        )

@@ -33,8 +33,9 @@ import trio
 import alertd
 from alertd.config.model import Config, HeartbeatSettings, Secret
 from alertd.config.secrets import SecretEnvironment, resolve
-from alertd.daemon.health import DaemonHealth, Health, SourcesView, Verdict
+from alertd.daemon.health import DaemonHealth, Health, PipelineCheck, SourcesView, Verdict
 from alertd.daemon.logs import SecretMasker
+from alertd.events import Event
 from alertd.notify.delivery import Delivery
 from alertd.store.outbox import Outbox
 
@@ -370,18 +371,23 @@ def for_daemon(
     sources: SourcesView,
     outbox: Outbox,
     delivery: Delivery,
+    events: trio.MemorySendChannel[Event] | None = None,
     masker: SecretMasker | None = None,
     secrets: SecretEnvironment | None = None,
 ) -> Heartbeat:
     """The daemon's heartbeat, its health read from the stages (see ``health``). ``config``
-    gives the running config (a reload changes the accounts). ``HeartbeatError`` when the URL
-    cannot be used."""
+    gives the running config (a reload changes the accounts); ``events``, the engine's input,
+    is where the pipeline probe enters. ``HeartbeatError`` when the URL cannot be used."""
+    probe = None
+    if events is not None:
+        probe = PipelineCheck(events, delivery.probes, settings.pipeline_timeout)
     health = DaemonHealth(
         accounts=lambda: config().accounts,
         sources=sources,
         outbox=outbox,
         delivery=delivery,
         channel_failing_after=settings.channel_failing_after,
+        probe=probe,
     )
     heartbeat = Heartbeat.from_settings(settings, health)
     if masker is not None:
