@@ -189,8 +189,8 @@ class PostgresDatabase:
             min_size=1,
             max_size=pool_size,
             kwargs={"autocommit": True, "connect_timeout": max(1, round(timeout))},
-            # A connection broken by a server restart is replaced before it is used.
-            check=ConnectionPool.check_connection,
+            # No check before each use (a round trip per call): a connection a server restart
+            # broke fails its call, the pool drops it, and the call is tried again (_call).
             timeout=timeout,
             name="alertd",
             open=False,
