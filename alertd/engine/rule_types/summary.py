@@ -155,25 +155,32 @@ def _notional(event: OrderEvent) -> Decimal | None:
     return None if amount is None or price is None else amount * price
 
 
+FINISHED = ("delivered", "expired", "silenced", "inhibited")
+# Each on the outbox's (status, due_since) index: a range of it, not a scan of the table.
+_FINISHED_SQL = "SELECT COUNT(*) FROM outbox WHERE status=? AND due_since>=? AND due_since<?"
+_PENDING_SQL = (
+    "SELECT channel, attempts > 0, COUNT(*) FROM outbox WHERE status='pending' "
+    "GROUP BY channel, attempts > 0"
+)
+
+
 def _facts(conn: Connection, since: float, until: float) -> tuple[Deliveries, list[SilenceNote]]:
-    """The messages queued in [since, until) (and any still waiting) by what became of
-    them, and the silences in force at ``until``. One query each, on both databases."""
-    found = conn.execute(
-        "SELECT channel, status, attempts > 0, COUNT(*) FROM outbox "
-        "WHERE (created >= ? AND created < ?) OR status = 'pending' "
-        "GROUP BY channel, status, attempts > 0",
-        (since, until),
-    ).fetchall()
-    counts = {"delivered": 0, "expired": 0, "pending": 0, "silenced": 0, "inhibited": 0}
-    failing: set[str] = set()
-    for channel, status, tried, n in found:
-        counts[status] = counts.get(status, 0) + int(n)
-        if status == "pending" and tried:
+    """The messages that fell due in [since, until) by what became of them, those waiting
+    now (with the channels whose waiting messages failed before), and the silences in
+    force at ``until``."""
+    counts = {
+        status: int(conn.execute(_FINISHED_SQL, (status, since, until)).fetchone()[0])
+        for status in FINISHED
+    }
+    waiting, failing = 0, set()
+    for channel, tried, n in conn.execute(_PENDING_SQL).fetchall():
+        waiting += int(n)
+        if tried:
             failing.add(str(channel))
     deliveries = Deliveries(
         sent=counts["delivered"],
         failed=counts["expired"],
-        waiting=counts["pending"],
+        waiting=waiting,
         muted=counts["silenced"] + counts["inhibited"],
         failing=tuple(sorted(failing)),
     )
