@@ -31,6 +31,7 @@ from alertd.dispatch.grouping import Group, Grouper, GroupingStatistics, GroupKe
 from alertd.dispatch.muting import Muter
 from alertd.dispatch.quiet import quiet_until
 from alertd.dispatch.router import route, rows_for
+from alertd.engine.probe import ProbeAlert
 from alertd.events import Alert
 from alertd.messages.formats import zone
 from alertd.messages.level import alerts_level
@@ -140,7 +141,14 @@ class Dispatcher:
                             batch.append(receive.receive_nowait())
                         except (trio.WouldBlock, trio.EndOfChannel):
                             break
-                    await self.accept_many(batch)
+                    probes = [a for a in batch if type(a) is ProbeAlert]
+                    if probes:  # the heartbeat's, one an interval: never recorded (engine/probe)
+                        batch = [a for a in batch if type(a) is not ProbeAlert]
+                    if batch:
+                        await self.accept_many(batch)
+                    for probe in probes:
+                        async with self._lock:  # what holds dispatch up holds the probe
+                            probe.probe.passed_dispatch()
             nursery.cancel_scope.cancel()
         with trio.CancelScope(shield=True):
             await self._flush(self._grouper.pop_all(trio.current_time()))
