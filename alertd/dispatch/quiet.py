@@ -2,7 +2,8 @@
 sent when the window ends; never dropped).
 
 A window "22:00"-"07:00" crosses midnight; ``days`` names the days a window *starts* on
-("fri" covers Friday 22:00 to Saturday 07:00). Pure functions over aware datetimes.
+("fri" covers Friday 22:00 to Saturday 07:00); ``let_through = ["critical"]`` lets messages
+of those severities out at once. Pure functions over aware datetimes.
 """
 
 from __future__ import annotations
@@ -47,11 +48,21 @@ def _window_end(window: QuietHours, when: datetime, default_tz: str) -> datetime
 
 
 def quiet_until(
-    windows: Sequence[QuietHours], rule: str, when: datetime, default_tz: str = "UTC"
+    windows: Sequence[QuietHours],
+    rule: str,
+    when: datetime,
+    default_tz: str = "UTC",
+    *,
+    level: str = "warning",
 ) -> datetime | None:
     """When the quiet hours that apply to ``rule`` at ``when`` end (windows that touch are
-    followed); None when it is not quiet."""
-    applicable = [w for w in windows if not w.rules or any(glob_match(p, rule) for p in w.rules)]
+    followed); None when it is not quiet. A window does not hold a message of a ``level``
+    (a severity, or ``resolved``) it lets through."""
+    applicable = [
+        w
+        for w in windows
+        if (not w.rules or any(glob_match(p, rule) for p in w.rules)) and level not in w.let_through
+    ]
     until: datetime | None = None
     current = when
     for _ in range(MAX_CHAIN):

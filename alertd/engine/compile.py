@@ -62,6 +62,7 @@ TYPE_ONLY_FIELDS: dict[str, tuple[RuleType, ...]] = {
     "stalled_for": ("order_timeout",),
     "repeat": ("threshold", "absence", "order_timeout"),
     "resolved_message": ("threshold", "absence", "order_timeout"),
+    "resolved_title": ("threshold", "absence", "order_timeout"),
     "every": ("summary",),
     "at": ("summary",),
 }
@@ -113,6 +114,7 @@ class CompiledRule:
     title: jinja2.Template | None
     message: jinja2.Template | None
     resolved_message: jinja2.Template | None
+    resolved_title: jinja2.Template | None
     fingerprint: str
     env: jinja2.Environment
     globals: dict[str, Any]  # helpers, merged into each evaluation context
@@ -204,6 +206,9 @@ class _RuleCompiler:
         resolved = self._template(
             "resolved_message", rule.resolved_message, fields | set(extras), hint
         )
+        resolved_title = self._template(
+            "resolved_title", rule.resolved_title, fields | set(extras), hint
+        )
         if self.problems or not kinds:
             return None
         return CompiledRule(
@@ -222,6 +227,7 @@ class _RuleCompiler:
             title=title,
             message=message,
             resolved_message=resolved,
+            resolved_title=resolved_title,
             fingerprint=fingerprint(rule),
             env=self.env,
             globals=dict(self.env.globals),

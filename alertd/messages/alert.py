@@ -40,6 +40,8 @@ class RuleTemplates(Protocol):
     def message(self) -> jinja2.Template | None: ...
     @property
     def resolved_message(self) -> jinja2.Template | None: ...
+    @property
+    def resolved_title(self) -> jinja2.Template | None: ...
 
 
 def _text(value: Any) -> str:
@@ -133,10 +135,19 @@ def alert_text(
     default_text: str,
 ) -> tuple[str, str]:
     """Title and body of ``rule``'s alert in ``status``; ``ctx`` is what templates see. A
-    template that fails falls back to the default text, with a first line that says so."""
+    template that fails falls back to the default text, with a first line that says so.
+
+    A resolution is titled by the rule's ``resolved_title``; without one, by its ``title``
+    with ``RESOLVED`` before it unless it says so (so it never reads as the alert it
+    ends), else by ``default_title`` (which says resolved already)."""
     resolved = status == "resolved"
     body_field = "resolved_message" if resolved else "message"
-    title, title_err = render(rule.name, "title", rule.title, ctx)
+    if resolved and rule.resolved_title is not None:
+        title, title_err = render(rule.name, "resolved_title", rule.resolved_title, ctx)
+    else:
+        title, title_err = render(rule.name, "title", rule.title, ctx)
+        if resolved and title is not None and "resolved" not in title.lower():
+            title = f"RESOLVED {title}"
     body_template = rule.resolved_message if resolved else rule.message
     body, body_err = render(rule.name, body_field, body_template, ctx)
     if title is None:

@@ -98,16 +98,10 @@ class Delivery:
         self._config = config
 
     def statistics(self) -> DeliveryStatistics:
-        tally = self._outcomes.tally
+        # The counts are the tally's, field for field (Tally names them once).
+        counts = attrs.asdict(self._outcomes.tally)
         return DeliveryStatistics(
-            workers=len(self._workers),
-            in_flight=self._sender.in_flight,
-            delivered=tally.delivered,
-            digests=tally.digests,
-            failed=tally.failed,
-            retries=tally.retries,
-            expired=tally.expired,
-            muted=tally.muted,
+            workers=len(self._workers), in_flight=self._sender.in_flight, **counts
         )
 
     # -- tasks --------------------------------------------------------------------------------

@@ -43,22 +43,10 @@ class SentNotification:
     to: ChannelUrl
     message: Outgoing
 
-    @property
-    def title(self) -> str:
-        return self.message.title
-
-    @property
-    def body(self) -> str:
-        return self.message.body
-
-    @property
-    def level(self) -> str:
-        return self.message.level
-
     def format(self) -> str:
         """A transcript entry: time, channel and level (the severity, or ``resolved``);
         then the title and the body."""
-        head = f"{format_time(utc_from_timestamp(self.at))} -> {self.to} ({self.level})"
+        head = f"{format_time(utc_from_timestamp(self.at))} -> {self.to} ({self.message.level})"
         lines = [head, f"  title: {self.message.title}"]
         lines += [f"  | {line}" for line in self.message.body.splitlines() or [""]]
         return "\n".join(lines)

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 import trio
 
 from alertd.config.model import Secret
@@ -165,32 +163,6 @@ async def test_console_plugin_prints_to_stdout(capsys: pytest.CaptureFixture[str
     out = capsys.readouterr().out
     assert "Order filled" in out
     assert "buy 1 BTC_USDT at 100" in out
-
-
-class FakeResponse:
-    """What Slack's webhook ("ok") or Telegram's bot API ({"ok": true}) answers."""
-
-    status_code = 200
-
-    def __init__(self, url: str) -> None:
-        self.text = "ok" if "hooks.slack.com" in url else '{"ok": true}'
-        self.content = self.text.encode()
-
-
-@pytest.fixture
-def transport(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """apprise's HTTP calls (requests.post / requests.request), recorded and answered 200."""
-    calls: list[dict[str, Any]] = []
-    lock = threading.Lock()
-
-    def record(method: str, url: str, **kw: Any) -> FakeResponse:
-        with lock:
-            calls.append({"method": method.upper(), "url": url, **kw})
-        return FakeResponse(url)
-
-    monkeypatch.setattr(requests, "post", lambda url, **kw: record("POST", url, **kw))
-    monkeypatch.setattr(requests, "request", record)
-    return calls
 
 
 async def test_slack_request_is_exact(transport: list[dict[str, Any]]) -> None:
