@@ -56,9 +56,6 @@ class HeartbeatSettings:
     # A pipeline probe (daemon/health) not back from delivery's workers this long is unhealthy:
     # longer than a channel's send timeout, or one slow send would count as a wedged worker.
     pipeline_timeout: Duration = Duration(120.0)
-    # A pipeline probe (daemon/health) not back from delivery's workers this long is unhealthy:
-    # longer than a channel's send timeout, or one slow send would count as a wedged worker.
-    pipeline_timeout: Duration = Duration(120.0)
 
 
 @attrs.frozen(kw_only=True)
