@@ -23,6 +23,7 @@ sys.path.insert(0, str(HERE))
 import e2e  # noqa: E402
 import latency  # noqa: E402
 import memory  # noqa: E402
+import reconnect  # noqa: E402
 import startup  # noqa: E402
 from common import PYTHON, ROOT, Result, machine  # noqa: E402
 
@@ -89,6 +90,7 @@ BENCHMARKS: dict[str, Callable[[bool], list[Result]]] = {
     "e2e": e2e.run,
     "latency": latency.run,
     "memory": memory.run,
+    "reconnect": reconnect.run,
 }
 
 

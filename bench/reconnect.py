@@ -1,0 +1,275 @@
+"""Connection storms: N accounts connecting at start and after an exchange restart, counted by a
+proxy in front of the simulator.
+
+    .venv/bin/python bench/reconnect.py [--quick] [--accounts 100,1000] [--rate R] [--burst B]
+
+Real processes: ``alertd simulate`` (the exchange) and ``alertd run`` with N Piexgo accounts
+(``pinfo`` each, a query ``?a=I`` in each URL so the proxy can tell them apart) pointed at a
+TCP proxy in this process. The proxy counts every connection attempt (a TCP accept, with the
+account read from the request line) and forwards it to the simulator; while the simulator is
+down it closes each attempt at once, as a restarting exchange refuses them.
+
+Measured per N: the time until every account is connected (``stream.connected`` lines in
+alertd's log), the peak attempts in any one second (sliding over the attempts), then the same
+after the simulator is killed and started again on its port 3 s later, and whether any account
+tried twice in the first second after the exchange went away. Target: the peak stays within
+``connect_burst + connect_rate`` (what the limit allows in one second; 5 % more for attempts
+the proxy sees a few milliseconds apart from their tokens), and no account tries twice in that
+first second. The time to all connected after a restart is mostly each session's own backoff,
+grown while the exchange refused it. Resident memory and CPU of the alertd process are shown
+once all are connected (idle: the simulator runs at ``--rate 0.01`` actions a second).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import attrs
+import trio
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import PYTHON, ROOT, Result, machine_line, read_rss_kib
+
+DOWN_SECONDS = 3.0
+CONNECT_LIMIT_SECONDS = 900.0
+
+
+@attrs.define(eq=False)
+class Proxy:
+    """Counts attempts (trio time, account) and pumps bytes to ``upstream`` when it is up."""
+
+    upstream: int = 0
+    up: bool = True
+    attempts: list[tuple[float, str]] = attrs.field(factory=list)
+    _open: set[trio.SocketStream] = attrs.field(factory=set)
+
+    async def handle(self, client: trio.SocketStream) -> None:
+        self._open.add(client)
+        try:
+            head = b""
+            while b"\r\n" not in head:
+                chunk = await client.receive_some(4096)
+                if not chunk:
+                    return
+                head += chunk
+            line = head.split(b"\r\n", 1)[0].decode(errors="replace")
+            self.attempts.append((trio.current_time(), line.partition("?a=")[2].split()[0]))
+            if not self.up:
+                return
+            try:
+                server = await trio.open_tcp_stream("127.0.0.1", self.upstream)
+            except OSError:
+                return
+            self._open.add(server)
+            async with server, trio.open_nursery() as nursery:
+                await server.send_all(head)
+                nursery.start_soon(_pump, client, server, nursery.cancel_scope)
+                nursery.start_soon(_pump, server, client, nursery.cancel_scope)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
+        finally:
+            self._open.discard(client)
+            await client.aclose()
+
+    async def drop_all(self) -> None:
+        for stream in list(self._open):
+            await stream.aclose()
+
+
+async def _pump(src: trio.SocketStream, dst: trio.SocketStream, scope: trio.CancelScope) -> None:
+    try:
+        while chunk := await src.receive_some(65536):
+            await dst.send_all(chunk)
+    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        pass
+    scope.cancel()
+
+
+def peak_per_second(times: list[float]) -> int:
+    ordered = sorted(times)
+    best, lo = 0, 0
+    for hi, t in enumerate(ordered):
+        while ordered[lo] <= t - 1.0:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
+
+
+def _connected(log: Path) -> int:
+    try:
+        return log.read_text(errors="replace").count("stream.connected account=")
+    except OSError:
+        return 0
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _start_simulator(port: int) -> trio.Process:
+    sim = await trio.lowlevel.open_process(
+        [
+            *(PYTHON, "-m", "alertd", "--log-level", "warning", "simulate", "--port", str(port)),
+            *("--scenario", "normal", "--rate", "0.01", "--seed", "1"),
+        ],
+        stdout=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    assert sim.stdout is not None
+    data = b""
+    with trio.fail_after(30):
+        while b"listening on" not in data:
+            chunk = await sim.stdout.receive_some(4096)
+            if not chunk:
+                raise RuntimeError("the simulator ended before it listened")
+            data += chunk
+    return sim
+
+
+async def _wait_connected(log: Path, count: int) -> float:
+    start = trio.current_time()
+    with trio.fail_after(CONNECT_LIMIT_SECONDS):
+        while _connected(log) < count:  # noqa: ASYNC110 (a log file, no event to wait on)
+            await trio.sleep(0.2)
+    return trio.current_time() - start
+
+
+def config_text(accounts: int, proxy_port: int, state: str, rate: float, burst: int) -> str:
+    parts = [
+        f'[daemon]\nstate_dir = "{state}"\nlog_level = "info"\ntimezone = "UTC"\n'
+        f"connect_rate = {rate}\nconnect_burst = {burst}\n",
+        *(
+            f'[[accounts]]\nname = "a{i}"\nexchange = "piexgo"\n'
+            f'url = "ws://127.0.0.1:{proxy_port}/piexgo/ws?a={i}"\nstreams = ["pinfo"]\n'
+            for i in range(accounts)
+        ),
+        '[channels]\nnull = "json://127.0.0.1:9/none"\n',
+        '[dispatch]\ndefault_channel = "null"\n',
+    ]
+    return "\n".join(parts)
+
+
+async def measure(accounts: int, rate: float, burst: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="alertd-reconnect-") as tmp:
+        log = Path(tmp) / "alertd.log"
+        proxy = Proxy()
+        async with trio.open_nursery() as nursery:
+            listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+            proxy_port = listeners[0].socket.getsockname()[1]
+            nursery.start_soon(trio.serve_listeners, proxy.handle, listeners)
+            probe = trio.socket.socket()
+            await probe.bind(("127.0.0.1", 0))
+            sim_port = probe.getsockname()[1]
+            probe.close()
+            sim = await _start_simulator(sim_port)
+            proxy.upstream = sim_port
+            config = Path(tmp) / "alertd.toml"
+            config.write_text(config_text(accounts, proxy_port, tmp, rate, burst))
+            env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
+            daemon: trio.Process | None = None
+            try:
+                with log.open("w") as out:
+                    daemon = await trio.lowlevel.open_process(
+                        [PYTHON, "-m", "alertd", "run", "-c", str(config), "--state-dir", tmp],
+                        stdout=out,
+                        stderr=out,
+                        cwd=ROOT,
+                        env=env,
+                    )
+                start_seconds = await _wait_connected(log, accounts)
+                start_peak = peak_per_second([t for t, _ in proxy.attempts])
+                await trio.sleep(5.0)  # settle, then idle CPU over 10 s
+                cpu0, t0 = _cpu_seconds(daemon.pid), trio.current_time()
+                await trio.sleep(10.0)
+                idle_cpu = (_cpu_seconds(daemon.pid) - cpu0) / (trio.current_time() - t0)
+                rss = (read_rss_kib(daemon.pid) or 0) / 1024
+
+                proxy.attempts.clear()
+                down = trio.current_time()
+                sim.kill()
+                await sim.wait()
+                proxy.up = False
+                await proxy.drop_all()
+                await trio.sleep(DOWN_SECONDS)
+                sim = await _start_simulator(sim_port)
+                proxy.up = True
+                again_seconds = await _wait_connected(log, 2 * accounts)
+                first_second = Counter(a for t, a in proxy.attempts if t < down + 1.0)
+                return {
+                    "start_seconds": start_seconds,
+                    "start_peak": start_peak,
+                    "rss_mib": rss,
+                    "idle_cpu": idle_cpu,
+                    "restart_seconds": again_seconds,  # from the exchange listening again
+                    "restart_peak": peak_per_second([t for t, _ in proxy.attempts]),
+                    "restart_attempts": len(proxy.attempts),
+                    "twice_in_first_second": sum(1 for n in first_second.values() if n > 1),
+                }
+            finally:
+                for proc in (daemon, sim):
+                    if proc is not None and proc.returncode is None:
+                        proc.send_signal(signal.SIGTERM)
+                        with trio.move_on_after(30) as scope:
+                            scope.shield = True
+                            await proc.wait()
+                        if proc.returncode is None:
+                            proc.kill()
+                nursery.cancel_scope.cancel()
+
+
+def run(
+    quick: bool, sizes: list[int] | None = None, rate: float = 50.0, burst: int = 10
+) -> list[Result]:
+    sizes = sizes or ([100] if quick else [100, 1000])
+    # A token bucket lets burst + rate through in any one second; the proxy times an attempt
+    # when its request line arrives, a few ms after the token, so neighbours can bunch: 5 %.
+    allowed = (burst + rate) * 1.05
+    results: list[Result] = []
+    print(f"reconnect: {machine_line()}; limit {burst} at once, then {rate:g}/s", flush=True)
+    for n in sizes:
+        m = trio.run(measure, n, rate, burst)
+        print(
+            f"  {n} accounts: start {m['start_seconds']:.1f} s (peak {m['start_peak']:.0f}/s), "
+            f"after a restart {m['restart_seconds']:.1f} s (peak {m['restart_peak']:.0f}/s, "
+            f"{m['restart_attempts']:.0f} attempts, {m['twice_in_first_second']:.0f} accounts "
+            f"twice in the first second); {m['rss_mib']:.0f} MiB, idle CPU "
+            f"{100 * m['idle_cpu']:.1f}%",
+            flush=True,
+        )
+        ok = max(m["start_peak"], m["restart_peak"]) <= allowed and not m["twice_in_first_second"]
+        results.append(
+            Result(
+                name=f"reconnect: {n} accounts, peak attempts/s (start / restart)",
+                measured=f"{m['start_peak']:.0f} / {m['restart_peak']:.0f}; all back in "
+                f"{m['restart_seconds']:.1f} s; {m['rss_mib']:.0f} MiB, "
+                f"idle CPU {100 * m['idle_cpu']:.1f}%",
+                target=f"<= {burst + rate:g}/s (+5%), none twice in 1 s",
+                ok=ok,
+            )
+        )
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="100 accounts only")
+    parser.add_argument("--accounts", help="comma-separated sizes (default 100,1000)")
+    parser.add_argument("--rate", type=float, default=50.0, help="connect_rate (default 50)")
+    parser.add_argument("--burst", type=int, default=10, help="connect_burst (default 10)")
+    args = parser.parse_args()
+    sizes = [int(x) for x in args.accounts.split(",")] if args.accounts else None
+    results = run(args.quick, sizes, args.rate, args.burst)
+    return 0 if all(r.ok is not False for r in results) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
