@@ -26,7 +26,7 @@ from typing import Any, TextIO
 
 import attrs
 
-from alertd.config.model import Secret
+from alertd.config.model import ChannelSettings, Secret
 from alertd.sources import redact
 from alertd.sources.redact import MASK, Redactor, Revealable
 
@@ -190,7 +190,11 @@ def set_level(level: str | int) -> None:
 
 
 def iter_secrets(value: Any) -> Iterator[Secret]:
-    """Every ``Secret`` in a config (so logging can mask them all)."""
+    """Every ``Secret`` in a config (so logging can mask them all), and each private part of a
+    channel URL on its own (a token quoted alone, by a service's error or by an exchange)."""
+    if isinstance(value, ChannelSettings):
+        for url in value.urls:
+            yield from url_parts(url)
     if isinstance(value, Secret):
         yield value
     elif attrs.has(type(value)):
@@ -202,3 +206,21 @@ def iter_secrets(value: Any) -> Iterator[Secret]:
     elif isinstance(value, list | tuple):
         for item in value:
             yield from iter_secrets(item)
+
+
+def url_parts(url: Secret) -> Iterator[Secret]:
+    """The parts of a channel URL that apprise's description of its service calls private
+    (tokens, passwords, keys), or masks when it prints the URL; none for a URL it cannot read."""
+    from alertd.check.channel_urls import read_service  # asks apprise: only when there are URLs
+
+    try:
+        service = read_service(url.reveal())
+    except Exception:  # no part is worth a daemon that cannot start: the whole URL is masked
+        return
+    if service is None:
+        return
+    for part in service.private:
+        for value in part.values:
+            yield Secret(value, source=f"{url.source} {part.token}")
+    for name, value in service.masked:
+        yield Secret(value, source=f"{url.source} {name}")

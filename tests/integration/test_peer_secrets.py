@@ -16,6 +16,7 @@ from .conftest import START_TIMEOUT, Procs, Receiver, wait_until
 
 KEY = "pk-ECHO/key-7f3a9c2b"  # a "/" that JSON may write as "\/"
 SECRET = "sk-ECHO-secret-\u00e9-42"  # a non-ASCII character that JSON may write as \u00e9
+HOOK_PASSWORD = "hook-pa55word-91d2"  # the channel URL's password, which apprise calls private
 MASK = "***"
 DONE = "order-after-the-echoes"
 
@@ -97,6 +98,7 @@ ECHOES = [
     json.dumps({"op": "subscribe", "topic": "pinfo", "status": "error", "msg": SECRET}),
     order(f"id-{KEY}"),
     order(escaped(SECRET)).replace("\\\\", "\\"),  # the id written with \u escapes
+    order(f"hook-{HOOK_PASSWORD}"),  # a secret alertd knows only from a channel URL
 ]
 
 
@@ -139,7 +141,8 @@ async def test_secrets_the_exchange_echoes_appear_nowhere(
     nursery: trio.Nursery, procs: Procs, receiver: Receiver, tmp_path: Path
 ) -> None:
     """The key and secret echoed in a login reply, error frames, order ids (plainly and
-    JSON-escaped) and a close reason are in no channel body, no state file (SQLite, WAL
+    JSON-escaped) and a close reason, and the channel URL's password echoed in an order id,
+    are in no channel body, no state file (SQLite, WAL
     included), no capture and no output of ``alertd run``, and the alerts still arrive."""
     connections: list[int] = []
 
@@ -148,10 +151,14 @@ async def test_secrets_the_exchange_echoes_appear_nowhere(
 
     server = await nursery.start(trio_websocket.serve_websocket, handler, "127.0.0.1", 0, None)
     config = tmp_path / "alertd.toml"
-    config.write_text(CONFIG.format(port=server.port, hook=receiver.url()))
+    hook = receiver.url().replace("json://", "json://alertd:{env:HOOK_PASSWORD}@")
+    config.write_text(CONFIG.format(port=server.port, hook=hook))
     state, capture = tmp_path / "state", tmp_path / "capture"
     daemon = procs.daemon(
-        config, state_dir=state, record=capture, env={"PX_KEY": KEY, "PX_SECRET": SECRET}
+        config,
+        state_dir=state,
+        record=capture,
+        env={"PX_KEY": KEY, "PX_SECRET": SECRET, "HOOK_PASSWORD": HOOK_PASSWORD},
     )
 
     def arrived() -> bool:
@@ -164,7 +171,7 @@ async def test_secrets_the_exchange_echoes_appear_nowhere(
         daemon.send_signal(signal.SIGTERM)
         assert await trio.to_thread.run_sync(daemon.wait, 15) == 0, daemon.tail()
 
-    needles = [KEY, SECRET, escaped(KEY), escaped(SECRET), KEY.replace("/", "\\/")]
+    needles = [KEY, SECRET, HOOK_PASSWORD, escaped(KEY), escaped(SECRET), KEY.replace("/", "\\/")]
     bodies = [json.dumps(p.body, ensure_ascii=False) for p in receiver.snapshot()]
     assert not [b for b in bodies if any(n in b for n in needles)]
     assert files_holding(state, [n.encode() for n in needles]) == []
@@ -175,7 +182,12 @@ async def test_secrets_the_exchange_echoes_appear_nowhere(
     assert "stream.connected" in output  # the log was written (at debug level)
 
     titles = {p.title for p in receiver.delivered()}
-    assert {f"filled id-{MASK}", f"filled {MASK}", f"filled {DONE}"} <= titles
+    assert {
+        f"filled id-{MASK}",
+        f"filled {MASK}",
+        f"filled hook-{MASK}",
+        f"filled {DONE}",
+    } <= titles
     assert f"down: closed with 1011 INTERNAL_ERROR: restarting: {MASK} revoked" in titles
     rejected = [p for p in receiver.delivered() if "login rejected" in p.title]
     assert rejected and f"invalid api key {MASK}" in rejected[0].message

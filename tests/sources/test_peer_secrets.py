@@ -12,8 +12,8 @@ import trio_websocket
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alertd.config.model import AuthSettings, Secret
-from alertd.daemon.logs import SecretMasker
+from alertd.config.model import AuthSettings, ChannelSettings, Secret
+from alertd.daemon.logs import SecretMasker, iter_secrets
 from alertd.events import Event
 from alertd.sources import redact
 from alertd.sources.capture import Recorder, read_capture
@@ -217,3 +217,20 @@ def test_the_log_masker_masks_a_json_escaped_secret() -> None:
     )
     assert masker.filter(record)
     assert record.getMessage() == 'bad frame {"m":"***"}'
+
+
+def test_each_private_part_of_a_channel_url_is_a_secret_of_its_own() -> None:
+    """The tokens apprise calls private in a channel URL (Slack's three, Discord's webhook
+    token, a URL's password) are masked when quoted alone, not only as the whole URL."""
+    urls = [
+        "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ/#alerts",
+        "discord://4174216298/JHMHI8qBe7bk2ZwO5U711o3dV_js",
+        "json://alertd:pa55word-7c1e@127.0.0.1:9/alerts",
+    ]
+    redactor = Redactor()
+    redactor.add(
+        *iter_secrets(ChannelSettings(urls=[Secret(u, source="channels.x") for u in urls]))
+    )
+    quoted = "rejected TIiajkdnlazkcOXrIdevi7FQ, JHMHI8qBe7bk2ZwO5U711o3dV_js, pa55word-7c1e"
+    assert redactor.text(quoted) == "rejected ***, ***, ***"
+    assert redactor.text("#alerts on 127.0.0.1:9") == "#alerts on 127.0.0.1:9"
