@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import sys
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, TextIO
 
@@ -214,8 +215,14 @@ def url_parts(url: Secret) -> Iterator[Secret]:
     from alertd.check.channel_urls import read_service  # asks apprise: only when there are URLs
 
     try:
-        service = read_service(url.reveal())
-    except Exception:  # no part is worth a daemon that cannot start: the whole URL is masked
+        with warnings.catch_warnings():
+            # apprise's first import warns of imghdr (deprecated since Python 3.11): not ours
+            warnings.simplefilter("ignore", DeprecationWarning)
+            service = read_service(url.reveal())
+    except Exception as exc:  # no part is worth a daemon that cannot start: the URL is masked
+        logging.getLogger(__name__).debug(
+            "secrets.url_unread source=%s error=%s", url.source, type(exc).__name__
+        )
         return
     if service is None:
         return
