@@ -13,6 +13,9 @@ crash, shutdown), which is an outage only once a next session announces it in a 
 own. Both keys are optional (captures written before them read as before), so replay gives
 the reasons and only the outages the daemon reported.
 
+Frames are recorded as the session received them, with every known secret masked (an
+exchange that echoes the API key must not put it into a file: ``sources/redact``).
+
 ``Recorder`` never blocks a reader: ``record_*`` only append to a list in memory, and the
 recorder's own task writes the lines out in a worker thread every ``flush_interval`` seconds
 (or sooner when many are waiting). One file per run, named after the UTC start time.
