@@ -164,14 +164,16 @@ async def test_secrets_the_exchange_echoes_appear_nowhere(
     def arrived() -> bool:
         return any(DONE in p.title for p in receiver.delivered())
 
+    needles = [KEY, SECRET, HOOK_PASSWORD, escaped(KEY), escaped(SECRET), KEY.replace("/", "\\/")]
     with trio.fail_after(START_TIMEOUT + 20):
         await trio.to_thread.run_sync(
             lambda: wait_until(arrived, START_TIMEOUT + 15, "the last fill", dump=daemon.tail)
         )
+        running = files_holding(state, [n.encode() for n in needles])  # the WAL in use too
         daemon.send_signal(signal.SIGTERM)
         assert await trio.to_thread.run_sync(daemon.wait, 15) == 0, daemon.tail()
 
-    needles = [KEY, SECRET, HOOK_PASSWORD, escaped(KEY), escaped(SECRET), KEY.replace("/", "\\/")]
+    assert running == []
     bodies = [json.dumps(p.body, ensure_ascii=False) for p in receiver.snapshot()]
     assert not [b for b in bodies if any(n in b for n in needles)]
     assert files_holding(state, [n.encode() for n in needles]) == []
