@@ -124,7 +124,6 @@ class Daemon:
     _delivery: Delivery | None = None
     _outbox: Outbox | None = None
     _metrics: MetricsSink = attrs.field(factory=NullMetrics)
-    _seen: dict[str, tuple[int, int, int]] = attrs.field(factory=dict)
 
     # -- the supervisor ------------------------------------------------------------------------
 
@@ -187,16 +186,18 @@ class Daemon:
             await tail.start(run_watchdog, self.sd)
             await tail.start((control := ControlServer()).serve, self, sources, outbox, delivery)
             beat = config.daemon.heartbeat
-            if beat is not None and self.housekeeping:  # the dead-man's switch; replay sends none
+            if self.housekeeping and (beat or listen):  # dead-man's switch, /healthz; not replay
                 from alertd.daemon import heartbeat
 
                 try:
-                    pinger = control.heartbeat = heartbeat.for_daemon(
+                    pinger = heartbeat.for_daemon(
                         beat, config=lambda: self.config, sources=sources, outbox=outbox,
                         delivery=delivery, events=events_send, masker=self.masker,
                     )  # fmt: skip
                 except heartbeat.HeartbeatError as e:
                     raise StartupError(str(e)) from e
+                control.heartbeat = pinger if beat else None
+                self._metrics.watch_health(pinger.healthz)  # /healthz: the heartbeat's verdict
                 await tail.start(pinger.run)
             if self.handle_signals:
                 # In the tail, which outlives intake: a second stop signal during the drain
@@ -281,16 +282,14 @@ class Daemon:
         """Copies the stages' counters into metrics, and the status line to systemd."""
         next_status = trio.current_time()
         while True:
-            pending = await self._outbox.pending_count() if self._outbox else 0
-            self._metrics.set_pending(pending)
-            accounts = self._sources.statistics().accounts if self._sources else {}
-            for account, stats in accounts.items():
-                frames, errors, reconnects = self._seen.get(account, (0, 0, 0))
-                self._metrics.frame(account, stats.frames - frames)
-                self._metrics.decode_error(account, stats.decode_errors - errors)
-                self._metrics.reconnect(account, stats.reconnects - reconnects)
-                self._metrics.stream_up(account, stats.connected)
-                self._seen[account] = (stats.frames, stats.decode_errors, stats.reconnects)
+            box = await self._outbox.statistics() if self._outbox else None
+            pending = box.pending if box else 0
+            self._metrics.observe(
+                accounts=self._sources.statistics().accounts if self._sources else {},
+                dispatch=self._dispatcher.statistics() if self._dispatcher else None,
+                pending=pending,
+                reload_failures=self._reload_failures,
+            )
             if trio.current_time() >= next_status:
                 self.sd.status(await self.status_line(pending))
                 next_status = trio.current_time() + STATUS_INTERVAL

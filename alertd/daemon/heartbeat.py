@@ -16,154 +16,42 @@ on. Errors reaching the service are logged once per outage, with the cause and t
 
 from __future__ import annotations
 
-import http.client
 import logging
-import socket
-import ssl
-import urllib.error
-import urllib.request
+import time
 from collections.abc import Callable
 from functools import partial
-from typing import Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import attrs
 import trio
 
-import alertd
 from alertd.config.model import Config, HeartbeatSettings, Secret
 from alertd.config.secrets import SecretEnvironment, resolve
 from alertd.daemon.health import DaemonHealth, Health, PipelineCheck, SourcesView, Verdict
 from alertd.daemon.logs import SecretMasker
+from alertd.daemon.ping import (
+    Kind,
+    PingOutcome,
+    PingRequest,
+    Signal,
+    detect_kind,
+    masked_url,
+    ping_request,
+    send_ping,
+)
 from alertd.events import Event
 from alertd.notify.delivery import Delivery
 from alertd.store.outbox import Outbox
 
+__all__ = ["Heartbeat", "HeartbeatError", "check_url", "detect_kind", "masked_url", "ping_request"]
+
 log = logging.getLogger(__name__)
 
 CHECK_EVERY = 5.0  # seconds between health checks: how soon a change is reported
-MAX_BODY = 2000  # characters of a ping's body (the reason): a phone shows the first line anyway
-MAX_KUMA_MESSAGE = 250  # characters of msg= in an Uptime Kuma push (it goes in the URL)
-MAX_RESPONSE = 4096  # bytes of an answer read (healthchecks says "OK"); the rest is dropped
-USER_AGENT = f"alertd/{alertd.__version__} (heartbeat)"
-
-Kind = Literal["healthchecks", "uptime-kuma"]
-Signal = Literal["start", "ok", "fail"]
 
 
 class HeartbeatError(ValueError):
     """The ping URL cannot be used; the message names the reference, never the value."""
-
-
-# -- the ping protocol (no I/O) ---------------------------------------------------------------
-
-
-def detect_kind(url: str, kind: Kind | Literal["auto"] = "auto") -> Kind:
-    """``kind`` unless it is "auto": then Uptime Kuma when the URL has a ``status=`` query or
-    an ``/api/push/`` path (how Kuma writes its push URLs), else healthchecks.io."""
-    if kind != "auto":
-        return kind
-    parts = urlsplit(url)
-    keys = {k for k, _ in parse_qsl(parts.query, keep_blank_values=True)}
-    return "uptime-kuma" if "status" in keys or "/api/push/" in parts.path else "healthchecks"
-
-
-@attrs.frozen
-class PingRequest:
-    """One HTTP request of the protocol; ``url`` holds the secret, so it is kept out of repr."""
-
-    method: Literal["GET", "POST"]
-    url: str = attrs.field(repr=False)
-    body: bytes | None = None
-
-
-def ping_request(kind: Kind, url: str, signal: Signal, message: str) -> PingRequest:
-    """The request that says ``signal`` (with ``message``) to the service at ``url``."""
-    parts = urlsplit(url)
-    if kind == "uptime-kuma":
-        query = [
-            (k, v)
-            for k, v in parse_qsl(parts.query, keep_blank_values=True)
-            if k not in ("status", "msg")
-        ]
-        status = "down" if signal == "fail" else "up"
-        query += [("status", status), ("msg", message[:MAX_KUMA_MESSAGE])]
-        return PingRequest("GET", urlunsplit(parts._replace(query=urlencode(query))))
-    path = parts.path.rstrip("/")
-    if signal != "ok":
-        path += f"/{signal}"
-    body = message[:MAX_BODY].encode("utf-8")  # cut by characters: the body stays UTF-8
-    return PingRequest("POST", urlunsplit(parts._replace(path=path)), body)
-
-
-def masked_url(url: str) -> str:
-    """What logs may say about a ping URL: its scheme and host, never its path or query (the
-    check's UUID or push token is the secret)."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or "?"
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "<heartbeat url>"
-    return f"{parts.scheme}://{host}{port}/***"
-
-
-# -- one ping (blocking, in a worker thread) --------------------------------------------------
-
-
-@attrs.frozen
-class PingOutcome:
-    ok: bool
-    cause: str = ""  # why not: "connection refused", "timed out", "HTTP 404", ...
-
-
-def _cause(error: BaseException | str) -> str:
-    """A short cause for a log line. Never the exception's text as a whole: some quote the
-    URL, which holds the secret."""
-    if isinstance(error, str):
-        return "connection failed"
-    if isinstance(error, TimeoutError | socket.timeout):
-        return "timed out"
-    if isinstance(error, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(error, ConnectionResetError | ConnectionAbortedError | BrokenPipeError):
-        return "connection reset"
-    if isinstance(error, socket.gaierror):
-        return "host name not resolved"
-    if isinstance(error, ssl.SSLError):
-        return f"TLS failed ({error.reason or type(error).__name__})"
-    if isinstance(error, OSError) and error.strerror:
-        return error.strerror.lower()
-    return type(error).__name__
-
-
-def send_ping(request: PingRequest, timeout: float) -> PingOutcome:
-    """Make ``request`` (blocking): ok when the service answered 2xx."""
-    headers = {"User-Agent": USER_AGENT}
-    if request.body is not None:
-        headers["Content-Type"] = "text/plain; charset=utf-8"
-    # check_url admits http:// and https:// only
-    req = urllib.request.Request(  # noqa: S310
-        request.url, data=request.body, headers=headers, method=request.method
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as response:  # noqa: S310
-            response.read(MAX_RESPONSE)
-            status = int(response.status)
-    except urllib.error.HTTPError as e:
-        e.close()
-        return PingOutcome(False, f"HTTP {e.code}")
-    except urllib.error.URLError as e:
-        return PingOutcome(False, _cause(e.reason))
-    except http.client.HTTPException as e:
-        return PingOutcome(False, f"bad HTTP answer ({type(e).__name__})")
-    except ValueError:  # urllib's text for a URL it cannot use quotes the URL
-        return PingOutcome(False, "not a usable URL")
-    except OSError as e:
-        return PingOutcome(False, _cause(e))
-    if not 200 <= status < 300:
-        return PingOutcome(False, f"HTTP {status}")
-    return PingOutcome(True)
 
 
 # -- the task ---------------------------------------------------------------------------------
@@ -193,7 +81,7 @@ class Heartbeat:
     it meets stops it: an error in ``health`` is an unhealthy verdict, an error reaching the
     service is logged and the next ping tried as usual."""
 
-    url: Secret
+    url: Secret | None  # None: no pings, health checks only (for /healthz)
     health: Health
     kind: Kind = "healthchecks"
     interval: float = 60.0
@@ -211,6 +99,7 @@ class Heartbeat:
     _reported: bool | None = None  # the health the last ping tried said
     _unreachable: str | None = None
     _health_broken: bool = False
+    _last: tuple[Verdict, float] | None = None  # the last verdict, time.monotonic() then
 
     @classmethod
     def from_settings(cls, settings: HeartbeatSettings, health: Health) -> Heartbeat:
@@ -240,7 +129,7 @@ class Heartbeat:
         every = min(self.check_every, self.interval)
         log.info(
             "heartbeat.start url=%s kind=%s interval=%.1f check_every=%.1f",
-            masked_url(self.url.reveal()),
+            "-" if self.url is None else masked_url(self.url.reveal()),
             self.kind,
             self.interval,
             every,
@@ -281,17 +170,34 @@ class Heartbeat:
                 "(the state database or the event loop is stuck)",
             )
         previous, self._verdict = self._verdict, verdict
+        # one assignment, read by /healthz on another thread: its clock is the OS's
+        self._last = (verdict, time.monotonic())
         if not verdict.healthy and (previous is None or previous.healthy):
             log.warning("heartbeat.unhealthy reason=%s", verdict.reason)
         elif verdict.healthy and previous is not None and not previous.healthy:
             log.info("heartbeat.healthy (was: %s)", previous.reason)
         return verdict
 
+    def healthz(self) -> tuple[bool, str]:
+        """The last verdict, for ``/healthz`` (read on the metrics server's thread, so it
+        answers while the event loop is stuck): unhealthy when no check finished within two
+        check intervals and a health timeout."""
+        last = self._last
+        if last is None:
+            return False, "not checked yet"
+        verdict, at = last
+        age = time.monotonic() - at
+        if age > 2 * min(self.check_every, self.interval) + self.timeout:
+            return False, f"health not checked for {age:.0f}s: alertd's event loop is stuck"
+        return verdict.healthy, verdict.reason
+
     def _busy(self) -> bool:
         return self._pinging or self._limiter.borrowed_tokens > 0
 
     def _ping(self, nursery: trio.Nursery, signal: Signal, message: str) -> bool:
         """Start one ping, unless the previous one is still in flight. Whether it started."""
+        if self.url is None:
+            return True  # nothing to ping: health is checked for /healthz
         if self._busy():
             self._skipped += 1
             if not self._skipping:
@@ -325,7 +231,7 @@ class Heartbeat:
         self._record(signal, outcome)
 
     def _record(self, signal: Signal, outcome: PingOutcome) -> None:
-        url = masked_url(self.url.reveal())
+        url = masked_url(self.url.reveal() if self.url else "")
         if outcome.ok:
             self._sent += 1
             if self._unreachable is not None:
@@ -365,7 +271,7 @@ def secret_parts(url: Secret, secrets: SecretEnvironment | None = None) -> list[
 
 
 def for_daemon(
-    settings: HeartbeatSettings,
+    settings: HeartbeatSettings | None,
     *,
     config: Callable[[], Config],
     sources: SourcesView,
@@ -377,8 +283,11 @@ def for_daemon(
 ) -> Heartbeat:
     """The daemon's heartbeat, its health read from the stages (see ``health``). ``config``
     gives the running config (a reload changes the accounts); ``events``, the engine's input,
-    is where the pipeline probe enters. ``HeartbeatError`` when the URL cannot be used."""
-    probe = None
+    is where the pipeline probe enters. Without ``settings`` (no ``[daemon.heartbeat]``) it
+    pings nothing and checks health with the defaults, for ``/healthz``. ``HeartbeatError``
+    when the URL cannot be used."""
+    beat = settings or HeartbeatSettings(url=Secret(""))
+    settings, probe = beat, None
     if events is not None:
         probe = PipelineCheck(events, delivery.probes, settings.pipeline_timeout)
     health = DaemonHealth(
@@ -389,7 +298,9 @@ def for_daemon(
         channel_failing_after=settings.channel_failing_after,
         probe=probe,
     )
-    heartbeat = Heartbeat.from_settings(settings, health)
+    if not beat.url.reveal():
+        return Heartbeat(url=None, health=health, interval=beat.interval, timeout=beat.timeout)
+    heartbeat = Heartbeat.from_settings(beat, health)
     if masker is not None:
-        masker.add(heartbeat.url, *secret_parts(settings.url, secrets))
+        masker.add(beat.url, *secret_parts(beat.url, secrets))
     return heartbeat

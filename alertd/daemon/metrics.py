@@ -6,25 +6,47 @@ nothing; both satisfy ``MetricsSink``. ``Metrics`` keeps its own ``CollectorRegi
 daemons in one test process never share counters, and exposes no process/GC collectors of
 another registry by accident.
 
-The endpoint is prometheus-client's own threaded WSGI server rather than an HTTP server on
-trio: a scrape is then answered even while the event loop is stuck, which is exactly when an
-operator wants to look; it is no code of ours; and prometheus-client's metric updates are
-lock-protected, so stages on the trio thread and scrapes on the server thread do not race.
+Once a second the daemon hands ``observe`` the stages' ``statistics()`` snapshots (accounts,
+dispatch, outbox, the daemon's reloads), and the counters follow them; nothing here reads a
+stage's private state.
+
+The endpoint is a threaded WSGI server (wsgiref, as prometheus-client's own) rather than an HTTP
+server on trio: a scrape is then answered even while the event loop is stuck, which is exactly
+when an operator wants to look; and prometheus-client's metric updates are lock-protected, so
+stages on the trio thread and scrapes on the server thread do not race. It answers two paths:
+``/metrics`` (the exposition, without ``_created`` series) and ``/healthz`` (200 or 503 with
+the reason, from the health the heartbeat checks: ``watch_health``); any other path is a 404.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import threading
-from collections.abc import Iterable
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import trio
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    make_wsgi_app,
+)
+from prometheus_client.exposition import ThreadingWSGIServer
 
-from alertd import __version__
+from alertd import __version__, clock
 from alertd.config.values import parse_listen
+
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse, WSGIEnvironment
+
+    from alertd.dispatch.dispatcher import DispatchStatistics
+    from alertd.sources.outputs import HealthStatistics
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +55,13 @@ log = logging.getLogger(__name__)
 LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400)
 # How long stopping the endpoint may take: serve_forever polls for shutdown every 0.5 s.
 SHUTDOWN_TIMEOUT = 5.0
+
+
+# A health for /healthz: (healthy, reason), read on the server's thread, so it must not touch
+# trio (the heartbeat's ``healthz`` reads its last verdict and how old it is).
+HealthSource = Callable[[], tuple[bool, str]]
+
+disable_created_metrics()  # type: ignore[no-untyped-call]  # process-wide in prometheus-client: no *_created series anywhere
 
 
 class MetricsError(Exception):
@@ -50,6 +79,15 @@ class MetricsSink(Protocol):
     def delivered(self, channel: str, latency: float) -> None: ...
     def failed(self, channel: str) -> None: ...
     def set_pending(self, n: int) -> None: ...
+    def observe(
+        self,
+        *,
+        accounts: Mapping[str, HealthStatistics],
+        dispatch: DispatchStatistics | None,
+        pending: int,
+        reload_failures: int,
+    ) -> None: ...
+    def watch_health(self, health: HealthSource) -> None: ...
 
 
 class NullMetrics:
@@ -79,12 +117,29 @@ class NullMetrics:
     def set_pending(self, n: int) -> None:
         pass
 
+    def observe(
+        self,
+        *,
+        accounts: Mapping[str, HealthStatistics],
+        dispatch: DispatchStatistics | None,
+        pending: int,
+        reload_failures: int,
+    ) -> None:
+        pass
+
+    def watch_health(self, health: HealthSource) -> None:
+        pass
+
 
 class Metrics:
     """alertd's metrics in their own registry. Methods are cheap and thread-safe."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, wall: clock.Wall = clock.wall) -> None:
+        self._wall = wall
+        self._health: HealthSource | None = None
+        self._seen: dict[str, int] = {}  # what ``observe`` last read of each snapshot count
         self.registry = CollectorRegistry(auto_describe=True)
+        self._exposition = make_wsgi_app(self.registry)
         r = self.registry
         self._info = Gauge("alertd_build_info", "alertd version", ["version"], registry=r)
         self._info.labels(__version__).set(1)
@@ -121,6 +176,21 @@ class Metrics:
         )
         self._pending = Gauge(
             "alertd_outbox_pending", "Notifications waiting in the outbox", registry=r
+        )
+        self._last_frame = Gauge(
+            "alertd_stream_last_frame_timestamp_seconds",
+            "Unix time of the last frame received per account",
+            ["account"],
+            registry=r,
+        )
+        self._silenced = Counter(
+            "alertd_alerts_silenced", "Alerts a silence kept from every channel", registry=r
+        )
+        self._inhibited = Counter(
+            "alertd_alerts_inhibited", "Alerts an inhibition kept from every channel", registry=r
+        )
+        self._reload_failures = Counter(
+            "alertd_reload_failures", "Reloads that kept the previous config", registry=r
         )
         self._latency = Histogram(
             "alertd_delivery_latency_seconds",
@@ -159,6 +229,39 @@ class Metrics:
 
     # -- called by the supervisor ----------------------------------------------------------
 
+    def observe(
+        self,
+        *,
+        accounts: Mapping[str, HealthStatistics],
+        dispatch: DispatchStatistics | None,
+        pending: int,
+        reload_failures: int,
+    ) -> None:
+        """Follow the stages' snapshots: counters grow by what their counts grew since the
+        last call (``frames`` of an account, ``silenced`` of dispatch...), gauges are set."""
+        wall, now = self._wall(), trio.current_time()
+        self.set_pending(pending)
+        for account, stats in accounts.items():
+            self.frame(account, self._grown(f"frames:{account}", stats.frames))
+            self.decode_error(account, self._grown(f"errors:{account}", stats.decode_errors))
+            self.reconnect(account, self._grown(f"reconnects:{account}", stats.reconnects))
+            self.stream_up(account, stats.connected)
+            if stats.last_frame is not None:
+                self._last_frame.labels(account).set(wall - (now - stats.last_frame))
+        if dispatch is not None:
+            self._silenced.inc(self._grown("silenced", dispatch.silenced))
+            self._inhibited.inc(self._grown("inhibited", dispatch.inhibited))
+        self._reload_failures.inc(self._grown("reload_failures", reload_failures))
+
+    def _grown(self, name: str, count: int) -> int:
+        """How much ``count`` grew since the last call for ``name``."""
+        last, self._seen[name] = self._seen.get(name, 0), count
+        return max(0, count - last)
+
+    def watch_health(self, health: HealthSource) -> None:
+        """Answer ``/healthz`` from ``health`` (until then: 503, not checked yet)."""
+        self._health = health
+
     def declare(
         self,
         *,
@@ -181,9 +284,13 @@ class Metrics:
 
     def forget_account(self, account: str) -> None:
         """Drop an account's series (after a reload removed it), so it does not read as down."""
-        for metric in (self._up, self._reconnects, self._frames, self._decode_errors):
+        for metric in (
+            self._up, self._reconnects, self._frames, self._decode_errors, self._last_frame
+        ):  # fmt: skip
             with contextlib.suppress(KeyError):  # never labelled: nothing to drop
                 metric.remove(account)
+        for name in [n for n in self._seen if n.endswith(f":{account}")]:
+            del self._seen[name]
 
     async def serve(
         self,
@@ -191,8 +298,8 @@ class Metrics:
         *,
         task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Serve ``/metrics`` on ``listen`` ("host:port", "port" means 127.0.0.1) until
-        cancelled; ``task_status.started`` gets the bound (host, port). Raises
+        """Serve ``/metrics`` and ``/healthz`` on ``listen`` ("host:port", "port" means
+        127.0.0.1) until cancelled; ``task_status.started`` gets the bound (host, port). Raises
         ``MetricsError`` when it cannot bind. On cancellation the server thread is stopped
         and its socket closed before returning."""
         try:
@@ -201,9 +308,7 @@ class Metrics:
             raise MetricsError(str(e)) from None
         try:
             # In a thread: binding may resolve a host name.
-            server, thread = await trio.to_thread.run_sync(
-                lambda: start_http_server(port, addr=host, registry=self.registry)
-            )
+            server, thread = await trio.to_thread.run_sync(self._start, host, port)
         except OSError as exc:
             raise MetricsError(
                 f"metrics: cannot listen on {listen!r}: {exc.strerror or exc} "
@@ -218,6 +323,45 @@ class Metrics:
         finally:
             with trio.move_on_after(SHUTDOWN_TIMEOUT, shield=True):
                 await trio.to_thread.run_sync(_stop, server, thread)
+
+    def _start(self, host: str, port: int) -> tuple[WSGIServer, threading.Thread]:
+        info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, sockaddr = info[0][0], info[0][4]
+
+        class Server(ThreadingWSGIServer):
+            address_family = family  # an IPv6 host too
+
+        server = make_server(str(sockaddr[0]), port, self._app, Server, handler_class=_QuietHandler)
+        thread = threading.Thread(target=server.serve_forever, name="alertd-metrics", daemon=True)
+        thread.start()
+        return server, thread
+
+    def _app(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        """The endpoint's paths (on the server's thread)."""
+        path = environ.get("PATH_INFO", "")
+        if path == "/metrics":
+            exposition: Iterable[bytes] = self._exposition(environ, start_response)
+            return exposition
+        if path == "/healthz":
+            healthy, reason = self._health() if self._health else (False, "not checked yet")
+            status = "200 OK" if healthy else "503 Service Unavailable"
+            return _text(start_response, status, ("ok: " if healthy else "") + reason)
+        return _text(
+            start_response, "404 Not Found", "not found: alertd serves /metrics and /healthz"
+        )
+
+
+def _text(start_response: StartResponse, status: str, text: str) -> Iterator[bytes]:
+    body = (text + "\n").encode("utf-8")
+    start_response(
+        status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
+    )
+    yield body
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # a scrape every few seconds is no news
 
 
 def _stop(server: Any, thread: threading.Thread) -> None:
