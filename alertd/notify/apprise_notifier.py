@@ -25,8 +25,9 @@ import attrs
 import trio
 
 from alertd.config.model import Secret
-from alertd.notify import console as _console  # registers console://
+from alertd.notify import console as _console  # registers console://, alertd(s)://
 from alertd.notify.notifier import DEFAULT_TIMEOUT, MessageLimits, Outgoing, SendResult
+from alertd.notify.webhook import is_webhook, payload
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +181,8 @@ class AppriseNotifier:
         plugin: Any = apprise.Apprise.instantiate(url.reveal(), asset=self._asset)
         if plugin is None:
             return MessageLimits()
+        if is_webhook(plugin):  # one JSON document, never split
+            return MessageLimits(alerts=True)
         body_max = int(getattr(plugin, "body_maxlen", 0) or 0)
         title_max = int(getattr(plugin, "title_maxlen", 0) or 0)
         formats = plugin.notify_format
@@ -229,7 +232,7 @@ class AppriseNotifier:
             # converts it for the service (escaped for HTML ones, line breaks kept in
             # email); without it apprise would guess.
             result = ap.notify(
-                body=message.body,
+                body=payload(message) if is_webhook(plugin) else message.body,
                 title=message.title,
                 body_format=BODY_FORMATS[message.body_format],
                 notify_type=notify_type(message),

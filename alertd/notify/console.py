@@ -1,8 +1,9 @@
 """``console://``: an apprise plugin that prints notifications to the terminal (stdout).
 
 Used by ``alertd demo`` and for trying rules. Importing this module registers the scheme with
-apprise (its ``@notify`` decorator); ``alertd.notify.apprise_notifier`` imports it, so any
-alertd process that sends through apprise knows ``console://``.
+apprise (its ``@notify`` decorator), and alertd's structured webhook (``alertd.notify.webhook``)
+with it; ``alertd.notify.apprise_notifier`` and the URL checks import it, so any alertd
+process that sends through apprise or checks URLs knows ``console://`` and ``alertd://``.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ from typing import Any, cast
 
 from apprise.decorators import notify
 
+from alertd.notify import webhook as _webhook  # registers alertd:// and alertds://
+
 _Handler = Callable[..., bool]
 _register = cast(Callable[..., Callable[[_Handler], _Handler]], notify)  # apprise is untyped
 
+_ = _webhook
 SCHEME = "console"
 _print_lock = threading.Lock()  # apprise calls from worker threads; keep messages whole
 

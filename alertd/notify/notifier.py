@@ -8,7 +8,7 @@ from typing import Literal, Protocol
 import attrs
 
 from alertd.config.model import Secret
-from alertd.events import AlertStatus
+from alertd.events import Alert, AlertStatus
 from alertd.messages.level import RESOLVED
 
 DEFAULT_TIMEOUT = 30.0  # seconds; ChannelSettings.timeout overrides
@@ -27,18 +27,31 @@ class Outgoing:
     severity: str = "warning"  # "info", "warning", "critical": colour, icon and urgency
     status: AlertStatus = "firing"  # "resolved": shown as a success
     body_format: BodyFormat = "text"
+    # The alerts it carries, for services that take them (``MessageLimits.alerts``: the
+    # structured webhook); empty for the others.
+    alerts: tuple[Alert, ...] = ()
 
     @classmethod
     def at_level(
-        cls, title: str, body: str, level: str, *, body_format: BodyFormat = "text"
+        cls,
+        title: str,
+        body: str,
+        level: str,
+        *,
+        body_format: BodyFormat = "text",
+        alerts: tuple[Alert, ...] = (),
     ) -> Outgoing:
         """A message stored with its level (``messages.level``): a resolved notice is good
         news, sent at ``info``'s urgency."""
-        if level == RESOLVED:
-            return cls(
-                title=title, body=body, severity="info", status="resolved", body_format=body_format
-            )
-        return cls(title=title, body=body, severity=level, body_format=body_format)
+        resolved = level == RESOLVED
+        return cls(
+            title=title,
+            body=body,
+            severity="info" if resolved else level,
+            status="resolved" if resolved else "firing",
+            body_format=body_format,
+            alerts=alerts,
+        )
 
     @property
     def level(self) -> str:
@@ -59,11 +72,13 @@ class SendResult:
 class MessageLimits:
     """``body``: the most characters one message may carry (None: no known limit).
     ``title_in_body``: the service has no title field and puts the title into the text.
-    ``html``: the text is sent as HTML, so ``&``, ``<`` and ``>`` grow when escaped."""
+    ``html``: the text is sent as HTML, so ``&``, ``<`` and ``>`` grow when escaped.
+    ``alerts``: the service takes the alerts themselves (``Outgoing.alerts``)."""
 
     body: int | None = None
     title_in_body: bool = False
     html: bool = False
+    alerts: bool = False
 
 
 class Notifier(Protocol):

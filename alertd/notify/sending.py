@@ -17,6 +17,7 @@ import trio
 
 from alertd import clock
 from alertd.config.model import ChannelSettings, Config
+from alertd.events import Alert
 from alertd.messages.split import Part, split_message
 from alertd.notify.notifier import Notifier, Outgoing, SendResult
 from alertd.notify.outcomes import Outcomes
@@ -58,6 +59,7 @@ class Sender:
         rate: RateLimiter | None,
         *,
         level: str,
+        alerts: tuple[Alert, ...] = (),
         skip: int = 0,
         row_key: str | None = None,
         carrying: Sequence[OutboxRow] = (),
@@ -78,7 +80,7 @@ class Sender:
             self.in_flight += 1
             try:
                 message = Outgoing.at_level(
-                    part.title, part.body, level, body_format=settings.format
+                    part.title, part.body, level, body_format=settings.format, alerts=alerts
                 )
                 result = await self.notifier.send(url, message, service_timeout=settings.timeout)
             except trio.Cancelled:
@@ -132,6 +134,11 @@ class Sender:
     ) -> SendResult:
         """Send ``row`` (its hand-off written down already) and record the outcome; when it
         was accepted, ``following`` is marked in the service's hands in the same write."""
+        alerts: tuple[Alert, ...] = ()
+        if row.alert_ids and self.notifier.limits(settings.urls[target[1]]).alerts:
+            # Only a service that takes the alerts themselves costs this read.
+            stored = await self.outbox.alerts(row.alert_ids)
+            alerts = tuple(stored[i] for i in row.alert_ids if i in stored)
         result = await self.send(
             settings,
             target[1],
@@ -139,6 +146,7 @@ class Sender:
             row.body,
             rate,
             level=row.severity,
+            alerts=alerts,
             skip=row.parts_done,
             row_key=row.key,
             carrying=[row],

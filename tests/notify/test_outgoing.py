@@ -14,17 +14,11 @@ import trio
 import trio.testing
 
 from alertd.config.model import QuietHours, Secret
-from alertd.dispatch.dispatcher import Dispatcher
-from alertd.dispatch.muting import Muter
-from alertd.dispatch.silences import Silences
 from alertd.notify.apprise_notifier import AppriseNotifier
-from alertd.notify.delivery import Delivery
 from alertd.notify.notifier import Outgoing
 from alertd.notify.recording import RecordingNotifier
-from alertd.store.database import Database, db_path
-from alertd.store.outbox import Outbox
 
-from .helpers import channel, make_alert, make_config, wait_until
+from .helpers import channel, dispatch_and_deliver, make_alert, make_config
 from .receivers import http_receiver
 
 TG_TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
@@ -155,31 +149,6 @@ async def test_a_resolved_notice_is_a_success(message: Outgoing, apprise_type: s
     assert json.loads(hook.requests[0].body)["type"] == apprise_type
 
 
-async def _dispatch_and_deliver(
-    tmp_path: Path, config: Any, alerts: list[Any], wall: float, notifier: Any, sends: int
-) -> Delivery:
-    """``alerts`` through a real dispatcher and delivery (a SQLite outbox) at Unix time
-    ``wall``, until ``sends`` messages were delivered and a moment more."""
-    db = Database(db_path(tmp_path))
-    outbox = Outbox(db)
-    muter = Muter(config, Silences(db))
-    delivery = Delivery(config, outbox, notifier, muting=muter, wall=lambda: wall)
-    dispatcher = Dispatcher(config, outbox, muter, wall=lambda: wall)
-    send, receive = trio.open_memory_channel[Any](10)
-    try:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(delivery.run)
-            await nursery.start(dispatcher.run, receive)
-            for alert in alerts:
-                await send.send(alert)
-            await wait_until(lambda: delivery.statistics().delivered >= sends, step=0.05)
-            await trio.sleep(0.5)  # time for a send that should not happen
-            nursery.cancel_scope.cancel()
-    finally:
-        db.close()
-    return delivery
-
-
 async def test_a_resolved_alert_reaches_the_webhook_as_a_success(tmp_path: Path) -> None:
     """Dispatched and delivered through the outbox, a firing critical alert is a failure and
     its resolution a success, each with its own title."""
@@ -190,7 +159,7 @@ async def test_a_resolved_alert_reaches_the_webhook_as_a_success(tmp_path: Path)
             make_alert(2, severity="critical", key="b", status="resolved", title="[px] RESOLVED"),
         ]
         with trio.fail_after(60):
-            await _dispatch_and_deliver(
+            await dispatch_and_deliver(
                 tmp_path, config, alerts, 1_767_614_400.0, AppriseNotifier(), sends=2
             )
     sent = [json.loads(r.body) for r in hook.requests]
@@ -212,6 +181,6 @@ async def test_quiet_hours_let_critical_alerts_through(tmp_path: Path) -> None:
         make_alert(2, severity="critical", key="b", title="critical at night"),
     ]
     with trio.fail_after(60):
-        delivery = await _dispatch_and_deliver(tmp_path, config, alerts, at_23, notifier, sends=1)
+        delivery = await dispatch_and_deliver(tmp_path, config, alerts, at_23, notifier, sends=1)
     assert [m.title for m in notifier.sent] == ["critical at night"]
     assert delivery.statistics().delivered == 1
