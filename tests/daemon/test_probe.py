@@ -62,9 +62,8 @@ async def test_a_blocked_engine_holds_the_probe_and_it_comes_back_through_dispat
         check = PipelineCheck(events_send, delivery.probes, timeout=1.0)
         with trio.fail_after(20):
             async with trio.open_nursery() as nursery:
-                await nursery.start(
-                    run_engine, Engine.from_config(config), events_recv, alerts_send
-                )
+                engine = Engine.from_config(config)
+                await nursery.start(run_engine, engine, events_recv, alerts_send)
                 events_send.send_nowait(connected())  # an alert nobody takes: the engine waits
                 await trio.sleep(0.1)
                 assert await check() == Verdict(True, "")  # out, not yet too long
@@ -85,6 +84,31 @@ async def test_a_blocked_engine_holds_the_probe_and_it_comes_back_through_dispat
                 assert stats.alerts_received == 1 and stats.rows_queued == 1  # the alert only
                 assert (await outbox.statistics()).pending == 1
                 assert engine.statistics().events_in == 1  # probes count as no event
+                nursery.cancel_scope.cancel()
+    finally:
+        db.close()
+
+
+async def test_dispatch_not_taking_holds_the_probe_behind_dispatch(tmp_path: Path) -> None:
+    """With the engine free but dispatch taking nothing, the probe passes the engine and the
+    verdict, once it is out too long, names dispatch."""
+    config, problems = parse_config(RULES)
+    assert config is not None, problems
+    db = Database(db_path(tmp_path))
+    try:
+        delivery = Delivery(config, Outbox(db), RecordingNotifier())
+        events_send, events_recv = trio.open_memory_channel[Event](16)
+        alerts_send, _alerts_recv = trio.open_memory_channel[Alert](0)
+        check = PipelineCheck(events_send, delivery.probes, timeout=0.8)
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                engine = Engine.from_config(config)
+                await nursery.start(run_engine, engine, events_recv, alerts_send)
+                assert await check() == Verdict(True, "")  # out, not yet too long
+                await trio.sleep(0.4)
+                verdict = await check()
+                assert not verdict.healthy and "is behind dispatch" in verdict.reason
+                assert check.statistics() == ProbeStatistics(sent=1, stage="dispatch")
                 nursery.cancel_scope.cancel()
     finally:
         db.close()
