@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from alertd.events import Alert
-from alertd.store.sql import Connection, is_shared
+from alertd.store.sql import Connection, claims, is_shared
 
 AlertState = Literal["held", "sent", "silenced", "inhibited", "unrouted"]
 
@@ -80,11 +80,35 @@ def alert_from_json(text: str) -> Alert:
     )
 
 
+# PostgreSQL: an alert is held by the process whose dispatcher groups it (``held_by``), for
+# a lease it renews (claims.renew_claims): a held alert another live replica groups is its
+# own, one a dead replica held is free for the next to look (``held``).
+_PG_INSERT = (
+    "INSERT INTO dispatch_alerts (id, state, received, alert, held_by, held_until) "
+    "VALUES (?, ?, ?, ?, ?, extract(epoch from clock_timestamp())+?) ON CONFLICT DO NOTHING"
+)
+_PG_HELD = (
+    "UPDATE dispatch_alerts SET held_by=?, held_until=extract(epoch from clock_timestamp())+? "
+    "WHERE state='held' AND (held_by=? OR held_by='' "
+    "OR held_until<extract(epoch from clock_timestamp())) RETURNING received, alert"
+)
+
+
 def insert(conn: Connection, alerts: Sequence[tuple[Alert, AlertState]], now: float) -> list[bool]:
     """Remember each (alert, state); per alert, whether it was new (False: its id was
     seen before, and nothing changed for it)."""
+    shared = claims(conn)
+    if shared is None:
+        return [
+            conn.execute(_INSERT, (alert.id, state, now, alert_to_json(alert))).rowcount == 1
+            for alert, state in alerts
+        ]
     return [
-        conn.execute(_INSERT, (alert.id, state, now, alert_to_json(alert))).rowcount == 1
+        conn.execute(
+            _PG_INSERT,
+            (alert.id, state, now, alert_to_json(alert), shared.claimant, shared.lease),
+        ).rowcount
+        == 1
         for alert, state in alerts
     ]
 
@@ -109,11 +133,18 @@ def load(conn: Connection, alert_ids: Iterable[str]) -> dict[str, Alert]:
 
 
 def held(conn: Connection) -> list[Alert]:
-    """Alerts accepted but not yet queued (waiting in a group when the process stopped)."""
-    rows = conn.execute(
-        "SELECT alert FROM dispatch_alerts WHERE state='held' ORDER BY received"
-    ).fetchall()
-    return [alert_from_json(r[0]) for r in rows]
+    """Alerts accepted but not yet queued (waiting in a group when the process stopped),
+    oldest first; on the shared database, those this process holds and those no live one
+    does (a dead replica's), held by this one from now on."""
+    shared = claims(conn)
+    if shared is None:
+        rows = conn.execute(
+            "SELECT received, alert FROM dispatch_alerts WHERE state='held' ORDER BY received"
+        ).fetchall()
+    else:
+        rows = conn.execute(_PG_HELD, (shared.claimant, shared.lease, shared.claimant)).fetchall()
+        rows.sort(key=lambda r: float(r[0]))
+    return [alert_from_json(r[1]) for r in rows]
 
 
 def prune(conn: Connection, older_than: float) -> int:

@@ -14,8 +14,14 @@ def _claims(conn: Connection) -> Claims:
 
 
 def renew_claims(conn: Connection) -> int:
-    """Extend this process's claims on its pending rows by a lease; how many it holds."""
+    """Extend this process's claims on its pending rows and held alerts by a lease; how many
+    rows it holds."""
     shared = _claims(conn)
+    conn.execute(
+        "UPDATE dispatch_alerts SET held_until=extract(epoch from clock_timestamp())+? "
+        "WHERE held_by=? AND state='held'",
+        (shared.lease, shared.claimant),
+    )
     cur = conn.execute(
         "UPDATE outbox SET lease_until=extract(epoch from clock_timestamp())+? "
         "WHERE claimed_by=? AND status='pending'",
@@ -25,7 +31,12 @@ def renew_claims(conn: Connection) -> int:
 
 
 def release_claims(conn: Connection) -> int:
-    """Give up this process's claims (it stops): other processes may take the rows now."""
+    """Give up this process's claims (it stops): other processes may take the rows (and any
+    alert it still held) now."""
+    conn.execute(
+        "UPDATE dispatch_alerts SET held_by='', held_until=0 WHERE held_by=? AND state='held'",
+        (_claims(conn).claimant,),
+    )
     cur = conn.execute(
         "UPDATE outbox SET claimed_by='', lease_until=0 WHERE claimed_by=? AND status='pending'",
         (_claims(conn).claimant,),

@@ -76,6 +76,13 @@ MIGRATIONS: Sequence[str] = (
     ALTER TABLE outbox ADD COLUMN lease_until DOUBLE PRECISION NOT NULL DEFAULT 0;
     CREATE INDEX outbox_claims ON outbox (claimed_by) WHERE status = 'pending';
     """,
+    # 3: alerts held in a group by one replica's dispatcher, for a lease it renews
+    # (alert_states.py): a dead replica's held alerts go to the next that looks.
+    """
+    ALTER TABLE dispatch_alerts ADD COLUMN held_by TEXT NOT NULL DEFAULT '';
+    ALTER TABLE dispatch_alerts ADD COLUMN held_until DOUBLE PRECISION NOT NULL DEFAULT 0;
+    CREATE INDEX dispatch_alerts_held ON dispatch_alerts (held_by) WHERE state = 'held';
+    """,
 )
 
 VERSION = len(MIGRATIONS)  # the version this alertd expects

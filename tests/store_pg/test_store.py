@@ -202,3 +202,25 @@ async def test_rule_state_and_silences_are_shared(
     )
     assert await b.run(data_version) != before
     assert await b.run(lambda c: list_silences(c, now=now)) == [added]
+
+
+async def test_alerts_held_in_a_group_belong_to_their_replica_until_it_dies(
+    postgres_url: str,
+) -> None:
+    """An alert one replica holds in a group is not another's to restore while the first
+    lives; once its lease ran out, the next replica to look holds it."""
+    a_db = PostgresDatabase(postgres_url, replica="a", lease=1.0)
+    b_db = PostgresDatabase(postgres_url, replica="b", lease=1.0)
+    try:
+        a, b = Outbox(a_db), Outbox(b_db)
+        alert = _alert(7)
+        assert await a.record_alert(alert, time.time())  # held, by default
+        assert await b.held_alerts() == []
+        assert await a.held_alerts() == [alert]
+        with trio.fail_after(5):
+            await trio.sleep(1.1)  # a dies: it renews nothing
+        assert await b.held_alerts() == [alert]
+        assert await a.held_alerts() == []  # b's now
+    finally:
+        a_db.pool.close()
+        b_db.close()
