@@ -320,6 +320,8 @@ class ClusterSources:
                 "cluster.back account=%s since=%s until=%s",
                 row.account, row.blind_since.isoformat(), row.back_at.isoformat(),
             )  # fmt: skip
+        elif row.state == "seen":  # the cluster's first sight of the account
+            log.info("cluster.seen account=%s", row.account)
 
     async def _leave(self) -> None:
         if not self._joined:

@@ -83,7 +83,7 @@ async def test_three_replicas_keep_two_watchers_on_every_account_through_a_sigki
     line the accounts it watches, and nobody is paged."""
     names = ["r1", "r2", "r3"]
     accounts = [f"acct{i:02d}" for i in range(30)]
-    with trio.fail_after(90):
+    with trio.fail_after(110):  # under pytest-timeout's 120 s
         async with trio.open_nursery() as nursery:
             exchange = await start_exchange(nursery)
             exchange.frame_interval = 1.0
@@ -154,7 +154,7 @@ async def test_both_replicas_killed_is_one_gap_for_the_window_neither_watched(
     stream.disconnected, one stream.connected and one stream.gap reach the webhook, and the
     gap (logged as cluster.back) spans the time neither replica ran."""
     names, accounts = ["r1", "r2"], ["acct0", "acct1"]
-    with trio.fail_after(90):
+    with trio.fail_after(110):  # under pytest-timeout's 120 s
         async with trio.open_nursery() as nursery:
             exchange = await start_exchange(nursery)
             configs = {
@@ -171,6 +171,15 @@ async def test_both_replicas_killed_is_one_gap_for_the_window_neither_watched(
             first = [start(procs, tmp_path, name, configs[name]) for name in names]
             both = dict.fromkeys(accounts, names)
             await wait_for(lambda: exchange.watchers() == both, START, "both watching")
+            await wait_for(
+                lambda: (
+                    {m[1] for p in first for m in p.matches(r"cluster\.seen account=(\S+)")}
+                    == set(accounts)
+                ),
+                START,
+                "the cluster seeing both accounts",
+            )
+            seen = datetime.now(UTC)
             for proc in first:
                 proc.send_signal(signal.SIGKILL)
             killed = datetime.now(UTC)
@@ -193,6 +202,6 @@ async def test_both_replicas_killed_is_one_gap_for_the_window_neither_watched(
                     datetime.fromisoformat(m.group(2)),
                     datetime.fromisoformat(m.group(3)),
                 )
-                assert killed - timedelta(seconds=TAKEOVER) <= since <= killed
+                assert seen - timedelta(seconds=TAKEOVER) <= since <= killed
                 assert restarted <= until <= restarted + timedelta(seconds=START)
             nursery.cancel_scope.cancel()
