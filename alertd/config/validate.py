@@ -195,6 +195,7 @@ HEARTBEAT_MINIMUMS: Minimums = {
     "interval": (1.0, "pinging more often only loads the service, it does not notice sooner"),
     "timeout": (1.0, "a ping needs time to reach the service"),
     "channel_failing_after": (1.0, "a delivery needs time to reach the service"),
+    "pipeline_timeout": (1.0, "a probe needs time to pass the engine, dispatch and delivery"),
 }
 
 
