@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
+import attrs
 import trio
 
 from alertd.store.sql import Connection
@@ -49,6 +50,24 @@ AUTOCHECKPOINT_PAGES = 1000  # SQLite's default, restored when the background ch
 BACKSTOP_PAGES = 4096  # the writer's own checkpoint meanwhile: the WAL stays under ~16 MiB
 # The WAL is cut back to this size when it restarts, so a burst does not leave a large file.
 WAL_SIZE_LIMIT = 4 * 1024 * 1024
+
+
+@attrs.define
+class Failing:
+    """A failure a loop retries, told once when it starts and once when it ends, not every
+    round (checkpoints, lease renewals, calls the database is away for)."""
+
+    failing: bool = False
+
+    def failed(self, logger: logging.Logger, event: str, error: object) -> None:
+        if not self.failing:
+            logger.warning("%s %s (retrying)", event, error)
+        self.failing = True
+
+    def ok(self, logger: logging.Logger, event: str) -> None:
+        if self.failing:
+            logger.info(event)
+        self.failing = False
 
 
 def connect(path: str | Path) -> sqlite3.Connection:
@@ -127,7 +146,7 @@ class Database:
         backstop, at BACKSTOP_PAGES (see the module docstring), and as usual again after."""
         checkpointer = await trio.to_thread.run_sync(connect, self.path)
         limiter = trio.CapacityLimiter(1)
-        failing = False  # say so once, not every second, while checkpoints fail
+        failing = Failing()  # say so once, not every second, while checkpoints fail
         try:
             await self.run(lambda c: c.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}"))
             task_status.started()
@@ -136,13 +155,9 @@ class Database:
                 try:
                     await trio.to_thread.run_sync(_checkpoint, checkpointer, limiter=limiter)
                 except sqlite3.Error as e:  # a full disk, an I/O error: try again later
-                    if not failing:
-                        log.warning("store.checkpoint_failed error=%s (retrying)", e)
-                    failing = True
+                    failing.failed(log, "store.checkpoint_failed", f"error={e}")
                 else:
-                    if failing:
-                        log.info("store.checkpoint_recovered")
-                    failing = False
+                    failing.ok(log, "store.checkpoint_recovered")
                 self.checkpoint_rounds += 1
         finally:
             with trio.CancelScope(shield=True):

@@ -32,6 +32,7 @@ import trio
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from alertd.store import claims, schema
+from alertd.store.database import Failing
 from alertd.store.sql import Claims, Connection, Cursor
 
 T = TypeVar("T")
@@ -201,7 +202,7 @@ class PostgresDatabase:
             self.pool.close()
             raise DatabaseUnavailable(f"cannot reach the database {self.where}: {e}") from e
         self.retry_for = retry_for
-        self._failing = False  # said so once (store.database_unavailable)
+        self._failing = Failing()  # said once: store.database_unavailable
         self._lock = threading.Lock()
         self._limiter = trio.CapacityLimiter(1)
         self.renewals = 0  # lease renewals done (``upkeep``)
@@ -226,15 +227,11 @@ class PostgresDatabase:
                 cause = f"the database {self.where}: {_cause(e, self.url)}"
                 if time.monotonic() + delay > deadline:
                     raise DatabaseUnavailable(cause) from e
-                if not self._failing:
-                    log.warning("store.database_unavailable %s (retrying)", cause)
-                self._failing = True
+                self._failing.failed(log, "store.database_unavailable", cause)
                 time.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX)
                 continue
-            if self._failing:
-                log.info("store.database_back database=%s", self.where)
-                self._failing = False
+            self._failing.ok(log, f"store.database_back database={self.where}")
             return result
 
     def run_sync(self, fn: Callable[[Connection], T]) -> T:
@@ -261,20 +258,16 @@ class PostgresDatabase:
         """Renew this process's claims on outbox rows every third of the lease, until
         cancelled. A failed renewal is said once (and when they work again): rows whose
         lease runs out meanwhile may be taken by another replica."""
-        failing = False
+        failing = Failing()
         task_status.started()
         while True:
             await trio.sleep(self.claims.lease / 3)
             try:
                 await self.write(claims.renew_claims)
             except DatabaseUnavailable as e:
-                if not failing:
-                    log.warning("store.lease_renewal_failed %s (retrying)", e)
-                failing = True
+                failing.failed(log, "store.lease_renewal_failed", e)
             else:
-                if failing:
-                    log.info("store.lease_renewal_recovered")
-                failing = False
+                failing.ok(log, "store.lease_renewal_recovered")
                 self.renewals += 1
 
     def close(self) -> None:
