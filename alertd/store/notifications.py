@@ -164,6 +164,11 @@ _PG_NEXT_DUE = (
     "ELSE GREATEST(next_attempt, lease_until) END) "
     "FROM outbox WHERE status='pending' AND channel=? AND url_index=?"
 )
+_PG_MARK_HANDED = (
+    "UPDATE outbox SET handed=?, claimed_by=?, "
+    "lease_until=extract(epoch from clock_timestamp())+? WHERE key=? AND status='pending' "
+    "AND (claimed_by=? OR claimed_by='' OR lease_until<extract(epoch from clock_timestamp()))"
+)
 _PG_PENDING_COUNT = (
     "SELECT COUNT(*) FROM outbox WHERE status='pending' AND (claimed_by=? OR claimed_by='' "
     "OR lease_until<extract(epoch from clock_timestamp()))"
@@ -314,9 +319,18 @@ def rows(conn: Connection, status: Status | None = None) -> list[OutboxRow]:
 
 
 def mark_handed(conn: Connection, handed: Iterable[tuple[str, int]]) -> None:
-    """Write down each (key, handed): the epoch handing it over now, or ``REPEAT``."""
+    """Write down each (key, handed): the epoch handing it over now, or ``REPEAT``. On the
+    shared database it also renews this process's claim, and leaves alone a row another
+    live process took meanwhile (this one's claim ran out while the database was away)."""
+    shared = claims(conn)
+    if shared is None:
+        conn.executemany(
+            "UPDATE outbox SET handed=? WHERE key=? AND status='pending'",
+            [(h, k) for k, h in handed],
+        )
+        return
     conn.executemany(
-        "UPDATE outbox SET handed=? WHERE key=? AND status='pending'", [(h, k) for k, h in handed]
+        _PG_MARK_HANDED, [(h, shared.claimant, shared.lease, k, shared.claimant) for k, h in handed]
     )
 
 
