@@ -191,8 +191,9 @@ class Daemon:
 
                 try:
                     pinger = heartbeat.for_daemon(
-                        beat, config=lambda: self.config, sources=sources, outbox=outbox,
-                        delivery=delivery, events=events_send, masker=self.masker,
+                        beat, config=lambda: cluster.watched(self.config, sources),
+                        sources=sources, outbox=outbox, delivery=delivery, events=events_send,
+                        masker=self.masker,
                     )  # fmt: skip
                 except heartbeat.HeartbeatError as e:
                     raise StartupError(str(e)) from e

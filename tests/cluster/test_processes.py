@@ -7,7 +7,10 @@ from __future__ import annotations
 import collections
 import re
 import signal
+import socket
 import time
+import urllib.error
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,6 +24,7 @@ from .helpers import Exchange, start_exchange, wait_for
 TAKEOVER = 3.0  # [daemon] takeover_after in these tests, seconds
 START = 30.0  # seconds for three replicas to start and connect every account (CI is slow)
 STATUS_WAIT = 12.0  # seconds: the status line goes to systemd every 5 s
+HEALTH_CHECK = 6.0  # seconds: the health check runs every 5 s
 RULES = "\n".join(
     f'[[rules]]\nname = "{kind}"\non = "stream.{kind}"\nnotify = ["hook"]\n'
     'title = "{{ kind }} {{ account }}"\n'
@@ -31,7 +35,7 @@ BACK = re.compile(r"cluster\.back account=(\S+) since=(\S+) until=(\S+)")
 
 def replica_config(
     tmp_path: Path, name: str, *, database: str, exchange: Exchange, accounts: list[str],
-    hook: str,
+    hook: str, metrics_port: int | None = None,
 ) -> Path:  # fmt: skip
     """A replica's config: the shared accounts, each on this replica's own path."""
     lines = [
@@ -40,6 +44,7 @@ def replica_config(
         f'replica = "{name}"',
         "watchers = 2",
         f'takeover_after = "{TAKEOVER:g}s"',
+        f'metrics_listen = "127.0.0.1:{metrics_port}"' if metrics_port else "",
         "",
         "[channels]",
         f'hook = "{hook}"',
@@ -55,6 +60,7 @@ def replica_config(
             'ping_timeout = "1s"',
             'backoff_initial = "100ms"',
             'backoff_max = "500ms"',
+            'connect_timeout = "1s"',  # the health check's reconnect budget: 1.5 s
             "",
         ]
     path = tmp_path / f"{name}.toml"
@@ -66,6 +72,23 @@ def start(
     procs: Procs, tmp_path: Path, name: str, config: Path, notify: NotifySocket | None = None
 ) -> Proc:
     return procs.daemon(config, state_dir=tmp_path / f"state-{name}", name=name, notify=notify)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def healthz(port: int) -> str:
+    """What ``/healthz`` answers ("ok: ..." when healthy), "" while it cannot be reached."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
+            return str(answer.read().decode())
+    except urllib.error.HTTPError as e:
+        return str(e.read().decode())
+    except OSError:
+        return ""
 
 
 def statuses(notify: NotifySocket, after: float) -> list[str]:
@@ -80,7 +103,7 @@ async def test_three_replicas_keep_two_watchers_on_every_account_through_a_sigki
     """Three replicas and 30 accounts with watchers = 2: every account has two connections
     from two replicas; after one is SIGKILLed every account has two again (from the two left)
     within takeover_after, each survivor logs its new assignment and counts in its status
-    line the accounts it watches, and nobody is paged."""
+    line and health check the accounts it watches, and nobody is paged."""
     names = ["r1", "r2", "r3"]
     accounts = [f"acct{i:02d}" for i in range(30)]
     with trio.fail_after(110):  # under pytest-timeout's 120 s
@@ -88,10 +111,12 @@ async def test_three_replicas_keep_two_watchers_on_every_account_through_a_sigki
             exchange = await start_exchange(nursery)
             exchange.frame_interval = 1.0
             replicas = {}
+            port = free_port()
             for name in names:
                 config = replica_config(
                     tmp_path, name, database=postgres_url, exchange=exchange,
                     accounts=accounts, hook=receiver.url(),
+                    metrics_port=port if name == "r1" else None,
                 )  # fmt: skip
                 replicas[name] = start(
                     procs, tmp_path, name, config, notify if name == "r1" else None
@@ -112,15 +137,15 @@ async def test_three_replicas_keep_two_watchers_on_every_account_through_a_sigki
             seen = {n: {a for a, rs in exchange.watchers().items() if n in rs} for n in names}
             assert logged == seen
             mine = len(logged["r1"])
-            since = time.monotonic()
+            since, want = time.monotonic(), f"{mine}/{mine} accounts connected"
             await wait_for(
-                lambda: any(
-                    s.startswith(f"{mine}/{mine} accounts connected")
-                    for s in statuses(notify, since)
-                ),
+                lambda: any(s.startswith(want) for s in statuses(notify, since)),
                 STATUS_WAIT,
                 f"r1's status line counting the {mine} accounts it watches",
             )
+            # Past the reconnect budget, /healthz: the accounts others watch are not down here.
+            await trio.sleep(HEALTH_CHECK)
+            assert (await trio.to_thread.run_sync(healthz, port)).startswith(f"ok: {want}")
 
             replicas["r3"].send_signal(signal.SIGKILL)
             killed = time.monotonic()
