@@ -60,7 +60,7 @@ def test_check_command_ok_summary(
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
     assert main(["check", "-c", str(EXAMPLE)]) == 0
     out, err = capsys.readouterr()
-    assert out == f"{EXAMPLE}: OK (2 accounts, 2 channels, 6 rules)\n"
+    assert out == f"{EXAMPLE}: OK (2 accounts, 2 channels, 9 rules)\n"
     assert err == ""
 
 
