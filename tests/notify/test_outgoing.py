@@ -13,10 +13,13 @@ import pytest
 import trio
 import trio.testing
 
+from alertd import clock as wall_clock
 from alertd.config.model import QuietHours, Secret
 from alertd.notify.apprise_notifier import AppriseNotifier
+from alertd.notify.delivery import Delivery
 from alertd.notify.notifier import Outgoing
 from alertd.notify.recording import RecordingNotifier
+from alertd.store.outbox import Notification, Outbox, notification_key
 
 from .helpers import channel, dispatch_and_deliver, make_alert, make_config
 from .receivers import http_receiver
@@ -184,3 +187,44 @@ async def test_quiet_hours_let_critical_alerts_through(tmp_path: Path) -> None:
         delivery = await dispatch_and_deliver(tmp_path, config, alerts, at_23, notifier, sends=1)
     assert [m.title for m in notifier.sent] == ["critical at night"]
     assert delivery.statistics().delivered == 1
+
+
+@pytest.mark.parametrize(
+    ("levels", "digest"),
+    [
+        (["resolved", "resolved", "resolved"], ("info", "resolved")),
+        (["resolved", "info", "resolved"], ("info", "firing")),
+        (["resolved", "critical", "warning"], ("critical", "firing")),
+    ],
+)
+async def test_a_digest_is_resolved_only_when_all_its_rows_are(
+    outbox: Outbox, clock: trio.testing.MockClock, levels: list[str], digest: tuple[str, str]
+) -> None:
+    """Under a rate limit, the digest of three rows is a resolved notice only when all of
+    them are; else it is firing, at the highest severity among the others."""
+    config = make_config({"tg": channel("fake://tg", rate_limit="1/1m")})
+    notifier = RecordingNotifier()
+    now = wall_clock.wall()
+    await outbox.enqueue(
+        [
+            Notification(
+                key=notification_key("tg", 0, [f"a{n}"]),
+                channel="tg",
+                url_index=0,
+                title=f"Alert {n}",
+                body="b",
+                alert_ids=(f"a{n}",),
+                created=now,
+                severity=level,
+            )
+            for n, level in enumerate(levels)
+        ]
+    )
+    with trio.fail_after(3600):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(Delivery(config, outbox, notifier).run)
+            await trio.sleep(600)
+            nursery.cancel_scope.cancel()
+    [digest_sent] = notifier.sent
+    assert "3" in digest_sent.title  # one digest of the three rows
+    assert (digest_sent.message.severity, digest_sent.message.status) == digest
