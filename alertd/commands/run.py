@@ -15,6 +15,7 @@ import trio
 from alertd.check import load_config
 from alertd.config.errors import ConfigError
 from alertd.config.model import Config
+from alertd.config.state_dir import state_directory
 from alertd.daemon.app import Daemon, StartupError
 from alertd.daemon.logs import configure_logging, iter_secrets
 from alertd.daemon.reload import failure_reason
@@ -63,10 +64,7 @@ def main(args: argparse.Namespace) -> int:
 
 def resolve_state_dir(override: str | None, config: Config) -> Path:
     """``--state-dir``, else systemd's ``$STATE_DIRECTORY`` (first entry), else the config."""
-    if override:
-        return Path(override)
-    from_systemd = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
-    return Path(from_systemd or config.daemon.state_dir)
+    return state_directory(override, config.daemon.state_dir)
 
 
 def leaf_exceptions(error: BaseException) -> Iterator[BaseException]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import getpass
-import os
 import sqlite3
 import sys
 import time
@@ -33,6 +32,7 @@ from typing import Any
 from alertd.config.errors import Problem
 from alertd.config.model import DaemonSettings, Secret
 from alertd.config.reading import read_toml
+from alertd.config.state_dir import state_directory
 from alertd.dispatch.labels import KNOWN_LABELS, glob_match
 from alertd.events import normalize_symbol
 from alertd.messages.formats import zone
@@ -58,17 +58,15 @@ def raw_config(config_path: str) -> dict[str, Any]:
 
 
 def state_dir_of(raw: dict[str, Any], config_path: str) -> Path:
-    """The state directory for the config ``raw`` (``$STATE_DIRECTORY`` wins)."""
-    env = os.environ.get("STATE_DIRECTORY")
-    if env:
-        return Path(env.split(":")[0])
+    """The state directory for the config ``raw`` (``$STATE_DIRECTORY`` wins, as for the
+    daemon: ``config.state_dir``)."""
     daemon = raw.get("daemon", {})
     if not isinstance(daemon, dict):
         raise SilenceError(f"{config_path}: [daemon] must be a table")
     value = daemon.get("state_dir", DaemonSettings().state_dir)
     if not isinstance(value, str) or not value.strip() or "\0" in value:
         raise SilenceError(f"{config_path}: [daemon] state_dir must be a directory name")
-    return Path(value)
+    return state_directory(None, value)
 
 
 def rule_names(raw: dict[str, Any]) -> list[str]:
