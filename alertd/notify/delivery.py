@@ -25,8 +25,7 @@ import trio
 
 from alertd import clock
 from alertd.config.model import Config
-from alertd.dispatch.muting import Muter, Muting
-from alertd.dispatch.silences import Silences
+from alertd.dispatch.muting import Muting
 from alertd.messages.notices import marked_if_repeat
 from alertd.notify.digests import Digests
 from alertd.notify.expiry import too_old
@@ -63,8 +62,7 @@ class DeliveryStatistics:
 class Delivery:
     """Delivers the outbox through ``notifier``, taking the rows the outbox hands over
     (``outbox.handoff``). ``muting`` (the daemon's ``Muter``, shared with dispatch) is asked
-    again just before each send. ``silences`` alone, for callers that have no ``Muter``,
-    honours those without inhibition."""
+    again just before each send (None: nothing is muted)."""
 
     def __init__(
         self,
@@ -73,7 +71,6 @@ class Delivery:
         notifier: Notifier,
         *,
         muting: Muting | None = None,
-        silences: Silences | None = None,
         wall: clock.Wall = clock.wall,
         rng: random.Random | None = None,
         metrics: DeliveryObserver | None = None,
@@ -81,8 +78,6 @@ class Delivery:
         self._config = config
         self._outbox = outbox
         self._wall = wall
-        if muting is None and silences is not None:
-            muting = Muter(config, silences)
         self._outcomes = Outcomes(
             outbox=outbox, wall=wall, rng=rng or random.Random(), observer=metrics or NoObserver()
         )
