@@ -203,6 +203,9 @@ class DispatchSettings:
     # An inhibition nobody clears (no stream.connected alert, no resolution) ends after this.
     inhibit_max: Duration = Duration(3600.0)
     group_max_items: int = 50  # alerts listed one by one in a grouped message or digest
+    # A URL whose due rows, one message each, would take longer than this to send is
+    # behind: what waits goes out as digests until it keeps up again (notify/backlog).
+    catch_up: Duration = Duration(1.0)
 
 
 # -- [[rules]] --------------------------------------------------------------------------------

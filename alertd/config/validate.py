@@ -70,6 +70,7 @@ DISPATCH_MINIMUMS: Minimums = {
     "retry_initial": (0.1, "retrying without a pause hammers a failing service"),
     "max_age": (60.0, "an alert must outlive a few retries, or it expires unsent"),
     "group_max_items": (1, "a grouped message must list at least one alert"),
+    "catch_up": (0.1, "shorter makes nearly every message a digest"),
 }
 
 

@@ -5,7 +5,9 @@
 - this module: wiring, the supervisor that starts a worker for every URL with pending rows,
   the drain on stop, pruning, and what one pass over due rows does: expire rows due for
   longer than ``dispatch.max_age``; ask muting again (``recheck``); then send the rows in
-  order (``sending``), or, under a ``rate_limit``, as the limit allows (``digests``);
+  order (``sending``), or, under a ``rate_limit``, as the limit allows (``digests``); a URL
+  that is behind (``backlog``: what is due would take longer than ``[dispatch] catch_up`` to
+  send one message each) gets it as digests until it keeps up again;
 - ``outcomes``: the one place that records delivered, retried, expired and muted rows;
 - ``expiry``: backoff (``retry_initial`` doubling up to ``retry_max``, with jitter), the age
   limit, and the fallback channel's report; a failure that is not recoverable (bad URL,
@@ -27,6 +29,7 @@ from alertd import clock
 from alertd.config.model import Config
 from alertd.dispatch.muting import Muting
 from alertd.messages.notices import marked_if_repeat
+from alertd.notify.backlog import Plan, plan
 from alertd.notify.digests import Digests
 from alertd.notify.expiry import too_old
 from alertd.notify.notifier import Notifier
@@ -53,6 +56,7 @@ class DeliveryStatistics:
     in_flight: int  # messages in a service's hands right now
     delivered: int  # rows the services accepted, since start
     digests: int  # digest messages among them (each carries several rows)
+    catch_ups: int  # passes sent as digests because the URL was behind (not the rate limit)
     failed: int  # sends refused or unanswered in time
     retries: int  # rows put back for a later attempt
     expired: int  # rows given up on
@@ -96,7 +100,10 @@ class Delivery:
         # The counts are the tally's, field for field (Tally names them once).
         counts = attrs.asdict(self._outcomes.tally)
         return DeliveryStatistics(
-            workers=len(self._workers), in_flight=self._sender.in_flight, **counts
+            workers=len(self._workers),
+            in_flight=self._sender.in_flight,
+            catch_ups=self._digests.catch_ups,
+            **counts,
         )
 
     # -- tasks --------------------------------------------------------------------------------
@@ -206,7 +213,14 @@ class Delivery:
         rate = self._digests.rate(target, settings)
         if rate is None:
             # No limit: the whole batch goes out, in order, before the next read (one row a
-            # read made a backlog cost O(backlog) a row).
+            # read made a backlog cost O(backlog) a row), unless that would take too long.
+            per_send = self._sender.times.estimate(settings.urls[index])
+            how = plan(len(rows), per_send, config.dispatch.catch_up)
+            if how is Plan.DIGESTS:
+                return await self._digests.catch_up(config, target, settings, rows)
+            if how is Plan.FIRST_ALONE:  # its time tells how the rest go; they are re-read
+                await self._sender.send_in_order(config, target, settings, rows[:1])
+                return False
             return await self._sender.send_in_order(config, target, settings, rows)
         await self._digests.send(config, target, settings, rows, rate)
         return False

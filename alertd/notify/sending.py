@@ -6,7 +6,10 @@ What is in a service's hands is written down before it is sent (``Outbox.mark_ha
 its outcome as soon as the service answered (``Outcomes.record``, the one place it is
 written), so a crash at any moment resends at most what was in the service's hands at that
 moment, and that copy says it may be a repeat. Between two rows of a backlog, the first
-one's record and the second one's hand-off are one write."""
+one's record and the second one's hand-off are one write.
+
+Each accepted call's duration goes into the URL's send time (``backlog.SendTimes``), which
+tells delivery when the URL is behind."""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from alertd import clock
 from alertd.config.model import ChannelSettings, Config
 from alertd.events import Alert
 from alertd.messages.split import Part, split_message
+from alertd.notify.backlog import SendTimes
 from alertd.notify.notifier import Notifier, Outgoing, SendResult
 from alertd.notify.outcomes import Outcomes
 from alertd.notify.ratelimit import RateLimiter
@@ -34,6 +38,7 @@ class Sender:
     outcomes: Outcomes
     wall: clock.Wall
     in_flight: int = 0  # messages in a service's hands right now
+    times: SendTimes = attrs.field(factory=SendTimes)  # how fast each URL takes a message
 
     def length_limit(self, settings: ChannelSettings, index: int) -> int | None:
         """The most characters one message to URL ``index`` may carry (None: no limit)."""
@@ -82,7 +87,10 @@ class Sender:
                 message = Outgoing.at_level(
                     part.title, part.body, level, body_format=settings.format, alerts=alerts
                 )
+                started = trio.current_time()
                 result = await self.notifier.send(url, message, service_timeout=settings.timeout)
+                if result.ok:
+                    self.times.record(url, trio.current_time() - started)
             except trio.Cancelled:
                 with trio.CancelScope(shield=True):  # it may arrive all the same
                     await self.outbox.mark_cut(carrying)
@@ -97,6 +105,17 @@ class Sender:
                 with trio.CancelScope(shield=True):  # accepted: not to be sent again
                     await self.outbox.mark_parts_done(row_key, number + 1, self.wall())
         return result
+
+    async def alerts_of(
+        self, settings: ChannelSettings, index: int, rows: Sequence[OutboxRow]
+    ) -> tuple[Alert, ...]:
+        """The alerts ``rows`` carry, in order, for a service that takes them (empty for
+        the others: only such a service costs this read)."""
+        ids = [i for row in rows for i in row.alert_ids]
+        if not ids or not self.notifier.limits(settings.urls[index]).alerts:
+            return ()
+        stored = await self.outbox.alerts(ids)
+        return tuple(stored[i] for i in ids if i in stored)
 
     async def send_in_order(
         self,
@@ -134,11 +153,7 @@ class Sender:
     ) -> SendResult:
         """Send ``row`` (its hand-off written down already) and record the outcome; when it
         was accepted, ``following`` is marked in the service's hands in the same write."""
-        alerts: tuple[Alert, ...] = ()
-        if row.alert_ids and self.notifier.limits(settings.urls[target[1]]).alerts:
-            # Only a service that takes the alerts themselves costs this read.
-            stored = await self.outbox.alerts(row.alert_ids)
-            alerts = tuple(stored[i] for i in row.alert_ids if i in stored)
+        alerts = await self.alerts_of(settings, target[1], [row])
         result = await self.send(
             settings,
             target[1],

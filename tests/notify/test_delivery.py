@@ -457,7 +457,8 @@ async def test_an_overflowing_handoff_falls_back_to_the_table(
     """While a slow service holds the worker, more rows arrive than the hand-off keeps; it
     says so, and every row still goes out once, in order, read back from the table."""
     outbox = Outbox(db, handoff=Handoff(capacity=5))
-    config = make_config({"me": channel("fake://me")})
+    # catch_up so long that the slow service still gets one message a row (no digests)
+    config = make_config({"me": channel("fake://me")}, catch_up=3600.0)
     notifier = RecordingNotifier(delay={"fake://me": 1.0})
     delivery = Delivery(config, outbox, notifier)
     with trio.fail_after(3600):
