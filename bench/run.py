@@ -1,7 +1,7 @@
 """Every alertd benchmark, then one table: benchmark, measured, target, pass/fail.
 
-    .venv/bin/python bench/run.py            # full: about 45 minutes (memory alone is 32)
-    .venv/bin/python bench/run.py --quick    # CI-sized: about 3 minutes
+    .venv/bin/python bench/run.py            # full: about 55 minutes (memory alone is 32)
+    .venv/bin/python bench/run.py --quick    # CI-sized: about 4 minutes
     .venv/bin/python bench/run.py --only e2e,latency
 
 Exits 1 when a target is missed, so it can serve as a check. decode.py and engine.py run as
@@ -24,6 +24,7 @@ import e2e  # noqa: E402
 import latency  # noqa: E402
 import memory  # noqa: E402
 import reconnect  # noqa: E402
+import slow_channel  # noqa: E402
 import startup  # noqa: E402
 from common import PYTHON, ROOT, Result, machine  # noqa: E402
 
@@ -91,6 +92,7 @@ BENCHMARKS: dict[str, Callable[[bool], list[Result]]] = {
     "latency": latency.run,
     "memory": memory.run,
     "reconnect": reconnect.run,
+    "slow_channel": slow_channel.run,
 }
 
 
