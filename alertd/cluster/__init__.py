@@ -11,6 +11,7 @@ from alertd.cluster.replica import ClusterSources, ClusterStatistics
 from alertd.config.database import replica_name
 from alertd.config.model import AccountSettings, Config
 from alertd.events import Event
+from alertd.sources.admission import Admission
 from alertd.sources.capture import Recorder
 from alertd.store.cluster import ClusterStore
 
@@ -43,6 +44,7 @@ def replica_sources(
         watchers=daemon.watchers,
         takeover_after=daemon.takeover_after,
         recorder=recorder,
+        admission=Admission.for_daemon(daemon),
     )
 
 

@@ -39,6 +39,7 @@ import trio
 from alertd.cluster import view
 from alertd.config.model import AccountSettings
 from alertd.events import Event, StreamConnected, StreamDisconnected, StreamGap
+from alertd.sources.admission import Admission
 from alertd.sources.capture import Recorder
 from alertd.sources.streams import CONNECTION
 from alertd.sources.supervisor import Sources, SourcesStatistics
@@ -100,6 +101,7 @@ class ClusterSources:
     watchers: int = 2
     takeover_after: float = 15.0
     recorder: Recorder | None = None
+    admission: Admission | None = None  # the process's limit on new connections
     _sources: Sources | None = None
     _live: tuple[str, ...] = ()
     _plan: dict[str, list[str]] = attrs.field(factory=dict)
@@ -147,7 +149,7 @@ class ClusterSources:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Join the cluster, watch what it assigns until cancelled, then leave it."""
         inner_send, inner_recv = trio.open_memory_channel[Event](FILTER_QUEUE)
-        self._sources = Sources([], inner_send, recorder=self.recorder)
+        self._sources = Sources([], inner_send, recorder=self.recorder, admission=self.admission)
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self._sources.run)

@@ -36,9 +36,5 @@ def websocket_sources(
 ) -> Intake:
     if cluster.database_url(config) is not None:  # replicas: the accounts the cluster assigns
         return cluster.replica_sources(config, send, recorder)
-    return Sources(config.accounts, send, recorder=recorder, admission=admission_for(config))
-
-
-def admission_for(config: Config) -> Admission:
-    """The process's one limit on new connections per exchange endpoint ([daemon])."""
-    return Admission(rate=config.daemon.connect_rate, burst=config.daemon.connect_burst)
+    admission = Admission.for_daemon(config.daemon)
+    return Sources(config.accounts, send, recorder=recorder, admission=admission)

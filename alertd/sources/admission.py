@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 import attrs
 import trio
 
+from alertd.config.model import DaemonSettings
+
 DEFAULT_RATE = 2.0  # new connections a second to one endpoint, sustained
 DEFAULT_BURST = 10  # taken at once before the rate applies (a few accounts start at once)
 _EPSILON = 1e-9
@@ -57,6 +59,11 @@ class Admission:
     rate: float = DEFAULT_RATE
     burst: int = DEFAULT_BURST
     _buckets: dict[str, _Bucket] = attrs.field(factory=dict)
+
+    @classmethod
+    def for_daemon(cls, daemon: DaemonSettings) -> Admission:
+        """The process's one gate, as ``[daemon] connect_rate`` and ``connect_burst`` say."""
+        return cls(rate=daemon.connect_rate, burst=daemon.connect_burst)
 
     def __attrs_post_init__(self) -> None:
         if self.rate <= 0 or self.burst < 1:
