@@ -206,6 +206,8 @@ class DispatchSettings:
     # A URL whose due rows, one message each, would take longer than this to send is
     # behind: what waits goes out as digests until it keeps up again (notify/backlog).
     catch_up: Duration = Duration(1.0)
+    # A message sent longer than this after its alert was made says how late it is (0: never).
+    late_after: Duration = Duration(300.0)
 
 
 # -- [[rules]] --------------------------------------------------------------------------------

@@ -222,7 +222,10 @@ class Dispatcher:
         for alert in alerts:
             if alert.id not in new:
                 self._counts.duplicates += 1
-                log.info("dispatch.duplicate rule=%s key=%s id=%s", alert.rule, alert.key, alert.id)
+                log.info(
+                    "dispatch.duplicate rule=%s account=%s key=%s",
+                    *(alert.rule, alert.account or "-", alert.key),
+                )
 
     async def _flush_loop(self) -> None:
         while True:
@@ -268,8 +271,8 @@ class Dispatcher:
                 plan.lines.append(
                     (
                         logging.INFO,
-                        f"dispatch.{muted.how} rule=%s key=%s id=%s {word}=%s",
-                        (alert.rule, alert.key, alert.id, muted.source),
+                        f"dispatch.{muted.how} rule=%s account=%s key=%s {word}=%s",
+                        (alert.rule, alert.account or "-", alert.key, muted.source),
                     )
                 )
                 plan.states[alert.id] = muted.how
@@ -309,14 +312,8 @@ class Dispatcher:
             windows = [*settings.quiet_hours, *config.dispatch.quiet_hours]
             level = alerts_level(alerts)
             until = quiet_until(windows, group.rule, moment, config.daemon.timezone, level=level)
-            if until is not None:
-                plan.lines.append(
-                    (
-                        logging.INFO,
-                        "dispatch.quiet rule=%s key=%s channel=%s until=%s",
-                        (group.rule, group.key, channel, until.isoformat()),
-                    )
-                )
+            if until is not None:  # said in the queued line: one line per alert
+                plan.quiet.append(f"{channel}@{until.isoformat()}")
             ids = tuple(a.id for a in alerts)
             for i in ids:
                 plan.states[i] = "sent"
@@ -357,18 +354,21 @@ class _Plan:
     notifications: list[Notification] = attrs.field(factory=list)
     channels: list[str] = attrs.field(factory=list)
     lines: list[tuple[int, str, tuple[object, ...]]] = attrs.field(factory=list)
+    quiet: list[str] = attrs.field(factory=list)  # channel@until of those held back
 
     def log(self) -> None:
         for level, message, args in self.lines:
             log.log(level, message, *args)
         if self.channels:
+            sent = [a for a in self.group.alerts if self.states.get(a.id) == "sent"]
+            accounts = sorted({a.account or "-" for a in sent})
             log.info(
-                "dispatch.queued rule=%s key=%s alerts=%d channels=%s rows=%d",
-                self.group.rule,
-                self.group.key,
-                sum(1 for s in self.states.values() if s == "sent"),
+                "dispatch.queued rule=%s account=%s key=%s alerts=%d channels=%s rows=%d%s",
+                *(self.group.rule, ",".join(accounts), self.group.key),
+                len(sent),
                 ",".join(self.channels),
                 len(self.notifications),
+                f" quiet_until={','.join(self.quiet)}" if self.quiet else "",
             )
 
 

@@ -19,7 +19,7 @@ import attrs
 
 from alertd.clock import utc_now
 from alertd.config.model import Config
-from alertd.engine.compile import CompiledRule, compile_rules
+from alertd.engine.compile import STATE_FIELDS, CompiledRule, compile_rules, toml_name
 from alertd.engine.index import RuleIndex
 from alertd.engine.probe import ProbeEvent
 from alertd.engine.rule_types import ChangedKeys, ClockReference, RuleEvaluator, evaluator_for
@@ -232,6 +232,7 @@ class Engine:
             except Exception:  # one broken rule must not silence the others
                 log.exception("engine.rule_error rule=%s kind=%s", rule.name, event.kind)
         self._counters.alerts_out += len(alerts) - timer_alerts
+        _log_made(alerts[timer_alerts:])
         return alerts
 
     def advance(self, now: float) -> list[Alert]:
@@ -260,6 +261,7 @@ class Engine:
             except Exception:  # one broken rule must not silence the others
                 log.exception("engine.rule_error rule=%s timer=%s", owner.rule.name, tag)
         self._counters.alerts_out += len(alerts)
+        _log_made(alerts)
         return alerts
 
     def reload(
@@ -283,6 +285,7 @@ class Engine:
             self._accounts = new_accounts
             self._removed = (self._removed | removed) - frozenset(new_accounts)
         old = {(b.rule.name, b.rule.fingerprint): b for b in self._evaluators}
+        resets = _resets(self._evaluators, rules)
         evaluators: list[RuleEvaluator] = []
         for rule in rules:
             b = old.pop((rule.name, rule.fingerprint), None)
@@ -305,12 +308,14 @@ class Engine:
         if rules:
             self._globals = dict(rules[0].globals)
         self._prune = True
+        for name, why in resets:
+            log.info("engine.reset rule=%s why=%s", name, why)
         log.info(
-            "engine.reload rules=%d dropped=%d accounts=%d removed_accounts=%d",
+            "engine.reload rules=%d reset=%s accounts=%d removed_accounts=%s",
             len(evaluators),
-            len(old),
+            ",".join(name for name, _ in resets) or "-",
             len(self._accounts),
-            len(removed),
+            ",".join(sorted(removed)) or "-",
         )
 
     def _apply_pending(self, now: float) -> None:
@@ -360,3 +365,34 @@ class Engine:
                         )
                     )
         return rows
+
+
+def _log_made(alerts: Sequence[Alert]) -> None:
+    """The engine's one line per alert it made (dispatch and delivery log theirs)."""
+    for alert in alerts:
+        log.info(
+            "engine.alert rule=%s account=%s key=%s status=%s severity=%s",
+            alert.rule,
+            alert.account or "-",
+            alert.key,
+            alert.status,
+            alert.severity,
+        )
+
+
+def _resets(
+    current: Sequence[RuleEvaluator], rules: Sequence[CompiledRule]
+) -> list[tuple[str, str]]:
+    """The rules whose state a reload to ``rules`` drops, each with why in words: gone from
+    the config, or a setting its state depends on changed (named)."""
+    new = {r.name: r for r in rules}
+    resets = []
+    for b in current:
+        rule = new.get(b.rule.name)
+        if rule is None:
+            resets.append((b.rule.name, "removed from the config"))
+        elif rule.fingerprint != b.rule.fingerprint:
+            was, now = b.rule.settings, rule.settings
+            changed = [toml_name(f) for f in STATE_FIELDS if getattr(now, f) != getattr(was, f)]
+            resets.append((b.rule.name, f"changed {','.join(changed) or 'settings'}"))
+    return resets

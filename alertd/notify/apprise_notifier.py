@@ -127,6 +127,18 @@ def masked_url(url: str) -> str:
     return scrub(private, url)
 
 
+def unusable(url: str) -> str:
+    """``url`` masked, with apprise's words on why it cannot use it (which its logger, not
+    passed on, would otherwise have said alone)."""
+    capture: Any = apprise.LogCapture
+    with capture(level=logging.WARNING, fmt="%(message)s") as captured:
+        shown = masked_url(url)
+    # Lines quoting the URL are left out: apprise's privacy form keeps a password's ends.
+    lines = [line for line in captured.getvalue().splitlines() if "://" not in line]
+    words = "; ".join(dict.fromkeys(lines))
+    return f"{shown} ({scrub(words, url)})" if words else shown
+
+
 @attrs.define
 class _BothLimiters:
     """Acquire a per-URL limiter, then the global one; trio's ``to_thread`` accepts any object
@@ -174,6 +186,10 @@ class AppriseNotifier:
         for name in ("apprise", "urllib3"):
             chatty = logging.getLogger(name)
             chatty.setLevel(max(logging.WARNING, chatty.getEffectiveLevel()))
+        # What apprise says of a send is its outcome's cause (SendResult.detail), which
+        # alertd logs once (delivery.retry/expired): apprise's own lines would say it twice.
+        # Its per-call capture is a handler on its logger, so it still sees every record.
+        logging.getLogger("apprise").propagate = False
         # In memory only: apprise's persistent store would write files next to the daemon.
         self._asset = apprise.AppriseAsset(storage_mode="memory")
 
@@ -223,9 +239,7 @@ class AppriseNotifier:
             with_arguments(with_timeouts(raw, timeout), urgency(plugin, message.severity))
         ):
             return SendResult(
-                ok=False,
-                recoverable=False,
-                detail=f"not a usable apprise URL: {masked_url(raw)}",
+                ok=False, recoverable=False, detail=f"not a usable apprise URL: {unusable(raw)}"
             )
         try:
             # The body format is always given (the channel's, plain text by default): apprise

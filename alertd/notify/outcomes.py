@@ -18,6 +18,7 @@ import trio
 
 from alertd import clock
 from alertd.config.model import Config
+from alertd.messages.lateness import late_words
 from alertd.notify.expiry import fallback_report, next_attempt
 from alertd.notify.notifier import SendResult
 from alertd.notify.observer import DeliveryObserver
@@ -81,7 +82,8 @@ class Outcomes:
         if not rows:
             return
         if result.ok:
-            await self._delivered(target, rows, digest=digest, handing=handing)
+            late_after = config.dispatch.late_after
+            await self._delivered(target, rows, digest=digest, handing=handing, late=late_after)
         else:
             await self._failed(config, target, rows, result)
         self._changed.set()
@@ -93,6 +95,7 @@ class Outcomes:
         *,
         digest: bool,
         handing: Sequence[OutboxRow],
+        late: float,
     ) -> None:
         channel, index = target
         now = self.wall()
@@ -100,17 +103,23 @@ class Outcomes:
         self.tally.delivered += len(rows)
         for row in rows:
             self.observer.delivered(channel, max(0.0, now - row.due_since))
+        self.tally.digests += digest
+        if not log.isEnabledFor(logging.INFO):
+            return
+        who = await self.who(rows)
         if digest:
-            self.tally.digests += 1
-            log.info("delivery.digest channel=%s url=%d rows=%d", channel, index, len(rows))
+            rules, accounts = (",".join(sorted({w[i] for w in who.values()})) for i in (0, 1))
+            log.info(
+                "delivery.digest rule=%s account=%s channel=%s url=%d rows=%d",
+                *(rules or "-", accounts or "-", channel, index, len(rows)),
+            )
             return
         for row in rows:
             log.info(
-                "delivery.sent channel=%s url=%d key=%s attempts=%d",
-                channel,
-                index,
-                row.key,
-                row.attempts + 1,
+                "delivery.sent rule=%s account=%s channel=%s url=%d attempts=%d%s",
+                *who[row.key],
+                *(channel, index, row.attempts + 1),
+                late_words(row.created, now, late),
             )
 
     async def _failed(
@@ -137,15 +146,12 @@ class Outcomes:
             [(row.key, at) for row, at in retries], error=result.detail, now=now
         )
         self.tally.retries += len(retries)
+        who = await self.who([row for row, _ in retries])
         for row, at in retries:
             log.warning(
-                "delivery.retry channel=%s url=%d key=%s attempts=%d in=%.1f error=%s",
-                channel,
-                index,
-                row.key,
-                row.attempts + 1,
-                at - now,
-                result.detail,
+                "delivery.retry rule=%s account=%s channel=%s url=%d attempts=%d in=%.1f error=%s",
+                *who[row.key],
+                *(channel, index, row.attempts + 1, at - now, result.detail),
             )
 
     async def expire(
@@ -156,15 +162,13 @@ class Outcomes:
         now = self.wall()
         await self.outbox.mark_expired([r.key for r in rows], error=reason, now=now)
         self.tally.expired += len(rows)
+        who = await self.who(rows)
         for row in rows:
             log.error(
-                "delivery.expired channel=%s url=%d key=%s attempts=%d reason=%s last_error=%s",
-                channel,
-                row.url_index,
-                row.key,
-                row.attempts,
-                reason,
-                row.last_error,
+                "delivery.expired rule=%s account=%s channel=%s url=%d attempts=%d reason=%s%s",
+                *who[row.key],
+                *(channel, row.url_index, row.attempts, reason),
+                f" last_error={row.last_error}" if row.last_error not in reason else "",
             )
         report = fallback_report(config, channel, rows, reason, now)
         if report:
@@ -183,13 +187,23 @@ class Outcomes:
         )
         self.tally.muted += len(rows)
         self._changed.set()
+        who = await self.who([m.row for m in rows])
         for m in rows:
             log.info(
-                "delivery.%s channel=%s url=%d key=%s alerts=%d by=%s",
+                "delivery.%s rule=%s account=%s channel=%s url=%d alerts=%d by=%s",
                 m.how,
-                channel,
-                index,
-                m.row.key,
-                len(m.row.alert_ids),
-                m.sources,
+                *who[m.row.key],
+                *(channel, index, len(m.row.alert_ids), m.sources),
             )
+
+    async def who(self, rows: Sequence[OutboxRow]) -> dict[str, tuple[str, str]]:
+        """Each row's rules and accounts (comma-separated, ``-`` for none: a notice of
+        alertd's own), for its log line: the outbox keeps them with the alerts."""
+        stored = await self.outbox.alerts(i for row in rows for i in row.alert_ids)
+        out = {}
+        for row in rows:
+            alerts = [stored[i] for i in row.alert_ids if i in stored]
+            rules = sorted({a.rule for a in alerts}) or ["-"]
+            accounts = sorted({a.account or "-" for a in alerts}) or ["-"]
+            out[row.key] = (",".join(rules), ",".join(accounts))
+        return out

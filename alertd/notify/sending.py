@@ -21,6 +21,7 @@ import trio
 from alertd import clock
 from alertd.config.model import ChannelSettings, Config
 from alertd.events import Alert
+from alertd.messages.lateness import with_marker
 from alertd.messages.split import Part, split_message
 from alertd.notify.backlog import SendTimes
 from alertd.notify.notifier import Notifier, Outgoing, SendResult
@@ -154,11 +155,12 @@ class Sender:
         """Send ``row`` (its hand-off written down already) and record the outcome; when it
         was accepted, ``following`` is marked in the service's hands in the same write."""
         alerts = await self.alerts_of(settings, target[1], [row])
+        late = (row.created, self.wall(), config.dispatch.late_after, config.daemon.timezone)
         result = await self.send(
             settings,
             target[1],
             row.title,
-            row.body,
+            with_marker(row.body, *late) if not row.parts_done else row.body,
             rate,
             level=row.severity,
             alerts=alerts,
