@@ -12,13 +12,18 @@ from datetime import UTC, datetime
 import trio
 
 from alertd.config.model import ChannelSettings
+from alertd.messages.formats import zone
 from alertd.messages.split import split_message
 from alertd.notify.apprise_notifier import AppriseNotifier
 from alertd.notify.notifier import Outgoing, SendResult
 
 
-def build_test_message(channel: str) -> tuple[str, str]:
-    now = datetime.now(UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+def build_test_message(channel: str, timezone: str = "UTC") -> tuple[str, str]:
+    """The test message's title and body; the time is in ``timezone`` (``[daemon]
+    timezone``, as every time alertd's messages show), with the zone named."""
+    now = datetime.now(UTC).astimezone(zone(timezone)).strftime("%Y-%m-%d %H:%M:%S %Z")
+    if not now.endswith(timezone):
+        now += f" ({timezone})"
     return (
         f"alertd test: channel {channel}",
         f"If you can read this, alertd can reach you through channel {channel}.\n"
@@ -27,10 +32,10 @@ def build_test_message(channel: str) -> tuple[str, str]:
 
 
 async def send_test(
-    notifier: AppriseNotifier, name: str, settings: ChannelSettings
+    notifier: AppriseNotifier, name: str, settings: ChannelSettings, timezone: str = "UTC"
 ) -> list[tuple[str, SendResult]]:
     """Send the test message to each URL of a channel, in turn: (masked URL, result)."""
-    title, body = build_test_message(name)
+    title, body = build_test_message(name, timezone)
     results: list[tuple[str, SendResult]] = []
     for url in settings.urls:
         limits = notifier.limits(url)
@@ -71,7 +76,7 @@ def main(args: argparse.Namespace) -> int:
         )
         return 2
     notifier = AppriseNotifier(workers=config.dispatch.workers)
-    results = trio.run(send_test, notifier, args.channel, settings)
+    results = trio.run(send_test, notifier, args.channel, settings, config.daemon.timezone)
     for described, result in results:
         if result.ok:
             print(f"ok      {described}")
