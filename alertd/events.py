@@ -279,7 +279,10 @@ class Alert:
     ``id`` is the idempotency key: deterministic from the rule, the key and what caused the
     alert, so the same cause seen twice (a replayed frame after a reconnect, a restart) is the
     same alert and is delivered once. ``key`` groups alerts of one rule (for example
-    ``main/BTC_USDT``); ``labels`` are what silences and inhibitions match on.
+    ``main/BTC_USDT``); ``labels`` are what silences and inhibitions match on. ``fields`` are
+    the causing event's fields and what the rule type adds (``value``, ``threshold``,
+    ``count``...), as JSON values: amounts as exact decimal strings, times in ISO 8601 UTC
+    (for the structured webhook, which hands them to whatever routes or stores alerts).
     """
 
     id: str
@@ -294,6 +297,7 @@ class Alert:
     event_kind: str | None = None
     labels: Mapping[str, str] = attrs.field(factory=dict)
     created: datetime
+    fields: Mapping[str, Any] = attrs.field(factory=dict, eq=False)
 
 
 SEVERITY_ORDER = {"info": 0, "warning": 1, "critical": 2}

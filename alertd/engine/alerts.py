@@ -7,7 +7,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
+
+import attrs
 
 from alertd.engine.compile import CompiledRule
 from alertd.events import Alert, AlertStatus, Event, event_fields
@@ -80,4 +83,33 @@ def build_alert(
         event_kind=ctx.get("kind"),
         labels=labels_of(rule, ctx),
         created=created,
+        fields=json_fields(ctx, rule.globals),
     )
+
+
+# What a template context holds besides the event's and the rule type's values.
+_NOT_FIELDS = frozenset({"raw", "rule", "key", "status", "severity", "type", "now"})
+
+
+def _json_value(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, tuple | list):
+        return [_json_value(v) for v in value]
+    if attrs.has(type(value)):
+        return {k: _json_value(v) for k, v in attrs.asdict(value, recurse=False).items()}
+    return str(value)
+
+
+def json_fields(ctx: Mapping[str, Any], helpers: Mapping[str, Any]) -> dict[str, Any]:
+    """The data of a template context (the event's fields, the rule type's values) as JSON
+    values, without the template helpers and what the alert says elsewhere."""
+    return {
+        name: _json_value(ctx[name])
+        for name in sorted(ctx)
+        if name not in _NOT_FIELDS and name not in helpers and not callable(ctx[name])
+    }

@@ -47,6 +47,7 @@ def alert_json(alert: Alert) -> dict[str, Any]:
         "created": alert.created.isoformat(),
         "title": alert.title,
         "message": alert.body,
+        "fields": dict(alert.fields),
     }
 
 

@@ -58,6 +58,7 @@ def alert_to_json(alert: Alert) -> str:
             "event_kind": alert.event_kind,
             "labels": dict(alert.labels),
             "created": alert.created.isoformat(),
+            "fields": dict(alert.fields),
         }
     )
 
@@ -77,6 +78,7 @@ def alert_from_json(text: str) -> Alert:
         event_kind=d["event_kind"],
         labels=d["labels"],
         created=datetime.fromisoformat(d["created"]),
+        fields=d.get("fields", {}),  # rows stored before alerts carried their fields: none
     )
 
 

@@ -1,11 +1,13 @@
 """alertd's structured webhook (``alertd://``): the whole notification as JSON, each alert
-with its rule, status, severity, labels and text, POSTed to a real HTTP receiver."""
+with its rule, status, severity, labels, the event's fields and text, POSTed to a real HTTP
+receiver."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import attrs
 import trio
 
 from alertd.config.model import Secret
@@ -27,8 +29,9 @@ async def test_the_webhook_gets_every_alert_of_a_notification(tmp_path: Path) ->
             default_channel="hook",
             group_wait=1,
         )
+        fields = {"notional": "2001.95", "price": "4003.9", "time": "2026-01-05T12:00:01+00:00"}
         alerts = [
-            make_alert(1, severity="critical", labels=LABELS),
+            attrs.evolve(make_alert(1, severity="critical", labels=LABELS), fields=fields),
             make_alert(2, status="resolved", labels=LABELS),
         ]
         with trio.fail_after(60):
@@ -55,6 +58,7 @@ async def test_the_webhook_gets_every_alert_of_a_notification(tmp_path: Path) ->
             "created": "2026-01-05T12:00:01+00:00",
             "title": "Order 1 filled",
             "message": "buy 1 BTC_USDT filled at 100",
+            "fields": fields,  # the event's, exact: through the state database and back
         },
         {
             "id": "alert-2",
@@ -68,6 +72,7 @@ async def test_the_webhook_gets_every_alert_of_a_notification(tmp_path: Path) ->
             "created": "2026-01-05T12:00:02+00:00",
             "title": "Order 2 filled",
             "message": "buy 2 BTC_USDT filled at 100",
+            "fields": {},
         },
     ]
 
