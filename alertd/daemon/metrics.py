@@ -2,7 +2,7 @@
 
 The stages call plain methods (``frame(account)``, ``delivered(channel, latency)``...) on a
 ``Metrics`` or, when ``[daemon] metrics_listen`` is unset, on a ``NullMetrics`` that does
-nothing; both satisfy ``MetricsSink``. ``Metrics`` keeps its own ``CollectorRegistry``, so two
+nothing (``MetricsSink`` is either). ``Metrics`` keeps its own ``CollectorRegistry``, so two
 daemons in one test process never share counters, and exposes no process/GC collectors of
 another registry by accident.
 
@@ -25,7 +25,7 @@ import logging
 import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import trio
@@ -68,30 +68,18 @@ class MetricsError(Exception):
     """The metrics endpoint cannot be set up as configured."""
 
 
-class MetricsSink(Protocol):
-    """What the stages call; implemented by ``Metrics`` and ``NullMetrics``."""
+class Snapshots(TypedDict):
+    """What ``observe`` is handed once a second: the stages' statistics and counts."""
 
-    def frame(self, account: str, n: int = 1) -> None: ...
-    def decode_error(self, account: str, n: int = 1) -> None: ...
-    def stream_up(self, account: str, up: bool) -> None: ...
-    def reconnect(self, account: str, n: int = 1) -> None: ...
-    def alert_fired(self, rule: str) -> None: ...
-    def delivered(self, channel: str, latency: float) -> None: ...
-    def failed(self, channel: str) -> None: ...
-    def set_pending(self, n: int) -> None: ...
-    def observe(
-        self,
-        *,
-        accounts: Mapping[str, HealthStatistics],
-        dispatch: DispatchStatistics | None,
-        pending: int,
-        reload_failures: int,
-    ) -> None: ...
-    def watch_health(self, health: HealthSource) -> None: ...
+    accounts: Mapping[str, HealthStatistics]
+    dispatch: DispatchStatistics | None
+    pending: int
+    reload_failures: int
 
 
 class NullMetrics:
-    """Metrics switched off: every call is a no-op."""
+    """Metrics switched off: every call is a no-op. Its methods are also the interface the
+    stages call (``MetricsSink``), which ``Metrics`` implements by overriding each one."""
 
     def frame(self, account: str, n: int = 1) -> None:
         pass
@@ -117,21 +105,18 @@ class NullMetrics:
     def set_pending(self, n: int) -> None:
         pass
 
-    def observe(
-        self,
-        *,
-        accounts: Mapping[str, HealthStatistics],
-        dispatch: DispatchStatistics | None,
-        pending: int,
-        reload_failures: int,
-    ) -> None:
+    def observe(self, **snapshots: Unpack[Snapshots]) -> None:
         pass
 
     def watch_health(self, health: HealthSource) -> None:
         pass
 
 
-class Metrics:
+# What the stages are given: a ``Metrics`` or, with metrics off, a ``NullMetrics``.
+MetricsSink = NullMetrics
+
+
+class Metrics(NullMetrics):
     """alertd's metrics in their own registry. Methods are cheap and thread-safe."""
 
     def __init__(self, *, wall: clock.Wall = clock.wall) -> None:
@@ -141,56 +126,50 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self._exposition = make_wsgi_app(self.registry)
         r = self.registry
-        self._info = Gauge("alertd_build_info", "alertd version", ["version"], registry=r)
+
+        def counter(name: str, doc: str, *labels: str) -> Counter:
+            return Counter(name, doc, labels, registry=r)
+
+        def gauge(name: str, doc: str, *labels: str) -> Gauge:
+            return Gauge(name, doc, labels, registry=r)
+
+        self._info = gauge("alertd_build_info", "alertd version", "version")
         self._info.labels(__version__).set(1)
-        self._up = Gauge(
-            "alertd_stream_up",
-            "1 while the account's websocket is connected",
-            ["account"],
-            registry=r,
+        self._up = gauge(
+            "alertd_stream_up", "1 while the account's websocket is connected", "account"
         )
-        self._reconnects = Counter(
-            "alertd_stream_reconnects", "Reconnect attempts per account", ["account"], registry=r
+        self._reconnects = counter(
+            "alertd_stream_reconnects", "Reconnect attempts per account", "account"
         )
-        self._frames = Counter(
-            "alertd_frames", "Frames received per account", ["account"], registry=r
-        )
-        self._decode_errors = Counter(
+        self._frames = counter("alertd_frames", "Frames received per account", "account")
+        self._decode_errors = counter(
             "alertd_decode_errors",
             "Frames that could not be decoded (logged and skipped)",
-            ["account"],
-            registry=r,
+            "account",
         )
-        self._fired = Counter("alertd_alerts_fired", "Alerts fired per rule", ["rule"], registry=r)
-        self._delivered = Counter(
+        self._fired = counter("alertd_alerts_fired", "Alerts fired per rule", "rule")
+        self._delivered = counter(
             "alertd_notifications_delivered",
             "Notifications accepted by the service, per channel",
-            ["channel"],
-            registry=r,
+            "channel",
         )
-        self._failed = Counter(
-            "alertd_notifications_failed",
-            "Delivery attempts that failed, per channel",
-            ["channel"],
-            registry=r,
+        self._failed = counter(
+            "alertd_notifications_failed", "Delivery attempts that failed, per channel", "channel"
         )
-        self._pending = Gauge(
-            "alertd_outbox_pending", "Notifications waiting in the outbox", registry=r
-        )
-        self._last_frame = Gauge(
+        self._pending = gauge("alertd_outbox_pending", "Notifications waiting in the outbox")
+        self._last_frame = gauge(
             "alertd_stream_last_frame_timestamp_seconds",
             "Unix time of the last frame received per account",
-            ["account"],
-            registry=r,
+            "account",
         )
-        self._silenced = Counter(
-            "alertd_alerts_silenced", "Alerts a silence kept from every channel", registry=r
+        self._silenced = counter(
+            "alertd_alerts_silenced", "Alerts a silence kept from every channel"
         )
-        self._inhibited = Counter(
-            "alertd_alerts_inhibited", "Alerts an inhibition kept from every channel", registry=r
+        self._inhibited = counter(
+            "alertd_alerts_inhibited", "Alerts an inhibition kept from every channel"
         )
-        self._reload_failures = Counter(
-            "alertd_reload_failures", "Reloads that kept the previous config", registry=r
+        self._reload_failures = counter(
+            "alertd_reload_failures", "Reloads that kept the previous config"
         )
         self._latency = Histogram(
             "alertd_delivery_latency_seconds",
@@ -229,19 +208,13 @@ class Metrics:
 
     # -- called by the supervisor ----------------------------------------------------------
 
-    def observe(
-        self,
-        *,
-        accounts: Mapping[str, HealthStatistics],
-        dispatch: DispatchStatistics | None,
-        pending: int,
-        reload_failures: int,
-    ) -> None:
+    def observe(self, **snapshots: Unpack[Snapshots]) -> None:
         """Follow the stages' snapshots: counters grow by what their counts grew since the
         last call (``frames`` of an account, ``silenced`` of dispatch...), gauges are set."""
         wall, now = self._wall(), trio.current_time()
-        self.set_pending(pending)
-        for account, stats in accounts.items():
+        dispatch = snapshots["dispatch"]
+        self.set_pending(snapshots["pending"])
+        for account, stats in snapshots["accounts"].items():
             self.frame(account, self._grown(f"frames:{account}", stats.frames))
             self.decode_error(account, self._grown(f"errors:{account}", stats.decode_errors))
             self.reconnect(account, self._grown(f"reconnects:{account}", stats.reconnects))
@@ -251,7 +224,7 @@ class Metrics:
         if dispatch is not None:
             self._silenced.inc(self._grown("silenced", dispatch.silenced))
             self._inhibited.inc(self._grown("inhibited", dispatch.inhibited))
-        self._reload_failures.inc(self._grown("reload_failures", reload_failures))
+        self._reload_failures.inc(self._grown("reload_failures", snapshots["reload_failures"]))
 
     def _grown(self, name: str, count: int) -> int:
         """How much ``count`` grew since the last call for ``name``."""
