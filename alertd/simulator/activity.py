@@ -138,42 +138,27 @@ class _Order:
         return (self.filled_quote / self.filled_qty).quantize(CENT)
 
 
-PIEXGO_MARKETS = (
-    Market(
-        symbol="BTC_USDT",
-        base="BTC",
-        quote="USDT",
-        start_price=Decimal("42150.00"),
-        min_qty=Decimal("0.001"),
-        max_qty=Decimal("0.25"),
-    ),
-    Market(
-        symbol="ETH_USDT",
-        base="ETH",
-        quote="USDT",
-        start_price=Decimal("2285.00"),
-        min_qty=Decimal("0.01"),
-        max_qty=Decimal("3"),
-    ),
-)
-CRYPTOLOGY_MARKETS = (
-    Market(
-        symbol="BTC_USD",
-        base="BTC",
-        quote="USD",
-        start_price=Decimal("42120.00"),
-        min_qty=Decimal("0.001"),
-        max_qty=Decimal("0.25"),
-    ),
-    Market(
-        symbol="ETH_USD",
-        base="ETH",
-        quote="USD",
-        start_price=Decimal("2283.50"),
-        min_qty=Decimal("0.01"),
-        max_qty=Decimal("3"),
-    ),
-)
+# Order sizes by coin, the same on both exchanges: (smallest order or deal, largest ordinary).
+_LOT_LIMITS = {"BTC": (Decimal("0.001"), Decimal("0.25")), "ETH": (Decimal("0.01"), Decimal("3"))}
+
+
+def _markets(quote: str, start_prices: dict[str, str]) -> tuple[Market, ...]:
+    """One market per coin of ``start_prices`` (base -> start price) against ``quote``."""
+    return tuple(
+        Market(
+            symbol=f"{base}_{quote}",
+            base=base,
+            quote=quote,
+            start_price=Decimal(price),
+            min_qty=_LOT_LIMITS[base][0],
+            max_qty=_LOT_LIMITS[base][1],
+        )
+        for base, price in start_prices.items()
+    )
+
+
+PIEXGO_MARKETS = _markets("USDT", {"BTC": "42150.00", "ETH": "2285.00"})
+CRYPTOLOGY_MARKETS = _markets("USD", {"BTC": "42120.00", "ETH": "2283.50"})
 
 
 @attrs.define
