@@ -46,21 +46,7 @@ from typing import Any
 
 import attrs
 
-from alertd.events import (
-    BalanceChanged,
-    Book,
-    Event,
-    FundsInsufficient,
-    OrderCancelled,
-    OrderEvent,
-    OrderFilled,
-    OrderPartiallyFilled,
-    OrderPlaced,
-    PriceLevel,
-    Side,
-    Trade,
-    normalize_symbol,
-)
+from alertd import events
 from alertd.protocols._base import DecoderBase, sorted_levels
 from alertd.protocols._json import Obj, Reader, load_object, mul, sub
 from alertd.protocols.orders import TrackedOrder
@@ -73,9 +59,9 @@ MARKET_PREFIXES = ("trades", "book")
 
 _ORDER_STEPS = ("OrderPlaced", "OrderAmountChanged", "OrderCancelled", "OrderClosed")
 # "@type" of each order message -> (side, step)
-_BUY: Side = "buy"
-_SELL: Side = "sell"
-_ORDER_TYPES: dict[str, tuple[Side, str]] = {
+_BUY: events.Side = "buy"
+_SELL: events.Side = "sell"
+_ORDER_TYPES: dict[str, tuple[events.Side, str]] = {
     f"{prefix}{step}": (side, step)
     for prefix, side in (("Buy", _BUY), ("Sell", _SELL))
     for step in _ORDER_STEPS
@@ -89,8 +75,8 @@ def normalize_stream(name: str) -> str:
         return ACCOUNT_STREAM
     prefix, dot, pair = text.partition(".")
     prefix = prefix.lower()
-    if dot and prefix in MARKET_PREFIXES and normalize_symbol(pair):
-        return f"{prefix}.{normalize_symbol(pair)}"
+    if dot and prefix in MARKET_PREFIXES and events.normalize_symbol(pair):
+        return f"{prefix}.{events.normalize_symbol(pair)}"
     raise ValueError(
         f"unknown cryptology stream {name!r} (use 'account', 'trades.<PAIR>' or "
         "'book.<PAIR>', e.g. 'book.BTC_USD')"
@@ -120,17 +106,17 @@ class CryptologyDecoder(DecoderBase):
     def unsubscribe_frames(self, streams: Sequence[str]) -> list[str]:
         return self.subscribe_frames(streams)
 
-    def stream_for(self, event: Event) -> str | None:
+    def stream_for(self, event: events.Event) -> str | None:
         """The stream ``event`` belongs to (see the module docstring); None for others."""
-        if isinstance(event, OrderEvent | BalanceChanged | FundsInsufficient):
+        if isinstance(event, events.OrderEvent | events.BalanceChanged | events.FundsInsufficient):
             return ACCOUNT_STREAM
-        if isinstance(event, Trade):
+        if isinstance(event, events.Trade):
             return "trades." + event.symbol
-        if isinstance(event, Book):
+        if isinstance(event, events.Book):
             return "book." + event.symbol
         return None
 
-    def _decode(self, frame: str | bytes, received: datetime) -> list[Event]:
+    def _decode(self, frame: str | bytes, received: datetime) -> list[events.Event]:
         obj = load_object(frame)
         r = Reader(frame)
         kind = obj.get("@type")
@@ -141,7 +127,7 @@ class CryptologyDecoder(DecoderBase):
             return self._balance(r, obj, received)
         if kind == "InsufficientFunds":
             return [
-                FundsInsufficient(
+                events.FundsInsufficient(
                     **self._envelope(obj, received),
                     order_id=r.ident(obj, "order_id"),
                     currency=r.text(obj, "currency").strip().upper(),
@@ -149,7 +135,7 @@ class CryptologyDecoder(DecoderBase):
             ]
         if kind == "AnonymousTrade":
             return [
-                Trade(
+                events.Trade(
                     **self._envelope(obj, received, r.seconds_micros(obj, "time")),
                     symbol=r.symbol(obj, "trade_pair"),
                     price=r.number(obj, "price"),
@@ -163,7 +149,9 @@ class CryptologyDecoder(DecoderBase):
             return _reply(r, obj)
         raise r.fail(f"unknown @type {kind!r}")
 
-    def _order(self, r: Reader, obj: Obj, side: Side, step: str, received: datetime) -> list[Event]:
+    def _order(
+        self, r: Reader, obj: Obj, side: events.Side, step: str, received: datetime
+    ) -> list[events.Event]:
         common: dict[str, Any] = {
             **self._envelope(obj, received, r.seconds_micros(obj, "time")),
             "order_id": r.ident(obj, "order_id"),
@@ -177,7 +165,7 @@ class CryptologyDecoder(DecoderBase):
             return self._amount_changed(r, obj, common)
         return self._ended(common, cancelled=step == "OrderCancelled")
 
-    def _placed(self, r: Reader, obj: Obj, common: dict[str, Any]) -> list[Event]:
+    def _placed(self, r: Reader, obj: Obj, common: dict[str, Any]) -> list[events.Event]:
         amount = r.number(obj, "amount")
         price = r.number(obj, "price")
         inline = r.boolean(obj, "closed_inline")
@@ -185,7 +173,7 @@ class CryptologyDecoder(DecoderBase):
         if self.orders.is_closed(order_id) or self.orders.get(order_id) is not None:
             return []  # a repeat
         zero = Decimal(0)
-        placed = OrderPlaced(
+        placed = events.OrderPlaced(
             **common, price=price, amount=amount, remaining=amount, filled=zero, notional=zero
         )
         if not inline:
@@ -201,7 +189,7 @@ class CryptologyDecoder(DecoderBase):
             self.orders.open(tracked)
             return [placed]
         self.orders.close(order_id)
-        filled = OrderFilled(
+        filled = events.OrderFilled(
             **common,
             price=price,
             amount=amount,
@@ -211,7 +199,7 @@ class CryptologyDecoder(DecoderBase):
         )
         return [placed, filled]
 
-    def _amount_changed(self, r: Reader, obj: Obj, common: dict[str, Any]) -> list[Event]:
+    def _amount_changed(self, r: Reader, obj: Obj, common: dict[str, Any]) -> list[events.Event]:
         remaining = r.number(obj, "amount")  # the NEW remaining amount, not the fill
         order_id = common["order_id"]
         if self.orders.is_closed(order_id):
@@ -229,14 +217,14 @@ class CryptologyDecoder(DecoderBase):
                     common["client_order_id"],
                 )
             )
-            return [OrderPartiallyFilled(**common, remaining=remaining)]
+            return [events.OrderPartiallyFilled(**common, remaining=remaining)]
         if tracked.remaining is None or remaining >= tracked.remaining:
             return []  # a repeat or a late update
         last = sub(tracked.remaining, remaining)
         tracked.remaining = remaining
         filled = None if tracked.amount is None else sub(tracked.amount, remaining)
         return [
-            OrderPartiallyFilled(
+            events.OrderPartiallyFilled(
                 **_known(common, tracked),
                 amount=tracked.amount,
                 remaining=remaining,
@@ -246,7 +234,7 @@ class CryptologyDecoder(DecoderBase):
             )
         ]
 
-    def _ended(self, common: dict[str, Any], *, cancelled: bool) -> list[Event]:
+    def _ended(self, common: dict[str, Any], *, cancelled: bool) -> list[events.Event]:
         """``...OrderCancelled`` / ``...OrderClosed``: the end of the lifecycle."""
         order_id = common["order_id"]
         if self.orders.is_closed(order_id):
@@ -254,8 +242,8 @@ class CryptologyDecoder(DecoderBase):
         tracked = self.orders.close(order_id)
         if tracked is None:
             if cancelled:
-                return [OrderCancelled(**common)]
-            return [OrderFilled(**common, remaining=Decimal(0))]  # closed = fully executed
+                return [events.OrderCancelled(**common)]
+            return [events.OrderFilled(**common, remaining=Decimal(0))]  # closed = fully executed
         known = _known(common, tracked)
         amount, remaining = tracked.amount, tracked.remaining
         if cancelled:
@@ -263,7 +251,7 @@ class CryptologyDecoder(DecoderBase):
             if amount is not None and remaining is not None:
                 filled = sub(amount, remaining)
             return [
-                OrderCancelled(
+                events.OrderCancelled(
                     **known,
                     amount=amount,
                     remaining=remaining,
@@ -272,7 +260,7 @@ class CryptologyDecoder(DecoderBase):
                 )
             ]
         return [
-            OrderFilled(
+            events.OrderFilled(
                 **known,
                 amount=amount,
                 remaining=Decimal(0),
@@ -281,7 +269,7 @@ class CryptologyDecoder(DecoderBase):
             )
         ]
 
-    def _balance(self, r: Reader, obj: Obj, received: datetime) -> list[Event]:
+    def _balance(self, r: Reader, obj: Obj, received: datetime) -> list[events.Event]:
         currency = r.text(obj, "currency").strip().upper()
         balance = r.number(obj, "balance")
         change = r.number(obj, "change", signed=True)
@@ -289,7 +277,7 @@ class CryptologyDecoder(DecoderBase):
         time = r.seconds_micros(obj, "time")
         self.balances[currency] = balance
         return [
-            BalanceChanged(
+            events.BalanceChanged(
                 **self._envelope(obj, received, time),
                 currency=currency,
                 balance=balance,
@@ -298,7 +286,7 @@ class CryptologyDecoder(DecoderBase):
             )
         ]
 
-    def _book(self, r: Reader, obj: Obj, received: datetime) -> Book:
+    def _book(self, r: Reader, obj: Obj, received: datetime) -> events.Book:
         symbol = r.symbol(obj, "trade_pair")
         bids = _levels(r, obj, "buy_levels", best_first_highest=True)
         asks = _levels(r, obj, "sell_levels", best_first_highest=False)
@@ -320,7 +308,9 @@ def _notional(filled: Decimal | None, price: Decimal | None) -> Decimal | None:
     return None if filled is None or price is None else mul(filled, price)
 
 
-def _levels(r: Reader, obj: Obj, key: str, *, best_first_highest: bool) -> tuple[PriceLevel, ...]:
+def _levels(
+    r: Reader, obj: Obj, key: str, *, best_first_highest: bool
+) -> tuple[events.PriceLevel, ...]:
     """One side of an aggregated book (``{price: volume}``), best first."""
     side = r.obj(obj, key)
     levels = [
@@ -330,7 +320,7 @@ def _levels(r: Reader, obj: Obj, key: str, *, best_first_highest: bool) -> tuple
     return sorted_levels(levels, best_first_highest=best_first_highest)
 
 
-def _reply(r: Reader, obj: Obj) -> list[Event]:
+def _reply(r: Reader, obj: Obj) -> list[events.Event]:
     op, status = obj.get("op"), obj.get("status")
     if op != "login":
         raise r.fail(f"unknown reply op {op!r}")

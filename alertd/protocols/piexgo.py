@@ -51,20 +51,7 @@ from typing import Any
 import attrs
 import msgspec
 
-from alertd.events import (
-    BalanceChanged,
-    Book,
-    Event,
-    OrderCancelled,
-    OrderEvent,
-    OrderFilled,
-    OrderPartiallyFilled,
-    OrderPlaced,
-    PriceLevel,
-    Side,
-    Trade,
-    normalize_symbol,
-)
+from alertd import events
 from alertd.protocols._base import DecoderBase, sorted_levels
 from alertd.protocols._json import Obj, Reader, load_object, sub
 from alertd.protocols.orders import TrackedOrder, slippage
@@ -75,8 +62,8 @@ EXCHANGE = "piexgo"
 ACCOUNT_STREAM = "pinfo"
 MARKET_TOPICS = ("dealinfo", "depth")
 
-_SIDES: dict[str, Side] = {"buy": "buy", "sell": "sell"}
-_DIRECT: dict[int, Side] = {0: "buy", 1: "sell"}
+_SIDES: dict[str, events.Side] = {"buy": "buy", "sell": "sell"}
+_DIRECT: dict[int, events.Side] = {0: "buy", 1: "sell"}
 _STATUS_OPEN, _STATUS_FILLED, _STATUS_CANCELLED = 0, 2, 4
 _STATUSES = (_STATUS_OPEN, _STATUS_FILLED, _STATUS_CANCELLED)
 
@@ -87,8 +74,8 @@ def normalize_stream(name: str) -> str:
     if text == ACCOUNT_STREAM:
         return text
     topic, dot, symbol = text.partition(".")
-    if dot and topic in MARKET_TOPICS and normalize_symbol(symbol):
-        return f"{topic}.{normalize_symbol(symbol).lower()}"
+    if dot and topic in MARKET_TOPICS and events.normalize_symbol(symbol):
+        return f"{topic}.{events.normalize_symbol(symbol).lower()}"
     raise ValueError(
         f"unknown piexgo stream {name!r} (use 'pinfo', 'dealinfo.<symbol>' or 'depth.<symbol>',"
         " e.g. 'depth.btc_usdt')"
@@ -120,17 +107,17 @@ class PiexgoDecoder(DecoderBase):
     def unsubscribe_frames(self, streams: Sequence[str]) -> list[str]:
         return _op_frames("unsubscribe", streams)
 
-    def stream_for(self, event: Event) -> str | None:
+    def stream_for(self, event: events.Event) -> str | None:
         """The stream ``event`` arrived on, in wire form; None for events not from frames."""
-        if isinstance(event, OrderEvent | BalanceChanged):
+        if isinstance(event, events.OrderEvent | events.BalanceChanged):
             return ACCOUNT_STREAM
-        if isinstance(event, Trade):
+        if isinstance(event, events.Trade):
             return "dealinfo." + event.symbol.lower()
-        if isinstance(event, Book):
+        if isinstance(event, events.Book):
             return "depth." + event.symbol.lower()
         return None
 
-    def _decode(self, frame: str | bytes, received: datetime) -> list[Event]:
+    def _decode(self, frame: str | bytes, received: datetime) -> list[events.Event]:
         obj = load_object(frame)
         r = Reader(frame)
         if "op" in obj:
@@ -149,7 +136,7 @@ class PiexgoDecoder(DecoderBase):
             return self._depth(r, obj, received)
         raise r.fail(f"unknown topic {topic!r}")
 
-    def _order(self, r: Reader, obj: Obj, data: Obj, received: datetime) -> list[Event]:
+    def _order(self, r: Reader, obj: Obj, data: Obj, received: datetime) -> list[events.Event]:
         w = "data."
         order_id = r.ident(data, "order_id", w)
         status = r.integer(data, "status", w)
@@ -188,28 +175,28 @@ class PiexgoDecoder(DecoderBase):
             "notional": notional,
             "slippage": slippage(side, price, fill_price),
         }
-        events: list[Event] = []
+        out: list[events.Event] = []
         if status == _STATUS_OPEN:
             if tracked is None:
                 self.orders.open(TrackedOrder(order_id, symbol, side, price, volume, remain))
-                events.append(OrderPlaced(**fields))
+                out.append(events.OrderPlaced(**fields))
                 if remain < volume:
-                    events.append(OrderPartiallyFilled(**fields, last_filled=fields["filled"]))
+                    out.append(events.OrderPartiallyFilled(**fields, last_filled=fields["filled"]))
             elif tracked.remaining is not None and remain < tracked.remaining:
                 last = sub(tracked.remaining, remain)
                 tracked.remaining = remain
-                events.append(OrderPartiallyFilled(**fields, last_filled=last))
-            return events
+                out.append(events.OrderPartiallyFilled(**fields, last_filled=last))
+            return out
         self.orders.close(order_id)
         if status == _STATUS_FILLED:
-            return [OrderFilled(**fields)]
+            return [events.OrderFilled(**fields)]
         if tracked is not None and tracked.remaining is not None and remain < tracked.remaining:
             last = sub(tracked.remaining, remain)
-            events.append(OrderPartiallyFilled(**fields, last_filled=last))
-        events.append(OrderCancelled(**fields))
-        return events
+            out.append(events.OrderPartiallyFilled(**fields, last_filled=last))
+        out.append(events.OrderCancelled(**fields))
+        return out
 
-    def _balance(self, r: Reader, obj: Obj, data: Obj, received: datetime) -> list[Event]:
+    def _balance(self, r: Reader, obj: Obj, data: Obj, received: datetime) -> list[events.Event]:
         currency = r.text(data, "token", "data.").strip().upper()
         value = r.number(data, "value", "data.")
         last = self.balances.get(currency)
@@ -217,7 +204,7 @@ class PiexgoDecoder(DecoderBase):
         if last is not None and value == last:
             return []
         return [
-            BalanceChanged(
+            events.BalanceChanged(
                 **self._envelope(obj, received),
                 currency=currency,
                 balance=value,
@@ -225,9 +212,9 @@ class PiexgoDecoder(DecoderBase):
             )
         ]
 
-    def _deals(self, r: Reader, obj: Obj, received: datetime) -> list[Event]:
+    def _deals(self, r: Reader, obj: Obj, received: datetime) -> list[events.Event]:
         symbol = r.symbol(obj, "symbol")
-        events: list[Event] = []
+        out: list[events.Event] = []
         for i, deal in enumerate(r.array(obj, "deals")):
             w = f"deals[{i}]."
             if not isinstance(deal, dict):
@@ -235,8 +222,8 @@ class PiexgoDecoder(DecoderBase):
             side = _DIRECT.get(r.integer(deal, "direct", w))
             if side is None:
                 raise r.fail(f"{w}direct must be 0 (buy) or 1 (sell), not {deal['direct']!r}")
-            events.append(
-                Trade(
+            out.append(
+                events.Trade(
                     **self._envelope(obj, received, r.unix_millis(deal, "time", w)),
                     symbol=symbol,
                     price=r.number(deal, "price", w),
@@ -244,9 +231,9 @@ class PiexgoDecoder(DecoderBase):
                     side=side,
                 )
             )
-        return events
+        return out
 
-    def _depth(self, r: Reader, obj: Obj, received: datetime) -> list[Event]:
+    def _depth(self, r: Reader, obj: Obj, received: datetime) -> list[events.Event]:
         symbol = r.symbol(obj, "symbol")
         bids = _levels(r, obj, "buy_book", best_first_highest=True)
         asks = _levels(r, obj, "sell_book", best_first_highest=False)
@@ -258,10 +245,12 @@ class PiexgoDecoder(DecoderBase):
         ]
 
 
-def _levels(r: Reader, obj: Obj, key: str, *, best_first_highest: bool) -> tuple[PriceLevel, ...]:
+def _levels(
+    r: Reader, obj: Obj, key: str, *, best_first_highest: bool
+) -> tuple[events.PriceLevel, ...]:
     """One side of a depth frame, best first. ``index`` is not trusted for order: levels are
     sorted by price."""
-    levels: list[PriceLevel] = []
+    levels: list[events.PriceLevel] = []
     for i, level in enumerate(r.array(obj, key)):
         w = f"{key}[{i}]."
         if not isinstance(level, dict):
@@ -270,7 +259,7 @@ def _levels(r: Reader, obj: Obj, key: str, *, best_first_highest: bool) -> tuple
     return sorted_levels(levels, best_first_highest=best_first_highest)
 
 
-def _reply(r: Reader, obj: Obj) -> list[Event]:
+def _reply(r: Reader, obj: Obj) -> list[events.Event]:
     """A reply to something we sent: ok means nothing happened for the rules."""
     op, status, topic = obj.get("op"), obj.get("status"), obj.get("topic")
     if op not in ("subscribe", "unsubscribe", "login"):
