@@ -79,6 +79,10 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _state_dir_arg(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--state-dir", metavar="DIR", help=help)
+
+
 def config_path(given: str | None, environ: Mapping[str, str]) -> str | None:
     """The config a command reads: ``-c``, else ``$ALERTD_CONFIG``, else ``DEFAULT_CONFIG``
     when that file exists; None when there is none to read."""
@@ -108,9 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run the daemon")
     _config_arg(p)
     p.add_argument("--record", metavar="DIR", help="also write every received frame to DIR")
-    p.add_argument(
-        "--state-dir", metavar="DIR", help="override [daemon] state_dir ($STATE_DIRECTORY too)"
-    )
+    _state_dir_arg(p, "override [daemon] state_dir ($STATE_DIRECTORY too)")
 
     p = sub.add_parser("check", help="validate config, rules and templates; exit 0 when valid")
     _config_arg(p)
@@ -168,18 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="replay with both configs and print the notifications only one of them sends "
         "(exit 0 the same, 1 they differ); -c is not used",
     )
-    p.add_argument(
-        "--state-dir",
-        metavar="DIR",
-        help="use the silences of the state database in DIR (default: start with none)",
-    )
+    _state_dir_arg(p, "use the silences of the state database in DIR (default: start with none)")
 
     p = sub.add_parser("status", help="ask the daemon running on this machine how it is")
     _config_arg(p)
     p.add_argument("--json", action="store_true", help="print the answer as JSON, for scripts")
-    p.add_argument(
-        "--state-dir", metavar="DIR", help="the daemon's state directory (as alertd run's)"
-    )
+    _state_dir_arg(p, "the daemon's state directory (as alertd run's)")
     p.add_argument(
         "--socket",
         metavar="PATH",
