@@ -95,9 +95,7 @@ class AbsenceRule(KeyedEvaluator[_Key]):
     ) -> list[Alert]:
         cause = self.timer_cause(tag, deadline)
         if tag == "silent" and not st.firing:
-            if self.cooling(key, now):
-                assert self.cooldown is not None
-                self.arm(key, "silent", self.last_alert[key] + self.cooldown)
+            if self.deferred_by_cooldown(key, tag, now):
                 return []
             st.firing = True
             self.mark(key)

@@ -181,6 +181,15 @@ class RuleEvaluator:
         last = self.last_alert.get(key)
         return last is not None and now - last < self.cooldown
 
+    def deferred_by_cooldown(self, key: str, tag: str, now: float) -> bool:
+        """True when ``key`` is cooling down: its ``tag`` timer is then armed again for the
+        cooldown's end, so the alert it would make now comes then."""
+        if not self.cooling(key, now):
+            return False
+        assert self.cooldown is not None
+        self.arm(key, tag, self.last_alert[key] + self.cooldown)
+        return True
+
     def context(self, fields: Mapping[str, Any] | None, **extras: Any) -> dict[str, Any]:
         ctx = dict(self.rule.globals)
         ctx.update(self._blank)

@@ -101,9 +101,7 @@ class OrderTimeoutRule(KeyedEvaluator[_Order]):
     ) -> list[Alert]:
         cause = self.timer_cause(tag, deadline)
         first = tag not in order.fired
-        if first and self.cooling(key, now):
-            assert self.cooldown is not None
-            self.arm(key, tag, self.last_alert[key] + self.cooldown)
+        if first and self.deferred_by_cooldown(key, tag, now):
             return []
         order.fired.add(tag)
         if self.repeat is not None:
