@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 import attrs
 import jinja2
@@ -23,6 +23,8 @@ from alertd.engine.expressions import (
     environment,
 )
 from alertd.events import EVENT_KINDS, field_names, normalize_symbol
+
+T = TypeVar("T")  # what a compiled source becomes: an expression or a template
 
 Path = tuple[str | int, ...]
 Problem = tuple[Path, str]
@@ -319,23 +321,28 @@ class _RuleCompiler:
     def _expr(
         self, field: str, source: str | None, names: frozenset[str], hint: str
     ) -> Expression | None:
-        if source is None:
-            return None
-        try:
-            return compile_expression(self.env, source, names, hint)
-        except ExpressionError as exc:
-            self.problem(field, f"{source!r} {exc}")
-            return None
+        return self._compiled(
+            field, source, lambda s: compile_expression(self.env, s, names, hint), f"{source!r} "
+        )
 
     def _template(
         self, field: str, source: str | None, names: Iterable[str], hint: str
     ) -> jinja2.Template | None:
+        return self._compiled(
+            field, source, lambda s: compile_template(self.env, s, names, hint), "template "
+        )
+
+    def _compiled(
+        self, field: str, source: str | None, build: Callable[[str], T], what: str
+    ) -> T | None:
+        """``build(source)``; None when there is no source, or when it does not compile (the
+        problem noted as ``what`` and the error)."""
         if source is None:
             return None
         try:
-            return compile_template(self.env, source, names, hint)
+            return build(source)
         except ExpressionError as exc:
-            self.problem(field, f"template {exc}")
+            self.problem(field, f"{what}{exc}")
             return None
 
 
