@@ -24,6 +24,7 @@ import e2e  # noqa: E402
 import latency  # noqa: E402
 import memory  # noqa: E402
 import reconnect  # noqa: E402
+import replicas  # noqa: E402
 import slow_channel  # noqa: E402
 import startup  # noqa: E402
 from common import PYTHON, ROOT, Result, machine  # noqa: E402
@@ -93,6 +94,7 @@ BENCHMARKS: dict[str, Callable[[bool], list[Result]]] = {
     "memory": memory.run,
     "reconnect": reconnect.run,
     "slow_channel": slow_channel.run,
+    "replicas": replicas.run,
 }
 
 
