@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,6 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import PYTHON, ROOT, Result, machine_line, read_rss_kib
 
 DOWN_SECONDS = 3.0
+SETTLE_SECONDS = 5.0  # after the last account connected, before idle is measured
+IDLE_SECONDS = 10.0  # idle CPU is measured over at least this (--minutes: that long)
+SAMPLE_SECONDS = 5.0  # between RSS samples while holding
 CONNECT_LIMIT_SECONDS = 900.0
 
 
@@ -143,6 +147,33 @@ async def _wait_connected(log: Path, count: int) -> float:
     return trio.current_time() - start
 
 
+async def hold(pid: int, minutes: float) -> dict[str, float]:
+    """Idle CPU (a fraction of one core, CPU seconds from /proc) and resident memory of
+    ``pid`` while it holds every account connected: over ``IDLE_SECONDS`` when ``minutes`` is
+    0, else over ``minutes`` with RSS sampled every ``SAMPLE_SECONDS``; growth is the last
+    minute's median RSS against the first minute's."""
+    seconds = max(IDLE_SECONDS, 60.0 * minutes)
+    cpu0, t0 = _cpu_seconds(pid), trio.current_time()
+    samples: list[tuple[float, float]] = []  # (seconds since t0, MiB)
+    while (elapsed := trio.current_time() - t0) < seconds:
+        samples.append((elapsed, (read_rss_kib(pid) or 0) / 1024))
+        await trio.sleep(min(SAMPLE_SECONDS, seconds - elapsed))
+    idle_cpu = (_cpu_seconds(pid) - cpu0) / (trio.current_time() - t0)
+    rss = (read_rss_kib(pid) or 0) / 1024
+    samples.append((trio.current_time() - t0, rss))
+    first = statistics.median(m for t, m in samples if t <= 60.0)
+    last = statistics.median(m for t, m in samples if t >= samples[-1][0] - 60.0)
+    return {
+        "rss_mib": rss,
+        "rss_max_mib": max(m for _, m in samples),
+        "idle_cpu": idle_cpu,
+        "idle_seconds": trio.current_time() - t0,
+        "rss_first_mib": first,
+        "rss_last_mib": last,
+        "growth": (last - first) / first if first else 0.0,
+    }
+
+
 def config_text(accounts: int, proxy_port: int, state: str, rate: float, burst: int) -> str:
     parts = [
         f'[daemon]\nstate_dir = "{state}"\nlog_level = "info"\ntimezone = "UTC"\n'
@@ -158,7 +189,7 @@ def config_text(accounts: int, proxy_port: int, state: str, rate: float, burst: 
     return "\n".join(parts)
 
 
-async def measure(accounts: int, rate: float, burst: int) -> dict[str, float]:
+async def measure(accounts: int, rate: float, burst: int, minutes: float) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="alertd-reconnect-") as tmp:
         log = Path(tmp) / "alertd.log"
         proxy = Proxy()
@@ -185,13 +216,11 @@ async def measure(accounts: int, rate: float, burst: int) -> dict[str, float]:
                         cwd=ROOT,
                         env=env,
                     )
+                print(f"  alertd pid {daemon.pid} ({accounts} accounts)", flush=True)
                 start_seconds = await _wait_connected(log, accounts)
                 start_peak = peak_per_second([t for t, _ in proxy.attempts])
-                await trio.sleep(5.0)  # settle, then idle CPU over 10 s
-                cpu0, t0 = _cpu_seconds(daemon.pid), trio.current_time()
-                await trio.sleep(10.0)
-                idle_cpu = (_cpu_seconds(daemon.pid) - cpu0) / (trio.current_time() - t0)
-                rss = (read_rss_kib(daemon.pid) or 0) / 1024
+                await trio.sleep(SETTLE_SECONDS)
+                idle = await hold(daemon.pid, minutes)
 
                 proxy.attempts.clear()
                 down = trio.current_time()
@@ -207,8 +236,7 @@ async def measure(accounts: int, rate: float, burst: int) -> dict[str, float]:
                 return {
                     "start_seconds": start_seconds,
                     "start_peak": start_peak,
-                    "rss_mib": rss,
-                    "idle_cpu": idle_cpu,
+                    **idle,
                     "restart_seconds": again_seconds,  # from the exchange listening again
                     "restart_peak": peak_per_second([t for t, _ in proxy.attempts]),
                     "restart_attempts": len(proxy.attempts),
@@ -227,7 +255,11 @@ async def measure(accounts: int, rate: float, burst: int) -> dict[str, float]:
 
 
 def run(
-    quick: bool, sizes: list[int] | None = None, rate: float = 50.0, burst: int = 10
+    quick: bool,
+    sizes: list[int] | None = None,
+    rate: float = 50.0,
+    burst: int = 10,
+    minutes: float = 0.0,
 ) -> list[Result]:
     sizes = sizes or ([100] if quick else [100, 1000])
     # A token bucket lets burst + rate through in any one second; the proxy times an attempt
@@ -236,24 +268,40 @@ def run(
     results: list[Result] = []
     print(f"reconnect: {machine_line()}; limit {burst} at once, then {rate:g}/s", flush=True)
     for n in sizes:
-        m = trio.run(measure, n, rate, burst)
+        m = trio.run(measure, n, rate, burst, minutes)
+        limit_time = max(0.0, (n - burst) / rate)  # what the limit alone makes startup take
         print(
-            f"  {n} accounts: start {m['start_seconds']:.1f} s (peak {m['start_peak']:.0f}/s), "
+            f"  {n} accounts: start {m['start_seconds']:.1f} s (the limit's time "
+            f"{limit_time:.1f} s; peak {m['start_peak']:.0f}/s), "
             f"after a restart {m['restart_seconds']:.1f} s (peak {m['restart_peak']:.0f}/s, "
             f"{m['restart_attempts']:.0f} attempts, {m['twice_in_first_second']:.0f} accounts "
-            f"twice in the first second); {m['rss_mib']:.0f} MiB, idle CPU "
-            f"{100 * m['idle_cpu']:.1f}%",
+            f"twice in the first second); {m['rss_mib']:.0f} MiB (max {m['rss_max_mib']:.0f}), "
+            f"idle CPU {100 * m['idle_cpu']:.1f}% over {m['idle_seconds']:.0f} s; "
+            f"RSS median first minute {m['rss_first_mib']:.1f} MiB, last minute "
+            f"{m['rss_last_mib']:.1f} MiB ({100 * m['growth']:+.2f}%)",
             flush=True,
         )
         ok = max(m["start_peak"], m["restart_peak"]) <= allowed and not m["twice_in_first_second"]
         results.append(
             Result(
                 name=f"reconnect: {n} accounts, peak attempts/s (start / restart)",
-                measured=f"{m['start_peak']:.0f} / {m['restart_peak']:.0f}; all back in "
-                f"{m['restart_seconds']:.1f} s; {m['rss_mib']:.0f} MiB, "
-                f"idle CPU {100 * m['idle_cpu']:.1f}%",
+                measured=f"{m['start_peak']:.0f} / {m['restart_peak']:.0f}; all connected in "
+                f"{m['start_seconds']:.1f} s (limit {limit_time:.1f} s), back in "
+                f"{m['restart_seconds']:.1f} s",
                 target=f"<= {burst + rate:g}/s (+5%), none twice in 1 s",
                 ok=ok,
+            )
+        )
+        held = f"{m['idle_seconds']:.0f} s"
+        results.append(
+            Result(
+                name=f"many accounts: {n}, RSS / idle CPU / growth over {held}",
+                measured=f"{m['rss_mib'] * 1.048576:.0f} MB / {100 * m['idle_cpu']:.1f}% / "
+                f"{100 * m['growth']:+.2f}%",
+                target="<= 250 MB / <= 5% / < 5% (5,000 accounts)" if n >= 5000 else "-",
+                ok=(m["rss_mib"] * 1.048576 <= 250 and m["idle_cpu"] <= 0.05 and m["growth"] < 0.05)
+                if n >= 5000
+                else None,
             )
         )
     return results
@@ -265,9 +313,15 @@ def main() -> int:
     parser.add_argument("--accounts", help="comma-separated sizes (default 100,1000)")
     parser.add_argument("--rate", type=float, default=50.0, help="connect_rate (default 50)")
     parser.add_argument("--burst", type=int, default=10, help="connect_burst (default 10)")
+    parser.add_argument(
+        "--minutes",
+        type=float,
+        default=0.0,
+        help="hold every account connected this long, sampling RSS (default: 10 s idle)",
+    )
     args = parser.parse_args()
     sizes = [int(x) for x in args.accounts.split(",")] if args.accounts else None
-    results = run(args.quick, sizes, args.rate, args.burst)
+    results = run(args.quick, sizes, args.rate, args.burst, args.minutes)
     return 0 if all(r.ok is not False for r in results) else 1
 
 
