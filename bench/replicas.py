@@ -3,19 +3,20 @@
     .venv/bin/python bench/replicas.py [--quick] [--only latency,e2e,takeover]
 
 Every contender is a real ``alertd run`` process (``python -m alertd run``) with the
-benchmark config (``bench/common.py``: 10 accounts, 100 rules, the latency probe rule), fed by
+benchmark config (``bench/common.py``: 10 accounts, 1 enabled, 100 rules), fed by
 the benchmark simulator (its own process), delivering through apprise's ``json://`` to an HTTP
 receiver in this process, which stamps each request with the wall clock. "sqlite" is one
 daemon with its state directory; "pg" is two replicas ("a", "b") with ``[daemon] database``
 on a throwaway PostgreSQL server (``scripts/postgres``, fresh for every round, so the same
 flood's deterministic alert ids are new each time; trust auth, fsync off).
 
-- latency: the simulator floods 1,000 frames/s; the probe rule alerts on every
-  ``order.filled`` with ``probe {{ received }}`` (the wall-clock time the session took the
-  frame), so the receiver measures frame-to-notifier time (including apprise's HTTP request,
-  for both contenders). Rounds alternate sqlite, pg, sqlite, pg. With two replicas both see
-  every frame and make the same alert id; the shared outbox keeps the first, so the sample is
-  the faster replica's. The first second is warm-up.
+- latency: the simulator floods 1,000 frames/s; the probe rule (``bench/slow_channel.py``'s)
+  alerts on one ``order.filled`` in eight (~10 alerts/s), titled ``probe <order id> at
+  <received>`` (the wall-clock time the session took the frame), so the receiver measures
+  frame-to-notifier time, including apprise's HTTP request, for both contenders. Rounds
+  alternate sqlite, pg, sqlite, pg. With two replicas both see every frame and make the same
+  alert id; the shared outbox keeps one, so the sample is the replica that queued it first,
+  and a doubled alert would show as a repeated order id. The first second is warm-up.
 - e2e: the simulator floods N frames as fast as it can (no probe rule); each daemon's CPU
   seconds come from ``/proc/PID/stat``; the end is when every daemon's CPU use fell below
   15% of a core. frames/s = N / (end - start); CPU a frame = CPU used / N, per process.
@@ -329,17 +330,22 @@ async def setting(
 
 
 async def latency_round(kind: str, seconds: float, rate: float) -> Round:
-    async with setting(kind, probe=True) as (sim, receiver, _):
+    async with setting(kind, probe=True) as (sim, receiver, ds):
         receiver.clear()
         load = os.getloadavg()[0]
         with trio.fail_after(seconds * 3 + 60):
+            before = {n: d.cpu() for n, d in ds.items()}
             await sim.flood(int(rate * (seconds + WARMUP)), rate)  # type: ignore[attr-defined]
+            start = time.monotonic()
             since = time.time() + WARMUP
             made, _ = await sim.done()  # type: ignore[attr-defined]
+            # CPU share of a core each daemon used while the flood was sent
+            took = time.monotonic() - start
+            cpu = {n: (d.cpu() - before[n]) / took for n, d in ds.items()}
         await receiver.wait_quiet(30)
         samples, probes, distinct = receiver.probes(since)
         return Round(kind=kind, load=load, frames=made, samples=samples, probes=probes,
-                     distinct=distinct, gaps=receiver.gaps())  # fmt: skip
+                     distinct=distinct, gaps=receiver.gaps(), cpu=cpu)  # fmt: skip
 
 
 async def e2e_round(kind: str, count: int) -> Round:
@@ -424,7 +430,9 @@ def run(quick: bool, only: Sequence[str] = ("latency", "e2e", "takeover")) -> li
             print(f"  {kind:>6}: {r.probes:,} probe alerts ({r.distinct:,} orders), "
                   f"{len(r.samples):>5,} measured  p50 {ms(percentile(r.samples, 50))}"
                   f"  p99 {ms(percentile(r.samples, 99))}  max {ms(max(r.samples, default=0))}"
-                  f"  gaps {r.gaps}  load {r.load:.2f}", flush=True)  # fmt: skip
+                  f"  gaps {r.gaps}  CPU share of a core: "
+                  + ", ".join(f"{n} {c:.2f}" for n, c in r.cpu.items())
+                  + f"  load {r.load:.2f}", flush=True)  # fmt: skip
         for kind in ("sqlite", "pg"):
             mine = [r for r in rounds if r.kind == kind]
             label = "one daemon, SQLite" if kind == "sqlite" else "two replicas, PostgreSQL"
