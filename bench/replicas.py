@@ -269,11 +269,12 @@ def contenders(kind: str, sim_url: str, channel: str, tmp: Path, database: str |
                **options: object) -> dict[str, str]:  # fmt: skip
     if kind == "sqlite":
         return {"sqlite": config_text(sim_url, channel, tmp / "state-sqlite", **options)}  # type: ignore[arg-type]
+    names = ("a",) if kind == "pg1" else ("a", "b")  # pg1: one replica alone on PostgreSQL
     return {
         name: config_text(
             sim_url, channel, tmp / f"state-{name}", database=database, replica=name, **options
         )  # type: ignore[arg-type]
-        for name in ("a", "b")
+        for name in names
     }
 
 
@@ -310,7 +311,7 @@ async def setting(
         with tempfile.TemporaryDirectory(prefix="alertd-bench-replicas-") as tmp:
             async with trio.open_nursery() as nursery:
                 async with open_simulator() as sim:
-                    if kind == "pg":
+                    if kind.startswith("pg"):
                         async with postgres() as url:
                             texts = contenders(kind, sim.url(), channel, Path(tmp), url,
                                                probe=probe)  # fmt: skip
