@@ -284,8 +284,16 @@ class ClusterSources:
                 watches: Sequence[Any], now: datetime) -> StreamRow:  # fmt: skip
         return view.decide(
             account, row, watches, live, now,
-            grace=self.takeover_after, handover=HANDOVER_ROUNDS * self.round_interval,
+            grace=self._grace(), handover=HANDOVER_ROUNDS * self.round_interval,
         )  # fmt: skip
+
+    def _grace(self) -> float:
+        """How long a new cluster may take to see an account first: ``takeover_after``, plus
+        what the connection limit makes every account wait to connect (accounts queued
+        behind the burst are not blind, only not yet admitted)."""
+        gate, count = self.admission, sum(1 for a in self.accounts if a.enabled)
+        queued = 0.0 if gate is None else max(0, count - gate.burst) / gate.rate
+        return self.takeover_after + queued
 
     def _watch(self, name: str, now: datetime) -> Watch:
         local = self._local.get(name) or _Local()

@@ -21,7 +21,9 @@ from integration.conftest import NotifySocket, Proc, Procs, Receiver
 
 from .helpers import Exchange, start_exchange, wait_for
 
-TAKEOVER = 3.0  # [daemon] takeover_after in these tests, seconds
+# [daemon] takeover_after in these tests, seconds: a lease of 3/5 of it (3 s) outlives the
+# stalls of a loaded machine, where a 1.8 s lease let a live replica look dead for a moment
+TAKEOVER = 5.0
 START = 30.0  # seconds for three replicas to start and connect every account (CI is slow)
 STATUS_WAIT = 12.0  # seconds: the status line goes to systemd every 5 s
 HEALTH_CHECK = 6.0  # seconds: the health check runs every 5 s
@@ -153,7 +155,7 @@ async def test_three_replicas_keep_two_watchers_on_every_account_through_a_sigki
             took = time.monotonic() - killed
             print(f"takeover after SIGKILL: {took:.2f}s (takeover_after {TAKEOVER:g}s)")
             # takeover_after bounds it (lease 3/5 of it, a round 1/5); the survivors' rounds
-            # run late on a loaded machine (3.75 s seen at load 7), hence the half on top
+            # run late on a loaded machine (3.75 s seen with 3 s at load 7): half on top
             assert took <= TAKEOVER * 1.5
             for name in ("r1", "r2"):
                 await wait_for(
@@ -169,7 +171,7 @@ async def test_three_replicas_keep_two_watchers_on_every_account_through_a_sigki
                 STATUS_WAIT,
                 "r1's status line counting all 30",
             )
-            assert receiver.snapshot() == []
+            assert [p.title for p in receiver.snapshot()] == []
             nursery.cancel_scope.cancel()
 
 
