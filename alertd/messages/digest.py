@@ -1,5 +1,6 @@
-"""One message for a backlog that arrived faster than a channel's rate limit allows: every
-notification by its title, the first ones with their bodies."""
+"""One message for a backlog a channel cannot take one message at a time (faster than its
+rate limit allows, or than the service answers: ``[dispatch] catch_up``): every notification
+by its title, the first ones with their bodies."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def digest_text(
     title = f"alertd digest: {count} notifications for {channel}"
     if number[1] > 1:
         title += f" ({number[0]}/{number[1]})"
-    lines = [f"{count} notifications arrived faster than {channel}'s rate limit allows:"]
+    lines = [f"{count} notifications came faster than {channel} takes them one at a time:"]
     for i, row in enumerate(rows):
         lines.append(f"\u2022 {row.title}")
         if i < max_items and row.body and row.body != row.title:
