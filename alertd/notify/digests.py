@@ -21,6 +21,7 @@ import trio
 
 from alertd.config.model import ChannelSettings, Config
 from alertd.messages.digest import digest_text
+from alertd.messages.lateness import with_marker
 from alertd.messages.level import combined_level
 from alertd.notify.backlog import behind
 from alertd.notify.ratelimit import RateLimiter
@@ -115,6 +116,12 @@ class Digests:
         done = await self._send_digests(config, target, settings, chunks, None)
         return done and sum(len(c) for c in chunks) == len(rows)
 
+    def _late(self, config: Config, chunk: list[OutboxRow], body: str) -> str:
+        """``body`` with the late marker of its oldest row, as a single message gets it."""
+        oldest = min(r.created for r in chunk)
+        late = (oldest, self.sender.wall(), config.dispatch.late_after, config.daemon.timezone)
+        return with_marker(body, *late)
+
     def _chunks(
         self,
         config: Config,
@@ -134,6 +141,7 @@ class Digests:
             title, body = digest_text(
                 channel, chunk, max_items, of=len(rows), number=(budget, budget)
             )
+            body = self._late(config, chunk, body)
             return len(self.sender.parts(settings, index, title, body)) == 1
 
         return pack(rows, budget, fits)
@@ -154,6 +162,7 @@ class Digests:
             title, body = digest_text(
                 channel, chunk, max_items, of=total, number=(number + 1, len(chunks))
             )
+            body = self._late(config, chunk, body)
             level = combined_level(r.severity for r in chunk)
             await self.sender.outbox.mark_handed(chunk)
             alerts = await self.sender.alerts_of(settings, index, chunk)

@@ -91,3 +91,37 @@ def test_the_marker_names_the_day_when_the_alert_is_from_another_one() -> None:
     )
     assert late_marker(MADE, MADE + 299, 300.0, "Europe/Berlin") is None
     assert late_marker(MADE, next_day, 0.0, "Europe/Berlin") is None
+
+
+async def test_a_late_digest_says_how_late_its_oldest_notification_is(tmp_path: Path) -> None:
+    """Three notifications 12 minutes old, behind a rate limit of one a minute, go out as one
+    digest whose first line says how late the oldest is."""
+    with http_receiver() as hook, trio.fail_after(20):
+        limited = channel(f"json://{hook.url}/hook", rate_limit="1/1m")
+        config = berlin(make_config({"hook": limited}))
+        db = Database(db_path(tmp_path))
+        outbox = Outbox(db)
+        delivery = Delivery(config, outbox, AppriseNotifier(), wall=lambda: MADE + 12 * 60)
+        rows = [
+            Notification(
+                key=notification_key("hook", 0, [f"a{i}"]),
+                channel="hook",
+                url_index=0,
+                title=f"filled main {i}",
+                body=f"buy {i} BTC_USDT",
+                created=MADE + i,
+            )
+            for i in range(3)
+        ]
+        try:
+            async with trio.open_nursery() as nursery:
+                await outbox.enqueue(rows)
+                await nursery.start(delivery.run)
+                await wait_until(lambda: delivery.statistics().delivered == 3, step=0.02)
+                nursery.cancel_scope.cancel()
+        finally:
+            db.close()
+    [request] = hook.requests
+    first, *rest = json.loads(request.body)["message"].splitlines()
+    assert first == "(delivered 12m late: the alert is from 17:52:11 CET)"
+    assert "\u2022 filled main 2" in rest
