@@ -199,11 +199,11 @@ class Outcomes:
     async def who(self, rows: Sequence[OutboxRow]) -> dict[str, tuple[str, str]]:
         """Each row's rules and accounts (comma-separated, ``-`` for none: a notice of
         alertd's own), for its log line: the outbox keeps them with the alerts."""
-        stored = await self.outbox.alerts(i for row in rows for i in row.alert_ids)
+        known = await self.outbox.origins(i for row in rows for i in row.alert_ids)
         out = {}
         for row in rows:
-            alerts = [stored[i] for i in row.alert_ids if i in stored]
-            rules = sorted({a.rule for a in alerts}) or ["-"]
-            accounts = sorted({a.account or "-" for a in alerts}) or ["-"]
+            origins = [known[i] for i in row.alert_ids if i in known]
+            rules = sorted({rule for rule, _ in origins}) or ["-"]
+            accounts = sorted({account for _, account in origins}) or ["-"]
             out[row.key] = (",".join(rules), ",".join(accounts))
         return out

@@ -61,6 +61,9 @@ class OutboxStatistics:
     handoff: HandoffStatistics
 
 
+ORIGINS_KEPT = 20_000  # alerts whose (rule, account) delivery's log lines find in memory
+
+
 class _Duplicate(Exception):
     """An alert id was seen before: roll the whole write back."""
 
@@ -76,6 +79,10 @@ class Outbox:
         # Marks this process's hand-offs: one found from another epoch was cut off.
         self.epoch = secrets.randbits(62) + 1
         self._queued = 0
+        # Each alert this process recorded, by id: (rule, account), for delivery's log lines
+        # without a read of the alerts table after every send (which held the database
+        # thread, doubling the latency benchmark's p99). Bounded; a miss reads the table.
+        self._origins: dict[str, tuple[str, str]] = {}
 
         def create(conn: Connection) -> None:
             alert_states.create(conn)
@@ -147,12 +154,31 @@ class Outbox:
     async def record_alert(self, alert: Alert, now: float, state: AlertState = "held") -> bool:
         """Remember ``alert``; False when its id was seen before (a duplicate)."""
         [new] = await self.db.write(lambda conn: alert_states.insert(conn, [(alert, state)], now))
+        self._remember([alert])
         return new
+
+    def _remember(self, alerts: Iterable[Alert]) -> None:
+        for alert in alerts:
+            self._origins[alert.id] = (alert.rule, alert.account or "-")
+        while len(self._origins) > ORIGINS_KEPT:
+            del self._origins[next(iter(self._origins))]  # the oldest
+
+    async def origins(self, alert_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """(rule, account) of each of these alerts that is known (ids never stored, or
+        pruned, are left out): from memory for those this process recorded."""
+        ids = list(alert_ids)
+        out = {i: self._origins[i] for i in ids if i in self._origins}
+        missing = [i for i in ids if i not in out]
+        if missing:
+            stored = await self.alerts(missing)
+            out.update({i: (a.rule, a.account or "-") for i, a in stored.items()})
+        return out
 
     async def record_alerts(self, alerts: Sequence[Alert], now: float) -> list[Alert]:
         """Remember a batch of alerts in one transaction; returns the ones not seen before."""
         held: list[tuple[Alert, AlertState]] = [(a, "held") for a in alerts]
         new = await self.db.write(lambda conn: alert_states.insert(conn, held, now))
+        self._remember(alerts)
         return [a for a, fresh in zip(alerts, new, strict=True) if fresh]
 
     async def set_alert_state(self, alert_ids: Iterable[str], state: AlertState) -> None:
@@ -215,6 +241,7 @@ class Outbox:
             added = await self.db.write(go)
         except _Duplicate:
             return None
+        self._remember(alerts)
         return self._committed(added)
 
     # -- rows (delivery) ----------------------------------------------------------------------
