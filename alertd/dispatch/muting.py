@@ -10,9 +10,11 @@ Times: ``wall`` is Unix seconds (silences are stored as wall time and survive re
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal, Protocol
 
 import attrs
+import trio
 
 from alertd.config.model import Config
 from alertd.dispatch.inhibit import Inhibitor, InhibitorState
@@ -62,6 +64,16 @@ class Muter:
 
     async def refresh(self, wall: float) -> None:
         await self.silences.refresh(wall)
+
+    async def keep_fresh(
+        self,
+        wall: Callable[[], float],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Keep the silences fresh in a task of their own (``Silences.keep_fresh``), so that
+        ``refresh`` costs an alert on its way out nothing; dispatch runs it."""
+        await self.silences.keep_fresh(wall, task_status=task_status)
 
     def may_mute(self, wall: float, now: float) -> bool:
         return self.silences.any_active(wall) or self._inhibitor.any_active()

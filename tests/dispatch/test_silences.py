@@ -4,7 +4,9 @@ dispatcher without a restart."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import trio
@@ -15,9 +17,10 @@ from alertd.commands.silence import main as silence_main
 from alertd.dispatch.silences import Silences, matches
 from alertd.store.database import Database
 from alertd.store.outbox import Outbox
-from alertd.store.silences import Silence, add_silence
+from alertd.store.silences import Silence, add_silence, data_version
+from alertd.store.sql import Connection
 
-from .helpers import make_alert, make_config, no_jumps, queued, running, settle
+from .helpers import PausingDatabase, make_alert, make_config, no_jumps, queued, running, settle
 
 
 @pytest.fixture
@@ -171,3 +174,46 @@ async def test_running_dispatcher_honours_a_silence_added_later(
             await settle()
             rows = await queued(outbox)
     assert [r.alert_ids for r in rows] == [("alert-1",), ("alert-3",)]
+
+
+T = TypeVar("T")
+
+
+class HeldSilenceChecks(PausingDatabase):
+    """The state database, but once ``holding``, a look at whether the silences changed
+    waits until ``release`` is set (another process holding the database, a slow disk)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.holding = False
+        self.release = trio.Event()
+        self.held = 0
+
+    async def run(self, fn: Callable[[Connection], T]) -> T:
+        if fn is data_version and self.holding and not self.release.is_set():
+            self.held += 1
+            await self.release.wait()
+        return await super().run(fn)
+
+
+async def test_an_alert_does_not_wait_for_the_silence_check(
+    tmp_path: Path, clock: trio.testing.MockClock
+) -> None:
+    """The running dispatcher looks for new silences in a task of its own: while that look
+    waits for the database, alerts are still queued at once (it used to be one database round
+    trip a second in an alert's path, the latency benchmark's tail)."""
+    db = HeldSilenceChecks(tmp_path / "state" / "alertd.db")
+    try:
+        outbox, silences = Outbox(db), Silences(db)
+        with trio.fail_after(3600):
+            async with running(make_config(), outbox, silences) as send:
+                db.holding = True
+                await settle(3)  # the dispatcher's own look is waiting by now
+                assert db.held >= 1
+                await send.send(make_alert(1))
+                await settle()
+                rows = await queued(outbox)
+                db.release.set()
+        assert [r.alert_ids for r in rows] == [("alert-1",)]
+    finally:
+        db.close()
