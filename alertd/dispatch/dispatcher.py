@@ -131,6 +131,7 @@ class Dispatcher:
         self._grouper.restore(held, now)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._flush_loop)
+            await nursery.start(self._muter.keep_fresh, self._wall)
             task_status.started()
             async with receive:
                 async for alert in receive:
