@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 
-from alertd.engine.rule_types.base import MARKET_KINDS, KeyedEvaluator
+from alertd.engine.rule_types.base import MARKET_KINDS, KeyedEvaluator, TimerAlert
 from alertd.events import Alert, AlertStatus, Event
 from alertd.messages.formats import duration
 
@@ -90,22 +90,21 @@ class AbsenceRule(KeyedEvaluator[_Key]):
         self.mark(key)
         return alerts
 
-    def on_key_timer(
-        self, key: str, st: _Key, tag: str, deadline: float, now: float
-    ) -> list[Alert]:
-        cause = self.timer_cause(tag, deadline)
-        if tag == "silent" and not st.firing:
-            if self.deferred_by_cooldown(key, tag, now):
-                return []
-            st.firing = True
-            self.mark(key)
+    def timer_alert(self, state: _Key, tag: str) -> TimerAlert | None:
+        if tag == "silent" and not state.firing:
+            return "first"
+        return "repeat" if tag == "repeat" and state.firing else None
+
+    def fire_timer(
+        self, key: str, state: _Key, tag: str, *, first: bool, cause: str, due: float, now: float
+    ) -> Alert:
+        if first:
+            state.firing = True
             if self.repeat is not None:
                 self.arm(key, "repeat", now + self.repeat)
-            return [self._alert(key, st, "firing", cause, now)]
-        if tag == "repeat" and st.firing:
-            self.arm(key, "repeat", self.next_repeat(deadline, now))
-            return [self._alert(key, st, "firing", cause, now)]
-        return []
+        else:
+            self.arm(key, "repeat", self.next_repeat(due, now))
+        return self._alert(key, state, "firing", cause, now)
 
     def _alert(self, key: str, st: _Key, status: AlertStatus, cause: str, now: float) -> Alert:
         silent_for = None if st.last_seen is None else now - st.last_seen

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 import attrs
 
@@ -32,6 +32,9 @@ SWEEP_MIN = 1024  # keys kept before cooldown entries that no longer matter are 
 MARKET_KINDS = frozenset({"trade", "book"})
 # Fields copied into persisted state so a restored key still renders account, symbol, ...
 PERSISTED_FIELDS = ("exchange", "account", "kind", "symbol", "currency", "side", "order_id")
+
+# What a due timer of a key makes (KeyedEvaluator.timer_alert): its first alert, or a repeat.
+TimerAlert = Literal["first", "repeat"]
 
 # (evaluator, key) pairs whose state changed since the engine last took the changes to save.
 ChangedKeys = set[tuple["RuleEvaluator", str]]
@@ -331,8 +334,30 @@ class KeyedEvaluator(RuleEvaluator, Generic[S]):
     def on_key_timer(
         self, key: str, state: S, tag: str, deadline: float, now: float
     ) -> list[Alert]:
-        """A timer of a key that still has state came due."""
-        return []
+        """A timer of a key that still has state came due. What the rule types whose timers
+        make alerts (absence, order_timeout) share: ``timer_alert`` says which alert it makes;
+        a first one waits while the key cools down (its timer is armed again for the
+        cooldown's end), a repeat does not; ``fire_timer`` updates the state and re-arms."""
+        made = self.timer_alert(state, tag)
+        if made is None or (made == "first" and self.deferred_by_cooldown(key, tag, now)):
+            return []
+        cause = self.timer_cause(tag, deadline)
+        alert = self.fire_timer(
+            key, state, tag, first=made == "first", cause=cause, due=deadline, now=now
+        )
+        return [alert]
+
+    def timer_alert(self, state: S, tag: str) -> TimerAlert | None:
+        """The alert a due ``tag`` timer makes: the key's ``first`` (it starts firing) or a
+        ``repeat`` of the firing one; None (the default): none."""
+        return None
+
+    def fire_timer(
+        self, key: str, state: S, tag: str, *, first: bool, cause: str, due: float, now: float
+    ) -> Alert:
+        """The firing alert the ``tag`` timer due at ``due`` makes (``timer_alert`` said it
+        makes one); it updates the state and arms the repeat."""
+        raise NotImplementedError
 
     def tracked_keys(self) -> int:
         return len(self.keys)

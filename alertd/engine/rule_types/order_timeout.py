@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 
 from alertd.engine.compile import ORDER_END_KINDS
-from alertd.engine.rule_types.base import KeyedEvaluator
+from alertd.engine.rule_types.base import KeyedEvaluator, TimerAlert
 from alertd.events import Alert, AlertStatus, Event
 from alertd.messages.formats import duration
 
@@ -96,18 +96,17 @@ class OrderTimeoutRule(KeyedEvaluator[_Order]):
         self.mark(key)
         return alerts
 
-    def on_key_timer(
-        self, key: str, order: _Order, tag: str, deadline: float, now: float
-    ) -> list[Alert]:
-        cause = self.timer_cause(tag, deadline)
-        first = tag not in order.fired
-        if first and self.deferred_by_cooldown(key, tag, now):
-            return []
-        order.fired.add(tag)
+    def timer_alert(self, state: _Order, tag: str) -> TimerAlert:
+        # an alert of either tag repeats on its own timer: no separate "repeat" tag
+        return "repeat" if tag in state.fired else "first"
+
+    def fire_timer(
+        self, key: str, state: _Order, tag: str, *, first: bool, cause: str, due: float, now: float
+    ) -> Alert:
+        state.fired.add(tag)
         if self.repeat is not None:
-            self.arm(key, tag, self.next_repeat(deadline, now))
-        self.mark(key)
-        return [self._alert(key, order, "firing", reason=tag, cause=cause, now=now)]
+            self.arm(key, tag, self.next_repeat(due, now))
+        return self._alert(key, state, "firing", reason=tag, cause=cause, now=now)
 
     def _alert(
         self, key: str, order: _Order, status: AlertStatus, *, reason: str, cause: str, now: float
