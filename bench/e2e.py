@@ -75,6 +75,7 @@ class Contender:
     label: str
     script: str  # in bench/
     args: tuple[str, ...] = ()
+    pythonpath: str | None = None  # an alertd package copied elsewhere (``--before``)
 
 
 CONTENDERS = (
@@ -91,6 +92,25 @@ CONTENDERS = (
 )  # fmt: skip
 BY_NAME = {c.name: c for c in CONTENDERS}
 BASELINE = "trio"
+BEFORE = "-before"  # the suffix of a contender run on the ``--before`` copy of alertd
+
+
+def add_before(folder: Path, names: Sequence[str]) -> list[str]:
+    """Register ``<name>-before`` for each alertd contender in ``names``: the same process
+    with ``folder`` (holding an ``alertd`` package, e.g. ``git archive`` of an older commit)
+    first on its ``PYTHONPATH``, so before and after alternate in one run. Returns the names
+    with the new ones after their originals."""
+    out: list[str] = []
+    for name in names:
+        out.append(name)
+        c = BY_NAME[name]
+        if name.startswith("alertd"):
+            before = attrs.evolve(
+                c, name=name + BEFORE, label=f"{c.label} BEFORE", pythonpath=str(folder)
+            )
+            BY_NAME[before.name] = before
+            out.append(before.name)
+    return out
 
 
 @attrs.frozen(kw_only=True)
@@ -130,6 +150,8 @@ async def phase(
         with trio.fail_after(CONNECT_TIMEOUT):
             (port,) = await sender.expect("port")
         cmd = [PYTHON, str(HERE / contender.script), *contender.args]
+        if contender.pythonpath is not None:
+            cmd = ["env", f"PYTHONPATH={contender.pythonpath}", *cmd]  # env execs: same pid
         cmd += ["--url", f"ws://127.0.0.1:{port}/piexgo/ws"]
         if contender.name == "trio":
             from alertd.sources.session import MESSAGE_QUEUE_SIZE  # here: the client stays bare
@@ -229,7 +251,7 @@ async def measure(
             phases[p.who].append(p)
             facts = " ".join(f"{k}={v}" for k, v in p.facts.items())
             print(
-                f"  round {i + 1} {p.who:<10} {p.rate:>9,.0f} frames/s {p.cpu_us:>6.1f} us "
+                f"  round {i + 1} {p.who:<17} {p.rate:>9,.0f} frames/s {p.cpu_us:>6.1f} us "
                 f"CPU/frame (sender {p.sender_us:.2f} us) {facts}",
                 flush=True,
             )
@@ -265,7 +287,9 @@ def run(
         ratios = summary.ratios(name)
         gaps = summary.gaps(name)
         measured += f"; {_spread(ratios, '.2f')}x bare trio" + (f"; {gaps} gaps" if gaps else "")
-        target = {"alertd": TARGET_RATIO, "alertd-all": TARGET_RATIO_ALL}.get(name)
+        target = {"alertd": TARGET_RATIO, "alertd-all": TARGET_RATIO_ALL}.get(
+            name.removesuffix(BEFORE)
+        )
         results.append(
             Result(
                 name=f"e2e {BY_NAME[name].label}",
@@ -452,6 +476,12 @@ def main() -> int:
     )
     parser.add_argument("--logs", type=Path, help="keep each alertd phase's log in this folder")
     parser.add_argument(
+        "--before",
+        type=Path,
+        help="also run each alertd contender on the alertd package in this folder (e.g. "
+        "`git archive OLD alertd | tar -x -C DIR`), alternated with the tree's",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         help="instead: one alertd phase under pyinstrument, its text profile to this file",
@@ -485,6 +515,10 @@ def main() -> int:
     unknown = set(names or ()) - set(BY_NAME)
     if unknown:
         parser.error(f"unknown contender(s): {', '.join(sorted(unknown))}")
+    if args.before is not None:
+        if not (args.before / "alertd" / "__init__.py").is_file():
+            parser.error(f"--before {args.before}: no alertd package in that folder")
+        names = add_before(args.before.resolve(), names or list(BY_NAME))
     results = run(args.quick, args.count, args.rounds, names, args.logs)
     return 0 if all(r.ok is not False for r in results) else 1
 

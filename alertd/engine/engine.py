@@ -23,6 +23,7 @@ from alertd.engine.compile import STATE_FIELDS, CompiledRule, compile_rules, tom
 from alertd.engine.index import RuleIndex
 from alertd.engine.probe import ProbeEvent
 from alertd.engine.rule_types import ChangedKeys, ClockReference, RuleEvaluator, evaluator_for
+from alertd.engine.stored import StoredKeys
 from alertd.engine.timers import TimerQueue
 from alertd.events import Alert, Event, event_fields
 from alertd.store.rule_state import RuleStateStore, StateChanges, StateRow, rows_by_rule
@@ -90,6 +91,7 @@ class Engine:
         self._timers = TimerQueue()
         self._clock = ClockReference(wall=wall)
         self._changed: ChangedKeys = set()
+        self._stored = StoredKeys()  # which keys' rows the store may hold
         self._counters = _Counters()
         self._evaluators = [self._evaluator(r) for r in rules]
         self._index = RuleIndex(self._evaluators)
@@ -151,6 +153,7 @@ class Engine:
 
     def record_save(self, *, rows: int, ok: bool) -> None:
         """Count a save of ``take_state_changes()`` that finished (for ``statistics``)."""
+        self._stored.saved(ok=ok)
         if ok:
             self._counters.state_saves += 1
             self._counters.state_rows_saved += rows
@@ -175,9 +178,10 @@ class Engine:
         gone = self._gone_accounts(restored or ()) if self._accounts_complete else frozenset()
         self._removed |= gone
         for b in self._evaluators:
-            for row in by_rule.get((b.rule.name, b.rule.fingerprint), ()):
+            for row in (rows := by_rule.get((b.rule.name, b.rule.fingerprint), ())):
                 if row.data:
                     b.load(row.key, row.data)
+            self._stored.restored(b, (row.key for row in rows))
             b.start(now, self._accounts)
             if gone:
                 b.accounts_changed(now, self._accounts, gone)
@@ -334,15 +338,12 @@ class Engine:
     def take_state_changes(self) -> StateChanges:
         """What changed since the last call, for ``RuleStateStore.save``."""
         current = set(self._evaluators)
-        rows = tuple(
-            StateRow(rule=b.rule.name, fingerprint=b.rule.fingerprint, key=key, data=b.dump(key))
-            for b, key in self._changed
-            if b in current
-        )
+        rows = self._stored.rows(self._changed, current)
         self._changed.clear()
         keep = None
         if self._prune and self._started:
             keep = frozenset((b.rule.name, b.rule.fingerprint) for b in self._evaluators)
+            self._stored.keep_only(current)
             self._prune = False
         return StateChanges(rows=rows, keep=keep)
 
@@ -351,6 +352,7 @@ class Engine:
         changes = self.take_state_changes()
         if self.state is not None and changes:
             self.state.save_sync(changes)
+            self._stored.saved(ok=True)
 
     def snapshot(self) -> list[StateRow]:
         """Every key's persistable state, as ``start(restored=...)`` takes it."""

@@ -70,9 +70,11 @@ def test_reload_forgets_removed_accounts_and_watches_added_ones() -> None:
     e = engine(r, accounts=("main", "old"))
     e.start(0.0)
     e.process(balance(1), 1000.0)
+    e.process(balance(1, account="old"), 1000.0)
+    e.take_state_changes()  # saved: "old" has a row in the store
     e.reload(compile_rules([r], timezone="UTC"), accounts=["main", "new"])
     e.process(balance(2), 2000.0)  # the engine's next look at the clock, after the reload
-    assert e.advance(5599.0) == []  # "old" would have fired at 3600: it is not watched now
+    assert e.advance(5599.0) == []  # "old" would have fired at 4600: it is not watched now
     assert sorted(a.key for a in e.advance(5600.0)) == ["main", "new"]
     gone = [row for row in e.take_state_changes().rows if row.key == "old"]
     assert [row.data for row in gone] == [None]  # its persisted state is deleted too
