@@ -178,6 +178,7 @@ class Daemon:
                     rules=[r.name for r in config.rules],
                     channels=list(config.channels),
                 )
+                metrics.watch_accounts(lambda: sources.statistics().accounts)
                 try:
                     host, port = await tail.start(metrics.serve, listen)
                 except MetricsError as e:
@@ -286,7 +287,6 @@ class Daemon:
             box = await self._outbox.statistics() if self._outbox else None
             pending = box.pending if box else 0
             self._metrics.observe(
-                accounts=self._sources.statistics().accounts if self._sources else {},
                 dispatch=self._dispatcher.statistics() if self._dispatcher else None,
                 pending=pending,
                 reload_failures=self._reload_failures,

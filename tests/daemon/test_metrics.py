@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 import urllib.error
 import urllib.request
 from functools import partial
@@ -13,6 +14,20 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from alertd.config.values import parse_listen
 from alertd.daemon.metrics import Metrics, MetricsError, MetricsSink, NullMetrics
+from alertd.sources.outputs import HealthStatistics
+
+
+def health(
+    *, frames: int = 0, errors: int = 0, reconnects: int = 0, up: bool = False
+) -> HealthStatistics:
+    return HealthStatistics(
+        frames=frames,
+        decode_errors=errors,
+        reconnects=reconnects,
+        connected=up,
+        connected_since=None,
+        last_frame=None,
+    )
 
 
 def _get(url: str) -> str:
@@ -32,18 +47,14 @@ async def scrape(address: tuple[str, int]) -> dict[tuple[str, tuple[tuple[str, s
 
 
 async def test_what_the_stages_count_is_scraped_from_the_endpoint() -> None:
-    """Each method shows up as the matching sample, labelled by account, rule or channel."""
+    """Each method, and each account's snapshot, shows up as the matching sample, labelled
+    by account, rule or channel."""
     metrics = Metrics()
+    accounts = {"main": health(frames=3, errors=1, up=True), "spare": health(reconnects=1)}
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
             address = await nursery.start(metrics.serve, "127.0.0.1:0")
-            for _ in range(3):
-                metrics.frame("main")
-            metrics.decode_error("main")
-            metrics.stream_up("main", True)
-            metrics.stream_up("spare", True)
-            metrics.stream_up("spare", False)
-            metrics.reconnect("spare")
+            metrics.watch_accounts(lambda: accounts)
             metrics.alert_fired("filled")
             metrics.delivered("me", 1.5)
             metrics.failed("me")
@@ -79,7 +90,7 @@ async def test_endpoint_binds_loopback_when_no_host_is_given() -> None:
 async def test_each_metrics_has_its_own_registry() -> None:
     """Two daemons in one process do not share counters, and no global collectors leak in."""
     first, second = Metrics(), Metrics()
-    first.frame("main")
+    first.watch_accounts(lambda: {"main": health(frames=1)})
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
             address = await nursery.start(second.serve, "127.0.0.1:0")
@@ -157,10 +168,7 @@ def test_null_metrics_offers_every_method_the_stages_call() -> None:
     """With metrics off, stages can call the same methods and nothing happens."""
     sinks: list[MetricsSink] = [NullMetrics(), Metrics()]
     for sink in sinks:
-        sink.frame("a")
-        sink.decode_error("a")
-        sink.stream_up("a", True)
-        sink.reconnect("a")
+        sink.watch_accounts(lambda: {"a": health()})
         sink.alert_fired("r")
         sink.delivered("c", 0.1)
         sink.failed("c")
@@ -168,3 +176,26 @@ def test_null_metrics_offers_every_method_the_stages_call() -> None:
     protocol_methods = {n for n in vars(MetricsSink) if not n.startswith("_")}
     assert protocol_methods <= set(vars(NullMetrics))
     assert protocol_methods <= set(vars(Metrics))
+
+
+async def test_a_scrape_while_the_event_loop_is_stuck_shows_the_last_snapshot() -> None:
+    """The accounts' series are taken from their snapshots at scrape time; while the event
+    loop is stuck a scrape still answers (within the snapshot timeout) with the last ones."""
+    metrics = Metrics()
+    accounts = {"main": health(frames=1, up=True)}
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            host, port = await nursery.start(metrics.serve, "127.0.0.1:0")
+            metrics.watch_accounts(lambda: accounts)
+            before = await scrape((host, port))
+            accounts["main"] = health(frames=5, up=True)
+            started = time.monotonic()
+            stuck = _get(f"http://{host}:{port}/metrics")  # blocks the loop
+            waited = time.monotonic() - started
+            after = await scrape((host, port))
+            nursery.cancel_scope.cancel()
+    frames = ("alertd_frames_total", (("account", "main"),))
+    assert before[frames] == 1
+    assert 'alertd_frames_total{account="main"} 1.0' in stuck
+    assert waited < 4.5
+    assert after[frames] == 5

@@ -98,18 +98,18 @@ async def test_healthz_answers_the_health_and_other_paths_are_not_found() -> Non
 
 async def test_observed_snapshots_become_counters_and_the_last_frame_time() -> None:
     """observe() of the stages' snapshots grows the counters by what the counts grew (silenced,
-    inhibited, reload failures, frames) and sets each account's last-frame Unix time."""
+    inhibited, reload failures); a scrape shows each account's counters (frames) as its
+    snapshot has them then, and its last-frame Unix time."""
     metrics = Metrics(wall=lambda: 1_000_000.0)
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
             address = await nursery.start(metrics.serve, "127.0.0.1:0")
             now = trio.current_time()
+            accounts: dict[str, HealthStatistics] = {}
+            metrics.watch_accounts(lambda: accounts)
             for silenced, failures, frames in ((2, 0, 5), (3, 1, 9)):
+                accounts.update(main=account_stats(frames, now - 2.0), quiet=account_stats(0, None))
                 metrics.observe(
-                    accounts={
-                        "main": account_stats(frames, now - 2.0),
-                        "quiet": account_stats(0, None),
-                    },
                     dispatch=dispatch_stats(silenced, 1),
                     pending=7,
                     reload_failures=failures,
