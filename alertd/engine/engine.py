@@ -41,29 +41,27 @@ class RuleStatistics:
     cooldowns: int  # keys whose last alert time is remembered
 
 
-@attrs.frozen(kw_only=True)
-class EngineStatistics:
-    """What the engine has done since it was made, and what it holds now."""
-
-    rules: tuple[RuleStatistics, ...]
-    events_in: int  # events given to ``process``
-    events_of_removed_accounts: int  # of those, dropped: their account is no longer configured
-    alerts_out: int  # alerts returned by ``process`` and ``advance``
-    timers_pending: int  # armed timers (absence, order timeouts, pending thresholds, repeats)
-    unsaved_changes: int  # keys changed since the last ``take_state_changes``
-    state_saves: int  # saves of state changes that finished (``record_save``)
-    state_save_failures: int
-    state_rows_saved: int
-
-
 @attrs.define
 class _Counters:
-    events_in: int = 0
-    events_of_removed_accounts: int = 0
-    alerts_out: int = 0
-    state_saves: int = 0
+    """What the engine has done since it was made: counted as it works, and the first fields
+    of its ``EngineStatistics`` (declared here once)."""
+
+    events_in: int = 0  # events given to ``process``
+    events_of_removed_accounts: int = 0  # of those, dropped: their account is no longer configured
+    alerts_out: int = 0  # alerts returned by ``process`` and ``advance``
+    state_saves: int = 0  # saves of state changes that finished (``record_save``)
     state_save_failures: int = 0
     state_rows_saved: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class EngineStatistics(_Counters):
+    """What the engine has done since it was made (its counters, frozen), and what it holds
+    now."""
+
+    rules: tuple[RuleStatistics, ...]
+    timers_pending: int  # armed timers (absence, order timeouts, pending thresholds, repeats)
+    unsaved_changes: int  # keys changed since the last ``take_state_changes``
 
 
 class Engine:
@@ -130,8 +128,8 @@ class Engine:
         return [b.rule for b in self._evaluators]
 
     def statistics(self) -> EngineStatistics:
-        c = self._counters
         return EngineStatistics(
+            **attrs.asdict(self._counters, recurse=False),
             rules=tuple(
                 RuleStatistics(
                     name=b.rule.name,
@@ -141,14 +139,8 @@ class Engine:
                 )
                 for b in self._evaluators
             ),
-            events_in=c.events_in,
-            events_of_removed_accounts=c.events_of_removed_accounts,
-            alerts_out=c.alerts_out,
             timers_pending=len(self._timers),
             unsaved_changes=len(self._changed),
-            state_saves=c.state_saves,
-            state_save_failures=c.state_save_failures,
-            state_rows_saved=c.state_rows_saved,
         )
 
     def record_save(self, *, rows: int, ok: bool) -> None:
