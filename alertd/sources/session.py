@@ -16,6 +16,7 @@ key cannot put it into an alert, the outbox or a capture.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
@@ -36,6 +37,7 @@ from alertd.sources.backoff import Backoff
 from alertd.sources.buffer import OutBuffer
 from alertd.sources.capture import Recorder
 from alertd.sources.health import StreamHealth
+from alertd.sources.keepalive import Keepalive
 from alertd.sources.login import LoginReply
 from alertd.sources.streams import HealthPolicy, watched_streams
 from alertd.sources.transport import Connection, ConnectionLost, parse_url, run_connection
@@ -96,12 +98,18 @@ class Session:
     # The gate every connection attempt passes (one per process: sources/admission); None
     # lets every attempt through (a session run alone, tests).
     admission: Admission | None = None
+    # What pings the connection (one per process: Sources'); None: the session runs its own.
+    keepalive: Keepalive | None = None
 
     _auth: Authenticator = attrs.field(init=False)
     _subscribe: list[str] = attrs.field(init=False)  # the streams as configured
     _backoff: Backoff = attrs.field(init=False)
     _lost_reason: str | None = None
     _wake: trio.Event = attrs.field(factory=trio.Event)  # a deadline came nearer
+    # Where the connection's ticking task is started, once stream health has a deadline
+    # (account streams have none: most connections never need the task).
+    _timers: trio.Nursery | None = None
+    _ticking: bool = False
 
     @health.default
     def _fresh_health(self) -> StreamHealth:
@@ -142,6 +150,9 @@ class Session:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._forward, nursery.cancel_scope)
+            if self.keepalive is None:  # run alone: a pinger of its own
+                self.keepalive = Keepalive()
+                await nursery.start(self.keepalive.run)
             task_status.started()
             self._apply(self.health.session_started(wall=now_utc()))
             try:
@@ -166,6 +177,7 @@ class Session:
                     )
             elif isinstance(out, outputs.Wakeup):
                 self._wake.set()
+                self._start_ticking()
             elif isinstance(out, outputs.LoginAnswered):
                 verdict = out.verdict
         return verdict
@@ -222,7 +234,6 @@ class Session:
             return self._lost_reason or self._closed(e)
 
     async def _serve_connection(self, conn: Connection, login: str | None) -> str:
-        s = self.settings
         replies = self.health.policy.login
         if login is not None:
             await conn.send(login)
@@ -236,12 +247,42 @@ class Session:
         now = trio.current_time()
         self._backoff.connected(now)
         self._apply(self.health.came_up(now=now, wall=now_utc()))
+        # The frames are read in this task; the keepalive and the ticking task (if stream
+        # health has deadlines) cancel the reading with the reason the connection is lost.
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._read, conn, nursery.cancel_scope)
-            if s.ping_interval > 0:
-                nursery.start_soon(self._heartbeat, conn, nursery.cancel_scope)
-            nursery.start_soon(self._keep_time)
+            self._timers = nursery
+            try:
+                if self.health.next_wakeup() is not None:
+                    self._start_ticking()
+                with self._pinged(conn, nursery.cancel_scope):
+                    await self._read(conn, nursery.cancel_scope)
+            finally:
+                self._timers = None
         return self._lost_reason or "connection ended"
+
+    def _pinged(
+        self, conn: Connection, scope: trio.CancelScope
+    ) -> contextlib.AbstractContextManager[None]:
+        """The keepalive's watch over ``conn`` (none with ``ping_interval = 0``)."""
+        s = self.settings
+        if s.ping_interval <= 0 or self.keepalive is None:
+            return contextlib.nullcontext()
+        return self.keepalive.watch(
+            conn,
+            interval=s.ping_interval,
+            timeout=s.ping_timeout,
+            on_dead=partial(self._half_open, scope),
+        )
+
+    def _half_open(self, scope: trio.CancelScope, reason: str) -> None:
+        """No pong within ``ping_timeout``: the connection is half-open (the peer neither
+        sends nor answers) and is dropped."""
+        log.warning(
+            "stream.heartbeat_timeout account=%s timeout=%.1f",
+            self.name,
+            self.settings.ping_timeout,
+        )
+        self._lose(reason, scope)
 
     async def _await_login(self, conn: Connection) -> str | None:
         """Read until the server accepts or rejects the login; the reason it failed, or None.
@@ -280,35 +321,25 @@ class Session:
                 self._lose("login rejected", scope)
                 return
 
-    async def _heartbeat(self, conn: Connection, scope: trio.CancelScope) -> None:
-        """A websocket ping every ``ping_interval``; no pong within ``ping_timeout`` means the
-        connection is half-open (the peer neither sends nor answers) and is dropped."""
-        s = self.settings
-        while True:
-            await trio.sleep(s.ping_interval)
-            with trio.move_on_after(s.ping_timeout) as timer:
-                try:
-                    await conn.ping()
-                except ConnectionLost as e:
-                    self._lose(self._closed(e), scope)
-                    return
-            if timer.cancelled_caught:
-                log.warning(
-                    "stream.heartbeat_timeout account=%s timeout=%.1f", self.name, s.ping_timeout
-                )
-                self._lose(f"no pong within {s.ping_timeout:g}s (connection half-open)", scope)
-                return
+    def _start_ticking(self) -> None:
+        if not self._ticking and self._timers is not None:
+            self._ticking = True
+            self._timers.start_soon(self._keep_time)
 
     async def _keep_time(self) -> None:
-        """Ticks stream health at its deadlines (stale streams, the snapshot wait)."""
-        while True:
-            # A fresh event before ticking, so that a deadline brought nearer after this look
-            # (a stream re-armed by a frame) wakes the wait below to look again.
-            self._wake = trio.Event()
-            self._apply(self.health.tick(now=trio.current_time(), wall=now_utc()))
-            at = self.health.next_wakeup()
-            with trio.move_on_at(math.inf if at is None else at):
-                await self._wake.wait()
+        """Ticks stream health at its deadlines (stale streams, the snapshot wait), from the
+        first deadline of a connection to its end."""
+        try:
+            while True:
+                # A fresh event before ticking, so that a deadline brought nearer after this
+                # look (a stream re-armed by a frame) wakes the wait below to look again.
+                self._wake = trio.Event()
+                self._apply(self.health.tick(now=trio.current_time(), wall=now_utc()))
+                at = self.health.next_wakeup()
+                with trio.move_on_at(math.inf if at is None else at):
+                    await self._wake.wait()
+        finally:
+            self._ticking = False
 
     async def _forward(self, scope: trio.CancelScope) -> None:
         send = self.send

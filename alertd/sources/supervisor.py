@@ -31,6 +31,7 @@ from alertd.sources.backoff import Backoff
 from alertd.sources.buffer import OutBuffer
 from alertd.sources.capture import Recorder
 from alertd.sources.health import StreamHealth
+from alertd.sources.keepalive import Keepalive
 from alertd.sources.session import (
     AccountStatistics,
     Session,
@@ -91,6 +92,8 @@ class Sources:
     rng: random.Random = attrs.field(factory=random.Random)
     # The limit on new connections per exchange endpoint every session passes (None: none).
     admission: Admission | None = None
+    # Pings every account's connection, from one task (sources/keepalive).
+    keepalive: Keepalive = attrs.field(factory=Keepalive)
     _running: dict[str, _Running] = attrs.field(factory=dict)
     _kept: dict[str, _Kept] = attrs.field(factory=dict)
     _nursery: trio.Nursery | None = None
@@ -105,6 +108,7 @@ class Sources:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
+            await nursery.start(self.keepalive.run)
             self._nursery = nursery
             try:
                 for settings in self.accounts:
@@ -185,6 +189,7 @@ class Sources:
                             recorder=self.recorder,
                             rng=self.rng,
                             admission=self.admission,
+                            keepalive=self.keepalive,
                         )
                     except SessionConfigError as e:
                         # Retrying cannot help; a reload with fixed settings restarts it.
