@@ -53,6 +53,7 @@ from alertd.events import (
 from alertd.protocols import Decoder, ProtocolError, decoder_for, excerpt
 from alertd.sources.outputs import (
     Emit,
+    HealthCounts,
     HealthStatistics,
     Log,
     LoginAnswered,
@@ -90,9 +91,7 @@ class StreamHealth:
     # The next session's stream.disconnected reason if this one stops while up (reload sets it)
     restart_reason: str = "session restarted"
 
-    _frames: int = 0
-    _decode_errors: int = 0
-    _reconnects: int = 0
+    _counts: HealthCounts = attrs.field(factory=HealthCounts)
     _last_frame: float | None = None
     # The connection, across sessions.
     _up_since: float | None = None
@@ -129,9 +128,7 @@ class StreamHealth:
 
     def statistics(self) -> HealthStatistics:
         return HealthStatistics(
-            frames=self._frames,
-            decode_errors=self._decode_errors,
-            reconnects=self._reconnects,
+            **attrs.asdict(self._counts, recurse=False),
             connected=self.connected,
             connected_since=self._up_since,
             last_frame=self._last_frame,
@@ -140,8 +137,7 @@ class StreamHealth:
     def carry_counts_from(self, other: StreamHealth) -> None:
         """Keep ``other``'s counters (the account changed exchange: a new machine, the same
         account to metrics)."""
-        self._frames, self._decode_errors = other._frames, other._decode_errors
-        self._reconnects, self._last_frame = other._reconnects, other._last_frame
+        self._counts, self._last_frame = attrs.evolve(other._counts), other._last_frame
 
     # -- the session's life -------------------------------------------------------------------
 
@@ -189,7 +185,7 @@ class StreamHealth:
 
     def retrying(self) -> None:
         """The session waited out its backoff and tries again."""
-        self._reconnects += 1
+        self._counts.reconnects += 1
 
     # -- a connection -------------------------------------------------------------------------
 
@@ -242,7 +238,7 @@ class StreamHealth:
 
     def frame(self, frame: str | bytes, *, now: float, wall: datetime) -> list[Output]:
         """A frame received at ``now``: a login reply, or events (those the account keeps)."""
-        self._frames += 1
+        self._counts.frames += 1
         self._last_frame, self._last_heard = now, wall
         if now < self._login_until and self.policy.login is not None:
             reply = self.policy.login.classify(frame)
@@ -260,7 +256,7 @@ class StreamHealth:
         try:
             events = self.decoder.decode(frame, wall)
         except ProtocolError as e:
-            self._decode_errors += 1
+            self._counts.decode_errors += 1
             out.append(self._log(WARNING, BAD_FRAME, e.reason, e.excerpt))
             # bounded: a garbage flood could make many of these
             out.append(self._error(e.reason, wall, e.excerpt, bounded=True))
@@ -284,7 +280,7 @@ class StreamHealth:
 
     def frame_too_big(self, limit: int, *, wall: datetime) -> list[Output]:
         """trio-websocket closed the connection with 1009 on a frame over ``limit`` bytes."""
-        self._decode_errors += 1
+        self._counts.decode_errors += 1
         message = (
             f"frame larger than max_message_size ({limit} bytes);"
             " trio-websocket closed the connection with 1009, reconnecting"

@@ -63,13 +63,21 @@ class LoginAnswered:
 Output = Emit | Log | Record | Wakeup | LoginAnswered
 
 
-@attrs.frozen(kw_only=True)
-class HealthStatistics:
-    """An account's stream health at one moment. Times are trio seconds."""
+@attrs.define
+class HealthCounts:
+    """What an account's stream health counts as it goes (``StreamHealth`` increments them;
+    the first fields of its ``HealthStatistics``)."""
 
-    frames: int  # frames received
-    decode_errors: int  # frames that could not be read (malformed, unknown, oversize)
-    reconnects: int  # connection attempts after the first of each session
+    frames: int = 0  # frames received
+    decode_errors: int = 0  # frames that could not be read (malformed, unknown, oversize)
+    reconnects: int = 0  # connection attempts after the first of each session
+
+
+@attrs.frozen(kw_only=True)
+class HealthStatistics(HealthCounts):
+    """An account's stream health at one moment: its counts, frozen, and the connection's
+    state. Times are trio seconds."""
+
     connected: bool
     connected_since: float | None  # None while down
     last_frame: float | None
