@@ -10,6 +10,7 @@ import trio
 from alertd.cluster.replica import ClusterSources, ClusterStatistics
 from alertd.config.database import replica_name
 from alertd.config.model import AccountSettings, Config
+from alertd.engine.assignments import Assignments
 from alertd.events import Event
 from alertd.sources.admission import Admission
 from alertd.sources.capture import Recorder
@@ -18,6 +19,7 @@ from alertd.store.cluster import ClusterStore
 __all__ = [
     "ClusterSources",
     "ClusterStatistics",
+    "assignments",
     "database_url",
     "replica_sources",
     "watched",
@@ -46,6 +48,12 @@ def replica_sources(
         recorder=recorder,
         admission=Admission.for_daemon(daemon),
     )
+
+
+def assignments(intake: object) -> Assignments | None:
+    """What the engine of a replica is told it owns (``intake``'s), or None: a single
+    daemon's engine owns every account."""
+    return intake.assignments if isinstance(intake, ClusterSources) else None
 
 
 def watched(config: Config, intake: object) -> Config:

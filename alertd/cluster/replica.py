@@ -38,6 +38,7 @@ import trio
 
 from alertd.cluster import view
 from alertd.config.model import AccountSettings
+from alertd.engine.assignments import Assignment, Assignments
 from alertd.events import Event, StreamConnected, StreamDisconnected, StreamGap
 from alertd.sources.admission import Admission
 from alertd.sources.capture import Recorder
@@ -119,6 +120,9 @@ class ClusterSources:
     _joined: bool = False
     _changed: trio.Event = attrs.field(factory=trio.Event)
     _lock: trio.Lock = attrs.field(factory=trio.Lock)
+    # What the engine is told it owns: the accounts this replica reports (engine/assignments)
+    assignments: Assignments = attrs.field(factory=Assignments)
+    _continuing: bool | None = None  # whether other replicas were live at the first round
 
     @property
     def watching(self) -> frozenset[str]:
@@ -230,6 +234,14 @@ class ClusterSources:
             self._live = tuple(live)
             self._plan = view.assignment(names, live, self.watchers)
             watching = frozenset(a for a, ws in self._plan.items() if self.replica in ws)
+            if self._continuing is None:
+                self._continuing = any(r != self.replica for r in live)
+            self.assignments.assign(
+                Assignment(
+                    owned=frozenset(self._reporting()), watched=watching,
+                    continuing=self._continuing,
+                )
+            )  # fmt: skip
             if watching == self._watching and self._sources is not None:
                 await self._sources.update([a for a in self.accounts if a.name in watching])
                 return

@@ -209,7 +209,11 @@ class Daemon:
             async with trio.open_nursery() as pipeline:
                 await pipeline.start(dispatcher.run, alerts_recv)
                 await pipeline.start(
-                    partial(run_engine, on_alert=self._count_alert),
+                    partial(
+                        run_engine,
+                        on_alert=self._count_alert,
+                        assignments=cluster.assignments(sources),
+                    ),
                     engine,
                     events_recv,
                     alerts_send,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +21,7 @@ from alertd.clock import utc_now
 from alertd.config.model import Config
 from alertd.engine.compile import STATE_FIELDS, CompiledRule, compile_rules, toml_name
 from alertd.engine.index import RuleIndex
+from alertd.engine.owners import Owners
 from alertd.engine.probe import ProbeEvent
 from alertd.engine.rule_types import ChangedKeys, ClockReference, RuleEvaluator, evaluator_for
 from alertd.engine.stored import StoredKeys
@@ -104,6 +105,7 @@ class Engine:
         # queue, or arriving before their source stops, are dropped, so no rule starts
         # watching an order or a silence of an account that is gone.
         self._removed: frozenset[str] = frozenset()
+        self.owners = Owners()  # replicas: whose timers and state are this engine's (own)
 
     @classmethod
     def from_config(
@@ -247,11 +249,13 @@ class Engine:
 
     def _fire_timers(self, now: float, *, strict: bool) -> list[Alert]:
         alerts: list[Alert] = []
-        timers = self._timers
+        timers, owners = self._timers, self.owners
         while (due := timers.pop_due(now, strict=strict)) is not None:
             deadline, owner, key, tag = due
             assert isinstance(owner, RuleEvaluator)
             owner.fired(key, tag)
+            if owners.owned is not None and owners.elsewhere(owner, key):
+                continue  # another replica's to decide (Owners)
             try:
                 alerts.extend(owner.on_timer(key, tag, deadline, now))
             except Exception:  # one broken rule must not silence the others
@@ -314,6 +318,15 @@ class Engine:
             ",".join(sorted(removed)) or "-",
         )
 
+    def own(self, accounts: Collection[str] | None) -> None:
+        """Evaluate timers and save state of ``accounts`` only (None: all; ``Owners.own``)."""
+        self.owners.own(accounts, self._changed)
+
+    def adopt(self, now: float, accounts: Collection[str], shared: Sequence[StateRow],
+              *, fresh: Collection[str] = ()) -> None:  # fmt: skip
+        """Take ``accounts`` over from another replica (``Owners.adopt``); ``own`` after."""
+        self.owners.adopt(self._evaluators, self._stored, now, accounts, shared, fresh=fresh)
+
     def _apply_pending(self, now: float) -> None:
         current = set(self._evaluators)  # a later reload may have dropped a rule since
         pending, self._pending = self._pending, []
@@ -329,6 +342,7 @@ class Engine:
 
     def take_state_changes(self) -> StateChanges:
         """What changed since the last call, for ``RuleStateStore.save``."""
+        self.owners.keep_own(self._changed)
         current = set(self._evaluators)
         rows = self._stored.rows(self._changed, current)
         self._changed.clear()

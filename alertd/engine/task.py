@@ -6,10 +6,13 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from functools import partial
 
+import attrs
 import trio
 import trio.lowlevel
 
+from alertd.engine.assignments import Assignments
 from alertd.engine.engine import Engine
 from alertd.events import Alert, Event
 
@@ -45,6 +48,7 @@ async def run_engine(
     send: trio.MemorySendChannel[Alert],
     *,
     on_alert: Callable[[Alert], None] | None = None,
+    assignments: Assignments | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run ``engine`` until ``receive`` ends (then close ``send``) or the task is cancelled.
@@ -67,12 +71,16 @@ async def run_engine(
     restored = await store.load() if store is not None else []
     engine.start(trio.current_time(), restored)
     task_status.started()
-    saver = _Saver(engine)
+    saver, waiting = _Saver(engine), _Waiting()
     try:
         async with trio.open_nursery() as nursery, receive, send:
             nursery.start_soon(saver.run)
+            if assignments is not None:  # a replica's: the accounts it owns (engine/assignments)
+                nursery.start_soon(
+                    partial(assignments.follow, engine, wake=waiting.wake, save=saver.request)
+                )
             try:
-                await _process(engine, receive, send, saver, on_alert)
+                await _process(engine, receive, send, saver, on_alert, waiting=waiting)
             finally:
                 # Stopping: the save in progress and the last one share one time limit.
                 saver.stop_by(trio.current_time() + FINAL_SAVE_TIMEOUT)
@@ -88,6 +96,8 @@ async def _process(
     send: trio.MemorySendChannel[Alert],
     saver: _Saver,
     on_alert: Callable[[Alert], None] | None,
+    *,
+    waiting: _Waiting,
 ) -> None:
     """The engine's loop, until ``receive`` ends."""
     save_at = -math.inf  # trio clock: no save before this (one was just done)
@@ -110,7 +120,7 @@ async def _process(
             wake = math.inf if deadline is None else deadline
             if engine.has_state_changes():
                 wake = min(wake, save_at)
-            with trio.move_on_at(wake):
+            with trio.move_on_at(wake) as waiting.scope:
                 try:
                     events.append(await receive.receive())
                 except trio.EndOfChannel:
@@ -133,6 +143,18 @@ async def _process(
         if trio.current_time() >= save_at and engine.has_state_changes():
             saver.request()
             save_at = trio.current_time() + STATE_SAVE_INTERVAL
+
+
+@attrs.define
+class _Waiting:
+    """The engine loop's wait for the next event or deadline, for ``wake`` to cut short (the
+    accounts it owns changed: its timers did)."""
+
+    scope: trio.CancelScope | None = None
+
+    def wake(self) -> None:
+        if self.scope is not None:
+            self.scope.cancel()
 
 
 class _Saver:

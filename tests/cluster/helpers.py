@@ -31,6 +31,7 @@ class Exchange:
     refused: set[str] = attrs.field(factory=set)  # path prefixes whose handshakes are refused
     accepted: int = 0
     frame_interval: float = 0.2
+    quiet: set[str] = attrs.field(factory=set)  # accounts whose connections are sent nothing
     _drop: dict[str, trio.Event] = attrs.field(factory=dict)
 
     def url(self, replica: str, account: str) -> str:
@@ -77,10 +78,14 @@ class Exchange:
 
     async def _feed(self, ws: trio_websocket.WebSocketConnection, scope: trio.CancelScope) -> None:
         n = 0
+        account = ws.path.rstrip("/").rsplit("/", 1)[-1]
         try:
             while True:
-                n += 1
-                await ws.send_message(balance_frame(str(1000 + n)))
+                if account in self.quiet:
+                    await ws.pong()  # no frame, but a closed connection is noticed
+                else:
+                    n += 1
+                    await ws.send_message(balance_frame(str(1000 + n)))
                 await trio.sleep(self.frame_interval)
         except trio_websocket.ConnectionClosed:
             scope.cancel()
@@ -121,3 +126,35 @@ async def wait_for(check: Callable[[], Any], within: float, what: str) -> Any:
             await trio.sleep(POLL)
         return value
     raise AssertionError(f"timed out after {within:.1f}s waiting for {what}")
+
+
+def replica_toml(
+    name: str, *, database: str, exchange: Exchange, accounts: list[str], hook: str,
+    watchers: int, takeover_after: float, rules: str,
+) -> str:  # fmt: skip
+    """A replica's config: the shared accounts (each on this replica's own path), ``rules``."""
+    lines = [
+        "[daemon]",
+        f'database = "{database}"',
+        f'replica = "{name}"',
+        f"watchers = {watchers}",
+        f'takeover_after = "{takeover_after:g}s"',
+        "",
+        "[channels]",
+        f'hook = "{hook}"',
+        "",
+    ]
+    for account in accounts:
+        lines += [
+            "[[accounts]]",
+            f'name = "{account}"',
+            'exchange = "piexgo"',
+            f'url = "{exchange.url(name, account)}"',
+            'ping_interval = "1s"',
+            'ping_timeout = "1s"',
+            'backoff_initial = "100ms"',
+            'backoff_max = "500ms"',
+            'connect_timeout = "1s"',
+            "",
+        ]
+    return "\n".join(lines) + "\n" + rules

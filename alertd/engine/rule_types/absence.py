@@ -74,6 +74,34 @@ class AbsenceRule(KeyedEvaluator[_Key]):
                 self.keys[key] = _Key(fields=fields)
                 self.arm(key, "silent", now + self.after)
 
+    def merged(self, mine: _Key, shared: _Key) -> _Key:
+        # The previous owner decided whether it fires; this replica may have seen later
+        # events (it watched too): the silence counts from the last either saw.
+        seen = [t for t in (mine.last_seen, shared.last_seen) if t is not None]
+        return attrs.evolve(shared, last_seen=max(seen) if seen else None)
+
+    def resume(
+        self, now: float, accounts: frozenset[str], keys: Iterable[str], *, fresh: frozenset[str]
+    ) -> None:
+        taken = list(keys)
+        for key, fields in self.declared(accounts):
+            if fields["account"] in accounts and key not in self.keys:
+                self.keys[key] = _Key(fields=fields)  # nobody saw it yet: watched from now
+                taken.append(key)
+        for key in taken:
+            st = self.keys[key]
+            if st.firing:
+                if self.repeat is not None:
+                    last = self.last_alert.get(key, now)
+                    self.arm(key, "repeat", max(now, last + self.repeat))
+            elif st.last_seen is not None and st.fields.get("account") in fresh:
+                self.arm(key, "silent", st.last_seen + self.after)
+            else:
+                # Nobody watched it while it changed hands: that is no silence of the
+                # account (the cluster reports a blind window), so a full ``after`` from
+                # now, as after a restart.
+                self.arm(key, "silent", now + self.after)
+
     def on_event(self, event: Event, ctx: dict[str, Any], now: float) -> list[Alert]:
         key = self.key_for(event, ctx)
         st = self.keys.get(key)

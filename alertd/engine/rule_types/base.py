@@ -9,7 +9,7 @@ seconds, converted through the one ``ClockReference`` the engine took at start, 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
@@ -378,6 +378,18 @@ class KeyedEvaluator(RuleEvaluator, Generic[S]):
         state = self.load_state(data, dict(data.get("fields") or {}))
         if state is not None:
             self.keys[key] = state
+
+    # Replicas (engine/owners adopts keys from another replica's rows): the key's state
+    # when both this process and the previous owner had one, and its timers re-armed.
+    def merged(self, mine: S, shared: S) -> S:
+        return shared  # the owner's, with its timers' decisions
+
+    def resume(self, now: float, accounts: frozenset[str], keys: Iterable[str], *,
+               fresh: frozenset[str]) -> None: ...  # fmt: skip
+
+    def disarm_keys(self, keys: Collection[str]) -> None:
+        for key, tag in [kt for kt in self._timers if kt[0] in keys]:
+            self.disarm(key, tag)
 
     def forget_accounts(self, removed: frozenset[str], *tags: str) -> None:
         """Drop the keys of accounts in ``removed``, with their cooldowns and ``tags`` timers,

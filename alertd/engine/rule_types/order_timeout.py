@@ -173,6 +173,28 @@ class OrderTimeoutRule(KeyedEvaluator[_Order]):
                 elif self.repeat is not None:
                     self.arm(key, "stalled", now + self.repeat)
 
+    def merged(self, mine: _Order, shared: _Order) -> _Order:
+        # Progress this replica saw is current; the age counts from the previous owner's
+        # first sight, and what it already sent stays sent.
+        return attrs.evolve(mine, opened=shared.opened, fired=mine.fired | shared.fired)
+
+    def resume(
+        self, now: float, accounts: frozenset[str], keys: Iterable[str], *, fresh: frozenset[str]
+    ) -> None:
+        for key in keys:
+            order = self.keys[key]
+            for tag, since, span in (
+                ("open", order.opened, self.open_for),
+                ("stalled", order.last_progress, self.stalled_for),
+            ):
+                if span is None or since is None:
+                    continue
+                if tag not in order.fired:
+                    self.arm(key, tag, since + span)
+                elif self.repeat is not None:
+                    last = self.last_alert.get(key, now)
+                    self.arm(key, tag, max(now, last + self.repeat))
+
     def accounts_changed(
         self, now: float, accounts: Iterable[str], removed: frozenset[str]
     ) -> None:

@@ -11,7 +11,7 @@ firing alert while it lasts; ``cooldown`` holds back a new firing this soon afte
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -181,6 +181,17 @@ class ThresholdRule(KeyedEvaluator[_Key]):
             pending_since=self.mono_or_none(data.get("pending_since")),
             since=self.mono_or_none(data.get("since")),
         )
+
+    def resume(
+        self, now: float, accounts: frozenset[str], keys: Iterable[str], *, fresh: frozenset[str]
+    ) -> None:
+        for key in keys:
+            st = self.keys[key]
+            if st.pending is not None and st.pending_since is not None and self.for_:
+                self.arm(key, "pending", st.pending_since + self.for_)
+            if st.firing is not None and self.repeat is not None:
+                last = self.last_alert.get(key, now)
+                self.arm(key, "repeat", max(now, last + self.repeat))
 
     def start(self, now: float, accounts: Any) -> None:
         for key, st in self.keys.items():
