@@ -57,14 +57,20 @@ class HeartbeatError(ValueError):
 # -- the task ---------------------------------------------------------------------------------
 
 
-@attrs.frozen(kw_only=True)
-class HeartbeatStatistics:
-    """The heartbeat at one moment."""
+@attrs.define
+class HeartbeatCounts:
+    """What the heartbeat counts as it pings (the first fields of its statistics)."""
 
-    sent: int  # pings the service accepted (start, ok and fail alike)
-    failed: int  # pings that did not get through (refused, timed out, HTTP error)
-    skipped: int  # pings not sent because the previous one was still in flight
-    fails: int  # fail signals among the pings tried
+    sent: int = 0  # pings the service accepted (start, ok and fail alike)
+    failed: int = 0  # pings that did not get through (refused, timed out, HTTP error)
+    skipped: int = 0  # pings not sent because the previous one was still in flight
+    fails: int = 0  # fail signals among the pings tried
+
+
+@attrs.frozen(kw_only=True)
+class HeartbeatStatistics(HeartbeatCounts):
+    """The heartbeat at one moment: its counts, frozen, and its last verdict."""
+
     in_flight: bool
     healthy: bool | None  # the last verdict; None before the first health check
     reason: str  # what the last verdict said
@@ -90,10 +96,7 @@ class Heartbeat:
 
     _limiter: trio.CapacityLimiter = attrs.field(factory=lambda: trio.CapacityLimiter(1))
     _pinging: bool = False  # a ping task is running (its thread may outlive it, see _limiter)
-    _sent: int = 0
-    _failed: int = 0
-    _skipped: int = 0
-    _fails: int = 0
+    _counts: HeartbeatCounts = attrs.field(factory=HeartbeatCounts)
     _skipping: bool = False
     _verdict: Verdict | None = None
     _reported: bool | None = None  # the health the last ping tried said
@@ -115,10 +118,7 @@ class Heartbeat:
 
     def statistics(self) -> HeartbeatStatistics:
         return HeartbeatStatistics(
-            sent=self._sent,
-            failed=self._failed,
-            skipped=self._skipped,
-            fails=self._fails,
+            **attrs.asdict(self._counts, recurse=False),
             in_flight=self._busy(),
             healthy=None if self._verdict is None else self._verdict.healthy,
             reason="" if self._verdict is None else self._verdict.reason,
@@ -199,7 +199,7 @@ class Heartbeat:
         if self.url is None:
             return True  # nothing to ping: health is checked for /healthz
         if self._busy():
-            self._skipped += 1
+            self._counts.skipped += 1
             if not self._skipping:
                 log.warning(
                     "heartbeat.skipped signal=%s (the previous ping is still in flight after "
@@ -212,7 +212,7 @@ class Heartbeat:
         self._skipping = False
         self._pinging = True
         if signal == "fail":
-            self._fails += 1
+            self._counts.fails += 1
         request = ping_request(self.kind, self.url.reveal(), signal, message)
         nursery.start_soon(self._send, signal, request)
         return True
@@ -233,13 +233,13 @@ class Heartbeat:
     def _record(self, signal: Signal, outcome: PingOutcome) -> None:
         url = masked_url(self.url.reveal() if self.url else "")
         if outcome.ok:
-            self._sent += 1
+            self._counts.sent += 1
             if self._unreachable is not None:
                 log.info("heartbeat.reachable url=%s (was: %s)", url, self._unreachable)
             self._unreachable = None
             log.debug("heartbeat.sent signal=%s url=%s", signal, url)
             return
-        self._failed += 1
+        self._counts.failed += 1
         if self._unreachable is None:
             log.warning(
                 "heartbeat.unreachable url=%s signal=%s cause=%s (logged once until a ping "

@@ -46,12 +46,19 @@ class Store(Protocol):
     async def write(self, fn: Callable[[Any], T]) -> T: ...
 
 
+@attrs.define
+class DowntimeCounts:
+    """What the stream marks count as they are kept (``DowntimeStatistics`` freezes them)."""
+
+    restored: int = 0  # accounts told at start that alertd was down
+    writes: int = 0  # marks written (the alive moment, and the rows that changed)
+    rows: int = 0  # account rows written (only those that changed)
+    failures: int = 0  # writes that failed (retried at the next interval)
+
+
 @attrs.frozen(kw_only=True)
-class DowntimeStatistics:
-    restored: int  # accounts told at start that alertd was down
-    writes: int  # marks written (the alive moment, and the rows that changed)
-    rows: int  # account rows written (only those that changed)
-    failures: int  # writes that failed (retried at the next interval)
+class DowntimeStatistics(DowntimeCounts):
+    """The stream marks' counts at one moment."""
 
 
 @attrs.define(eq=False)
@@ -68,19 +75,11 @@ class DowntimeMarks:
     _written: dict[str, StreamMark] = attrs.field(factory=dict)
     _kept: frozenset[str] | None = None  # the accounts the rows were last pruned to
     _started: datetime | None = None
-    _restored: int = 0
-    _writes: int = 0
-    _rows: int = 0
-    _failures: int = 0
+    _counts: DowntimeCounts = attrs.field(factory=DowntimeCounts)
     _failing: bool = False
 
     def statistics(self) -> DowntimeStatistics:
-        return DowntimeStatistics(
-            restored=self._restored,
-            writes=self._writes,
-            rows=self._rows,
-            failures=self._failures,
-        )
+        return DowntimeStatistics(**attrs.asdict(self._counts, recurse=False))
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         enabled = {a.name for a in self.sources.accounts if a.enabled}
@@ -103,7 +102,7 @@ class DowntimeMarks:
         mark = self._pending.pop(health.account, None)
         if mark is None or self._started is None:
             return
-        self._restored += 1
+        self._counts.restored += 1
         how = "stopped" if mark.stopped else "crashed"
         log.info(
             "stream_marks.was_down account=%s since=%s how=%s",
@@ -148,15 +147,15 @@ class DowntimeMarks:
         except Exception as e:  # whatever the database raises (SQLite, PostgreSQL): next time
             if not self._failing or stopped:  # once while it keeps failing
                 log.warning("stream_marks.write_failed error=%s (retrying)", e)
-            self._failures += 1
+            self._counts.failures += 1
             self._failing = True
             return
         self._written.update((m.account, m) for m in changed)
         if prune:
             self._written = {n: m for n, m in self._written.items() if n in keep}
             self._kept = keep
-        self._writes += 1
-        self._rows += len(changed)
+        self._counts.writes += 1
+        self._counts.rows += len(changed)
         self._failing = False
 
 
