@@ -42,12 +42,12 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
 from alertd import events
-from alertd.protocols._base import DecoderBase, sorted_levels
+from alertd.protocols._base import DecoderBase, StreamNames, sorted_levels
 from alertd.protocols._json import Obj, Reader, load_object, mul, sub
 from alertd.protocols.orders import TrackedOrder
 
@@ -68,34 +68,16 @@ _ORDER_TYPES: dict[str, tuple[events.Side, str]] = {
 }
 
 
-def normalize_stream(name: str) -> str:
-    """The canonical form of a configured stream name; ``ValueError`` naming the valid forms."""
-    text = name.strip()
-    if text.lower() == ACCOUNT_STREAM:
-        return ACCOUNT_STREAM
-    prefix, dot, pair = text.partition(".")
-    prefix = prefix.lower()
-    if dot and prefix in MARKET_PREFIXES and events.normalize_symbol(pair):
-        return f"{prefix}.{events.normalize_symbol(pair)}"
-    raise ValueError(
-        f"unknown cryptology stream {name!r} (use 'account', 'trades.<PAIR>' or "
-        "'book.<PAIR>', e.g. 'book.BTC_USD')"
-    )
-
-
-def is_market_stream(name: str) -> bool:
-    """True for trade and book streams (which get a staleness budget by default)."""
-    return name.strip().partition(".")[0].lower() in MARKET_PREFIXES
+NAMES = StreamNames(EXCHANGE, ACCOUNT_STREAM, MARKET_PREFIXES, "PAIR", "book.BTC_USD", upper=True)
+normalize_stream = NAMES.normalize
+is_market_stream = NAMES.is_market
 
 
 @attrs.define
 class CryptologyDecoder(DecoderBase):
     """One Cryptology account's protocol state: the order tracker and the last balances."""
 
-    exchange: str = attrs.field(default=EXCHANGE, init=False)
-
-    normalize_stream = staticmethod(normalize_stream)
-    is_market_stream = staticmethod(is_market_stream)
+    names: ClassVar[StreamNames] = NAMES
 
     def subscribe_frames(self, streams: Sequence[str]) -> list[str]:
         """Nothing: Cryptology pushes everything unasked. Stream names are still checked."""

@@ -46,13 +46,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import msgspec
 
 from alertd import events
-from alertd.protocols._base import DecoderBase, sorted_levels
+from alertd.protocols._base import DecoderBase, StreamNames, sorted_levels
 from alertd.protocols._json import Obj, Reader, load_object, sub
 from alertd.protocols.orders import TrackedOrder, slippage
 
@@ -68,23 +68,12 @@ _STATUS_OPEN, _STATUS_FILLED, _STATUS_CANCELLED = 0, 2, 4
 _STATUSES = (_STATUS_OPEN, _STATUS_FILLED, _STATUS_CANCELLED)
 
 
-def normalize_stream(name: str) -> str:
-    """The wire form of a configured stream name; ``ValueError`` naming the valid forms."""
-    text = name.strip().lower()
-    if text == ACCOUNT_STREAM:
-        return text
-    topic, dot, symbol = text.partition(".")
-    if dot and topic in MARKET_TOPICS and events.normalize_symbol(symbol):
-        return f"{topic}.{events.normalize_symbol(symbol).lower()}"
-    raise ValueError(
-        f"unknown piexgo stream {name!r} (use 'pinfo', 'dealinfo.<symbol>' or 'depth.<symbol>',"
-        " e.g. 'depth.btc_usdt')"
-    )
-
-
-def is_market_stream(name: str) -> bool:
-    """True for trade and book streams (which get a staleness budget by default)."""
-    return name.strip().lower().partition(".")[0] in MARKET_TOPICS
+# The canonical form of a stream name is its wire form (the topic sent in a subscribe).
+NAMES = StreamNames(
+    EXCHANGE, ACCOUNT_STREAM, MARKET_TOPICS, "symbol", "depth.btc_usdt", upper=False
+)
+normalize_stream = NAMES.normalize
+is_market_stream = NAMES.is_market
 
 
 def _op_frames(op: str, streams: Iterable[str]) -> list[str]:
@@ -96,10 +85,7 @@ def _op_frames(op: str, streams: Iterable[str]) -> list[str]:
 class PiexgoDecoder(DecoderBase):
     """One Piexgo account's protocol state: the order tracker and the last balances."""
 
-    exchange: str = attrs.field(default=EXCHANGE, init=False)
-
-    normalize_stream = staticmethod(normalize_stream)
-    is_market_stream = staticmethod(is_market_stream)
+    names: ClassVar[StreamNames] = NAMES
 
     def subscribe_frames(self, streams: Sequence[str]) -> list[str]:
         return _op_frames("subscribe", streams)
