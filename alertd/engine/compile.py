@@ -22,6 +22,7 @@ from alertd.engine.expressions import (
     compile_template,
     environment,
 )
+from alertd.engine.fast_expressions import FastExpression, speed_up
 from alertd.events import EVENT_KINDS, field_names, normalize_symbol
 
 T = TypeVar("T")  # what a compiled source becomes: an expression or a template
@@ -110,8 +111,8 @@ class CompiledRule:
     symbols: frozenset[str] | None
     currencies: frozenset[str] | None
     sides: frozenset[str] | None
-    where: Expression | None
-    value: Expression | None
+    where: Expression | FastExpression | None
+    value: Expression | FastExpression | None
     key: jinja2.Template | None
     title: jinja2.Template | None
     message: jinja2.Template | None
@@ -320,10 +321,11 @@ class _RuleCompiler:
 
     def _expr(
         self, field: str, source: str | None, names: frozenset[str], hint: str
-    ) -> Expression | None:
-        return self._compiled(
-            field, source, lambda s: compile_expression(self.env, s, names, hint), f"{source!r} "
-        )
+    ) -> Expression | FastExpression | None:
+        def build(s: str) -> Expression | FastExpression:
+            return speed_up(self.env, compile_expression(self.env, s, names, hint))
+
+        return self._compiled(field, source, build, f"{source!r} ")
 
     def _template(
         self, field: str, source: str | None, names: Iterable[str], hint: str

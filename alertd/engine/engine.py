@@ -19,10 +19,11 @@ import attrs
 
 from alertd.clock import utc_now
 from alertd.config.model import Config
-from alertd.engine.compile import STATE_FIELDS, CompiledRule, compile_rules, toml_name
+from alertd.engine.compile import CompiledRule, compile_rules
 from alertd.engine.index import RuleIndex
 from alertd.engine.owners import Owners
 from alertd.engine.probe import ProbeEvent
+from alertd.engine.resets import resets as reset_rules
 from alertd.engine.rule_types import ChangedKeys, ClockReference, RuleEvaluator, evaluator_for
 from alertd.engine.stored import StoredKeys
 from alertd.engine.timers import TimerQueue
@@ -199,38 +200,49 @@ class Engine:
     def process(self, event: Event, now: float) -> list[Alert]:
         """Alerts caused by ``event`` at trio time ``now``, after those of timers due
         strictly before ``now`` (an event arriving exactly at a deadline is in time)."""
-        if type(event) is ProbeEvent:  # the heartbeat's, one an interval (engine/probe)
-            return [event.probe.passed_engine()]
-        if not self._started:
-            self.start(now)
-        self._now = now
-        self._counters.events_in += 1
-        if self._pending:
-            self._apply_pending(now)
-        alerts = self._fire_timers(now, strict=True)
-        timer_alerts = len(alerts)
-        if self._removed and event.account in self._removed:
-            self._counters.events_of_removed_accounts += 1
-            return alerts
-        candidates = self._index.candidates(event)
-        if not candidates:
-            return alerts
-        ctx: dict[str, Any] | None = None
-        for b in candidates:
-            rule = b.rule
-            if rule.sides is not None and getattr(event, "side", None) not in rule.sides:
+        return self.process_all((event,), now)
+
+    def process_all(self, events: Iterable[Event], now: float) -> list[Alert]:
+        """``process`` of each of ``events`` in turn, all at ``now`` (the engine task's
+        batch): the same alerts in the same order, with what does not depend on the event
+        (the clock, a reload's pending work, due timers) looked at once. Timers come due
+        only before the first event: none armed by an event is due before ``now``."""
+        alerts: list[Alert] = []
+        timed = False
+        for event in events:
+            if type(event) is ProbeEvent:  # the heartbeat's, one an interval (engine/probe)
+                alerts.append(event.probe.passed_engine())
                 continue
-            if ctx is None:
-                ctx = dict(self._globals)
-                ctx.update(event_fields(event))
-            if rule.where is not None and not b.checks_where and not b.where_ok(ctx):
+            if not timed:
+                timed = True
+                if not self._started:
+                    self.start(now)
+                self._now = now
+                if self._pending:
+                    self._apply_pending(now)
+                due = self._timers.next_deadline()
+                if due is not None and due < now:
+                    alerts += self._fire_timers(now, strict=True)
+            self._counters.events_in += 1
+            if self._removed and event.account in self._removed:
+                self._counters.events_of_removed_accounts += 1
                 continue
-            try:
-                alerts.extend(b.on_event(event, ctx, now))
-            except Exception:  # one broken rule must not silence the others
-                log.exception("engine.rule_error rule=%s kind=%s", rule.name, event.kind)
-        self._counters.alerts_out += len(alerts) - timer_alerts
-        _log_made(alerts[timer_alerts:])
+            candidates = self._index.candidates(event)  # kind, account, instrument, side
+            if not candidates:
+                continue
+            made = len(alerts)
+            ctx = {**self._globals, **event_fields(event)}
+            for b in candidates:
+                rule = b.rule
+                if rule.where is not None and not b.checks_where and not b.where_ok(ctx):
+                    continue
+                try:
+                    alerts.extend(b.on_event(event, ctx, now))
+                except Exception:  # one broken rule must not silence the others
+                    log.exception("engine.rule_error rule=%s kind=%s", rule.name, event.kind)
+            if len(alerts) > made:
+                self._counters.alerts_out += len(alerts) - made
+                _log_made(alerts[made:])
         return alerts
 
     def advance(self, now: float) -> list[Alert]:
@@ -285,7 +297,7 @@ class Engine:
             self._accounts = new_accounts
             self._removed = (self._removed | removed) - frozenset(new_accounts)
         old = {(b.rule.name, b.rule.fingerprint): b for b in self._evaluators}
-        resets = _resets(self._evaluators, rules)
+        resets = reset_rules([b.rule for b in self._evaluators], rules)
         evaluators: list[RuleEvaluator] = []
         for rule in rules:
             b = old.pop((rule.name, rule.fingerprint), None)
@@ -386,21 +398,3 @@ def _log_made(alerts: Sequence[Alert]) -> None:
             alert.status,
             alert.severity,
         )
-
-
-def _resets(
-    current: Sequence[RuleEvaluator], rules: Sequence[CompiledRule]
-) -> list[tuple[str, str]]:
-    """The rules whose state a reload to ``rules`` drops, each with why in words: gone from
-    the config, or a setting its state depends on changed (named)."""
-    new = {r.name: r for r in rules}
-    resets = []
-    for b in current:
-        rule = new.get(b.rule.name)
-        if rule is None:
-            resets.append((b.rule.name, "removed from the config"))
-        elif rule.fingerprint != b.rule.fingerprint:
-            was, now = b.rule.settings, rule.settings
-            changed = [toml_name(f) for f in STATE_FIELDS if getattr(now, f) != getattr(was, f)]
-            resets.append((b.rule.name, f"changed {','.join(changed) or 'settings'}"))
-    return resets

@@ -1,7 +1,8 @@
 """Which rules could match an event, found with dict lookups: first by kind (globs were
 resolved at compile time), then by (account, symbol-or-currency), each side either a value
-the rule names or ``None`` for "any". An event costs at most four lookups plus the rules
-that really could match, however many rules are loaded."""
+the rule names or ``None`` for "any", then by the rule's ``side`` filter. The answer depends
+on nothing else, so it is remembered per (kind, account, instrument, side): an event costs
+one lookup, however many rules are loaded, and an event no rule is about costs only that."""
 
 from __future__ import annotations
 
@@ -25,6 +26,9 @@ def instrument_field(kind: str) -> str | None:
 
 INSTRUMENT = {kind: instrument_field(kind) for kind in EVENT_KINDS}
 _NO_RULES: tuple[RuleEvaluator, ...] = ()
+# Answers remembered; a config watches a handful of accounts and markets, so this stays
+# small, and the bound (cleared when reached) only guards against made-up symbols.
+MAX_REMEMBERED = 4096
 
 
 class RuleIndex:
@@ -46,32 +50,45 @@ class RuleIndex:
             kind: {slot: tuple(sorted(bs, key=_position)) for slot, bs in table.items()}
             for kind, table in tables.items()
         }
+        self._answers: dict[tuple[str, str, str | None, str | None], Sequence[RuleEvaluator]]
+        self._answers = {}
 
     def candidates(self, event: Event) -> Sequence[RuleEvaluator]:
-        """The evaluators whose kind, account and symbol/currency filters accept ``event``,
-        in config order."""
-        table = self._tables.get(event.kind)
+        """The evaluators whose kind, account, symbol/currency and side filters accept
+        ``event``, in config order."""
+        kind = event.kind
+        field = INSTRUMENT.get(kind)
+        slot = (
+            kind,
+            event.account,
+            None if field is None else getattr(event, field),
+            getattr(event, "side", None),
+        )
+        found = self._answers.get(slot)
+        if found is None:
+            if len(self._answers) >= MAX_REMEMBERED:
+                self._answers.clear()
+            found = self._answers[slot] = self._look_up(*slot)
+        return found
+
+    def _look_up(
+        self, kind: str, account: str, instrument: str | None, side: str | None
+    ) -> Sequence[RuleEvaluator]:
+        table = self._tables.get(kind)
         if not table:
             return _NO_RULES
-        account = event.account
-        field = INSTRUMENT[event.kind]
         get = table.get
-        if field is None:
+        if INSTRUMENT.get(kind) is None:
             found = [get((account, None)), get((None, None))]
         else:
-            instrument = getattr(event, field)
             found = [
                 get((account, instrument)),
                 get((account, None)),
                 get((None, instrument)),
                 get((None, None)),
             ]
-        hits = [f for f in found if f]
-        if not hits:
-            return _NO_RULES
-        if len(hits) == 1:
-            return hits[0]
-        return sorted([b for h in hits for b in h], key=_position)
+        hits = sorted([b for h in found if h for b in h], key=_position)
+        return tuple(b for b in hits if b.rule.sides is None or side in b.rule.sides)
 
 
 def _position(b: RuleEvaluator) -> int:
