@@ -39,11 +39,18 @@ class Market:
 
 
 @attrs.frozen(kw_only=True)
-class OrderFact:
+class Timed:
+    """What every fact (and each deal of a trade) carries: when it happened, in microseconds
+    of the virtual schedule."""
+
+    at_us: int
+
+
+@attrs.frozen(kw_only=True)
+class OrderFact(Timed):
     """An order changed. ``remaining`` is what is left to fill; ``filled_quote`` is the quote
     value executed so far and ``avg_price`` its average price (0 before any fill)."""
 
-    at_us: int
     order_id: int
     client_order_id: int
     symbol: str
@@ -59,10 +66,9 @@ class OrderFact:
 
 
 @attrs.frozen(kw_only=True)
-class BalanceFact:
+class BalanceFact(Timed):
     """A balance moved to ``balance`` (by ``change``); ``seq`` increases with every change."""
 
-    at_us: int
     currency: str
     balance: Decimal
     change: Decimal
@@ -71,10 +77,9 @@ class BalanceFact:
 
 
 @attrs.frozen(kw_only=True)
-class InsufficientFundsFact:
+class InsufficientFundsFact(Timed):
     """An order was refused: the account lacks ``currency``."""
 
-    at_us: int
     order_id: int
     client_order_id: int
     symbol: str
@@ -82,28 +87,25 @@ class InsufficientFundsFact:
 
 
 @attrs.frozen(kw_only=True)
-class Deal:
-    at_us: int
+class Deal(Timed):
     taker_side: Side
     price: Decimal
     amount: Decimal
 
 
 @attrs.frozen(kw_only=True)
-class TradeFact:
+class TradeFact(Timed):
     """One or more public deals on ``symbol``."""
 
-    at_us: int
     symbol: str
     deals: tuple[Deal, ...]
 
 
 @attrs.frozen(kw_only=True)
-class BookFact:
+class BookFact(Timed):
     """The aggregated book of ``symbol``: bids best (highest) first, asks best (lowest) first.
     Either side may be empty."""
 
-    at_us: int
     symbol: str
     bids: tuple[tuple[Decimal, Decimal], ...]
     asks: tuple[tuple[Decimal, Decimal], ...]
