@@ -10,6 +10,10 @@
 - ``LineProcess`` / ``open_line_process``: any such child process (the simulator, e2e's
   replay sender and its contenders); ``ChildReport``: the contender's side (CPU time on
   request, the ``end`` line).
+- ``start_cli_simulator`` / ``start_alertd`` / ``stop_processes`` / ``connected_count``:
+  ``alertd simulate`` and ``alertd run`` as child processes (memory, reconnect), watched
+  through alertd's log; ``logging_to`` / ``daemon_running``: an in-process ``Daemon`` with a
+  notifier of the benchmark's own (latency, slow channel).
 - ``bench_config()``: a TOML config for one Piexgo account on the simulator, with the 100
   benchmark rules (``bench_rules``), a latency probe rule, and a channel that goes to a
   ``CountingNotifier`` (the ``Notifier`` protocol: counts, timestamps, never sends).
@@ -18,13 +22,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import platform
+import re
+import signal
 import statistics
+import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,6 +51,7 @@ PIEXGO_TOPICS = ("pinfo", "dealinfo.btc_usdt", "dealinfo.eth_usdt")  # all the f
 MARKER = "bench-end"  # the close reason after a flood; alertd reports it as stream.disconnected
 SETTLE = 0.2  # seconds between a subscription and the flood, for the acks and snapshot
 PROBE_RULE = "latency-probe"
+START_TIMEOUT = 30.0  # seconds a child process may take to say it is ready
 
 
 # -- facts ------------------------------------------------------------------------------------
@@ -291,6 +300,98 @@ def parse(text: str):  # type: ignore[no-untyped-def]
     return config
 
 
+# -- alertd and its simulator as child processes, alertd in process ---------------------------
+
+
+def connected_count(log: Path) -> int:
+    """How many ``stream.connected`` lines alertd's log holds so far."""
+    try:
+        return log.read_text(errors="replace").count("stream.connected account=")
+    except OSError:
+        return 0
+
+
+async def start_cli_simulator(
+    *, port: int = 0, rate: float, seed: int = SEED
+) -> tuple[trio.Process, int]:
+    """``alertd simulate --scenario normal`` on ``port`` (0: any), once it says it listens
+    (within ``START_TIMEOUT``); the process and its port."""
+    sim = await trio.lowlevel.open_process(
+        [
+            *(PYTHON, "-m", "alertd", "--log-level", "warning", "simulate", "--port", str(port)),
+            *("--scenario", "normal", "--rate", str(rate), "--seed", str(seed)),
+        ],
+        stdout=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    assert sim.stdout is not None
+    data = b""
+    with trio.fail_after(START_TIMEOUT):
+        while (found := re.search(rb"listening on ws://[^:]+:(\d+)", data)) is None:
+            chunk = await sim.stdout.receive_some(4096)
+            if not chunk:
+                raise RuntimeError("the simulator ended before it listened")
+            data += chunk
+    return sim, int(found.group(1))
+
+
+async def start_alertd(config: Path, state_dir: str | Path, log: Path) -> trio.Process:
+    """``alertd run -c config``, its output (both streams) to ``log``, not told to notify
+    systemd (a NOTIFY_SOCKET of the benchmark's own session is dropped)."""
+    env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
+    with log.open("w") as out:
+        return await trio.lowlevel.open_process(
+            [PYTHON, "-m", "alertd", "run", "-c", str(config), "--state-dir", str(state_dir)],
+            stdout=out,
+            stderr=out,
+            cwd=ROOT,
+            env=env,
+        )
+
+
+async def stop_processes(*procs: trio.Process | None, grace: float = 20.0) -> None:
+    """SIGTERM each process still running, wait up to ``grace`` seconds (shielded: this runs
+    in ``finally`` blocks), then SIGKILL."""
+    for proc in procs:
+        if proc is not None and proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            with trio.move_on_after(grace) as scope:
+                scope.shield = True
+                await proc.wait()
+            if proc.returncode is None:
+                proc.kill()
+
+
+@contextlib.contextmanager
+def logging_to(path: Path) -> Iterator[None]:
+    """alertd's log lines (level info) into ``path`` while inside; none after."""
+    from alertd.daemon.logs import configure_logging
+
+    with path.open("w") as log_file:
+        configure_logging("info", stream=log_file)
+        try:
+            yield
+        finally:
+            logging.getLogger().handlers.clear()
+
+
+@contextlib.asynccontextmanager
+async def daemon_running(text: str, state_dir: str, notifier: Any) -> AsyncIterator[Any]:
+    """A ``Daemon`` on config ``text`` with ``notifier``, run in this process while inside;
+    at the end it is stopped without draining what is left in its outbox."""
+    from alertd.daemon.app import Daemon
+
+    os.environ.pop("NOTIFY_SOCKET", None)
+    daemon = Daemon(
+        config=parse(text), state_dir=Path(state_dir), notifier=notifier, handle_signals=False
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(daemon.run)
+        yield daemon
+        daemon.request_stop()
+        daemon.request_stop()  # the second request skips draining the backlog
+
+
 # -- processes driven by lines on stdin and stdout ----------------------------------------------
 
 
@@ -335,8 +436,6 @@ class open_line_process:
         self._proc: trio.Process | None = None
 
     async def start(self) -> trio.Process:
-        import subprocess
-
         self._proc = await trio.lowlevel.open_process(
             self._cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT
         )
@@ -448,8 +547,6 @@ async def _written(sim: Any, frames: int) -> None:
 
 
 async def _simulator_main(seed: int, epoch: float) -> None:
-    import signal
-
     from alertd.simulator.server import Simulator, serve
 
     stdout = sys.stdout

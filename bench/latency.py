@@ -22,8 +22,6 @@ Target: p99 <= 5 ms at 1,000 frames/s. The first second of each run is warm-up, 
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -33,15 +31,14 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from alertd.daemon.app import Daemon
-from alertd.daemon.logs import configure_logging
 from common import (
     CountingNotifier,
     Result,
     bench_config_text,
+    daemon_running,
+    logging_to,
     machine_line,
     open_simulator,
-    parse,
     percentile,
 )
 
@@ -64,20 +61,13 @@ class Run:
 
 
 async def measure(rate: float, seconds: float) -> Run:
-    os.environ.pop("NOTIFY_SOCKET", None)
     count = int(rate * (seconds + WARMUP))
     with tempfile.TemporaryDirectory(prefix="alertd-latency-") as tmp:
-        log_file = (Path(tmp) / "alertd.log").open("w")
-        configure_logging("info", stream=log_file)
-        try:
+        with logging_to(Path(tmp) / "alertd.log"):
             async with open_simulator() as sim:
                 text = bench_config_text(sim.url(), accounts=10, probe=True, state_dir=tmp)
                 notifier = CountingNotifier()
-                daemon = Daemon(
-                    config=parse(text), state_dir=Path(tmp), notifier=notifier, handle_signals=False
-                )
-                async with trio.open_nursery() as nursery:
-                    await nursery.start(daemon.run)
+                async with daemon_running(text, tmp, notifier):
                     with trio.fail_after(seconds * 2 + 60):
                         await sim.flood(count, rate)
                         await trio.sleep(WARMUP)
@@ -89,12 +79,7 @@ async def measure(rate: float, seconds: float) -> Run:
                         await notifier.wait_marker()
                     backlog = notifier.marker_at is None
                     samples = list(notifier.latencies[warm:])
-                    daemon.request_stop()
-                    daemon.request_stop()  # the second request skips draining the backlog
-            return Run(rate=rate, frames=made, samples=samples, gaps=notifier.gaps, backlog=backlog)
-        finally:
-            logging.getLogger().handlers.clear()
-            log_file.close()
+        return Run(rate=rate, frames=made, samples=samples, gaps=notifier.gaps, backlog=backlog)
 
 
 def fmt_ms(seconds: float) -> str:

@@ -25,9 +25,6 @@ simulator's random pacing. ``--quick`` uses 15 s instead (a smoke test, said in 
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -38,7 +35,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from alertd.protocols.orders import MAX_CLOSED_ORDERS
 from alertd.simulator.activity import Activity, OrderFact
-from common import PYTHON, ROOT, Result, bench_rules, machine_line, median, read_rss_kib
+from common import (
+    Result,
+    bench_rules,
+    connected_count,
+    machine_line,
+    median,
+    read_rss_kib,
+    start_alertd,
+    start_cli_simulator,
+    stop_processes,
+)
 
 ACCOUNTS = 50
 STREAMS = ("pinfo", "dealinfo.btc_usdt", "depth.btc_usdt")
@@ -136,25 +143,6 @@ async def serve_webhook(task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGN
         task_status.started(port)
 
 
-async def _first_line(stream: trio.abc.ReceiveStream, prefix: str) -> str:
-    data = b""
-    while True:
-        chunk = await stream.receive_some(4096)
-        if not chunk:
-            raise RuntimeError("the simulator ended before saying where it listens")
-        data += chunk
-        for line in data.decode(errors="replace").splitlines():
-            if line.startswith(prefix):
-                return line
-
-
-def _connected(log: Path) -> int:
-    try:
-        return log.read_text(errors="replace").count("stream.connected account=")
-    except OSError:
-        return 0
-
-
 async def measure(
     minutes: float, warmup: float, interval: float, rate: float
 ) -> tuple[list[tuple[float, int]], float]:
@@ -164,46 +152,16 @@ async def measure(
         log = state / "alertd.log"
         async with trio.open_nursery() as nursery:
             hook_port = await nursery.start(serve_webhook)
-            sim = await trio.lowlevel.open_process(
-                [
-                    PYTHON,
-                    "-m",
-                    "alertd",
-                    "--log-level",
-                    "warning",
-                    "simulate",
-                    "--port",
-                    "0",
-                    "--scenario",
-                    "normal",
-                    "--rate",
-                    str(rate),
-                    "--seed",
-                    str(SEED),
-                ],
-                stdout=subprocess.PIPE,
-                cwd=ROOT,
-            )
+            sim: trio.Process | None = None
             daemon: trio.Process | None = None
             try:
-                assert sim.stdout is not None
-                with trio.fail_after(30):
-                    line = await _first_line(sim.stdout, "simulator listening on")
-                sim_port = int(line.split("ws://127.0.0.1:")[1].split()[0])
+                sim, sim_port = await start_cli_simulator(rate=rate, seed=SEED)
                 config = state / "alertd.toml"
                 config.write_text(config_text(sim_port, hook_port, tmp))
-                env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
-                with log.open("w") as log_file:
-                    daemon = await trio.lowlevel.open_process(
-                        [PYTHON, "-m", "alertd", "run", "-c", str(config), "--state-dir", tmp],
-                        stdout=log_file,
-                        stderr=log_file,
-                        cwd=ROOT,
-                        env=env,
-                    )
+                daemon = await start_alertd(config, tmp, log)
                 t0 = trio.current_time()
                 with trio.fail_after(120):
-                    while _connected(log) < ACCOUNTS:  # noqa: ASYNC110 (a file, no event)
+                    while connected_count(log) < ACCOUNTS:  # noqa: ASYNC110 (a file, no event)
                         await trio.sleep(0.5)
                 connect_seconds = trio.current_time() - t0
                 print(
@@ -238,14 +196,7 @@ async def measure(
                     await trio.sleep(interval)
                 return samples, connect_seconds
             finally:
-                for proc in (daemon, sim):
-                    if proc is not None and proc.returncode is None:
-                        proc.send_signal(signal.SIGTERM)
-                        with trio.move_on_after(20) as scope:
-                            scope.shield = True
-                            await proc.wait()
-                        if proc.returncode is None:
-                            proc.kill()
+                await stop_processes(daemon, sim)
                 nursery.cancel_scope.cancel()
 
 

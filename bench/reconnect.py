@@ -24,9 +24,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
+import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 from collections import Counter
@@ -37,7 +36,15 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import PYTHON, ROOT, Result, machine_line, read_rss_kib
+from common import (
+    Result,
+    connected_count,
+    machine_line,
+    read_rss_kib,
+    start_alertd,
+    start_cli_simulator,
+    stop_processes,
+)
 
 DOWN_SECONDS = 3.0
 SETTLE_SECONDS = 5.0  # after the last account connected, before idle is measured
@@ -107,42 +114,25 @@ def peak_per_second(times: list[float]) -> int:
     return best
 
 
-def _connected(log: Path) -> int:
-    try:
-        return log.read_text(errors="replace").count("stream.connected account=")
-    except OSError:
-        return 0
-
-
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 async def _start_simulator(port: int) -> trio.Process:
-    sim = await trio.lowlevel.open_process(
-        [
-            *(PYTHON, "-m", "alertd", "--log-level", "warning", "simulate", "--port", str(port)),
-            *("--scenario", "normal", "--rate", "0.01", "--seed", "1"),
-        ],
-        stdout=subprocess.PIPE,
-        cwd=ROOT,
-    )
-    assert sim.stdout is not None
-    data = b""
-    with trio.fail_after(30):
-        while b"listening on" not in data:
-            chunk = await sim.stdout.receive_some(4096)
-            if not chunk:
-                raise RuntimeError("the simulator ended before it listened")
-            data += chunk
+    sim, _ = await start_cli_simulator(port=port, rate=0.01, seed=1)
     return sim
 
 
 async def _wait_connected(log: Path, count: int) -> float:
     start = trio.current_time()
     with trio.fail_after(CONNECT_LIMIT_SECONDS):
-        while _connected(log) < count:  # noqa: ASYNC110 (a log file, no event to wait on)
+        while connected_count(log) < count:  # noqa: ASYNC110 (a log file, no event to wait on)
             await trio.sleep(0.2)
     return trio.current_time() - start
 
@@ -205,19 +195,20 @@ async def measure(accounts: int, rate: float, burst: int, minutes: float) -> dic
             proxy.upstream = sim_port
             config = Path(tmp) / "alertd.toml"
             config.write_text(config_text(accounts, proxy_port, tmp, rate, burst))
-            env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
             daemon: trio.Process | None = None
             try:
-                with log.open("w") as out:
-                    daemon = await trio.lowlevel.open_process(
-                        [PYTHON, "-m", "alertd", "run", "-c", str(config), "--state-dir", tmp],
-                        stdout=out,
-                        stderr=out,
-                        cwd=ROOT,
-                        env=env,
-                    )
+                daemon = await start_alertd(config, tmp, log)
                 print(f"  alertd pid {daemon.pid} ({accounts} accounts)", flush=True)
+                own0 = _own_cpu_seconds()
                 start_seconds = await _wait_connected(log, accounts)
+                # Who was busy while they connected: alertd (CPU a connection), the simulator
+                # and this process's proxy share the machine's two cores.
+                connect_cpu = {
+                    "alertd_cpu_per_connect_ms": 1000 * _cpu_seconds(daemon.pid) / accounts,
+                    "simulator_cpu": _cpu_seconds(sim.pid) / start_seconds,
+                    "alertd_cpu": _cpu_seconds(daemon.pid) / start_seconds,
+                    "proxy_cpu": (_own_cpu_seconds() - own0) / start_seconds,
+                }
                 start_peak = peak_per_second([t for t, _ in proxy.attempts])
                 await trio.sleep(SETTLE_SECONDS)
                 idle = await hold(daemon.pid, minutes)
@@ -234,6 +225,7 @@ async def measure(accounts: int, rate: float, burst: int, minutes: float) -> dic
                 again_seconds = await _wait_connected(log, 2 * accounts)
                 first_second = Counter(a for t, a in proxy.attempts if t < down + 1.0)
                 return {
+                    **connect_cpu,
                     "start_seconds": start_seconds,
                     "start_peak": start_peak,
                     **idle,
@@ -243,14 +235,7 @@ async def measure(accounts: int, rate: float, burst: int, minutes: float) -> dic
                     "twice_in_first_second": sum(1 for n in first_second.values() if n > 1),
                 }
             finally:
-                for proc in (daemon, sim):
-                    if proc is not None and proc.returncode is None:
-                        proc.send_signal(signal.SIGTERM)
-                        with trio.move_on_after(30) as scope:
-                            scope.shield = True
-                            await proc.wait()
-                        if proc.returncode is None:
-                            proc.kill()
+                await stop_processes(daemon, sim, grace=30)
                 nursery.cancel_scope.cancel()
 
 
@@ -279,6 +264,12 @@ def run(
             f"idle CPU {100 * m['idle_cpu']:.1f}% over {m['idle_seconds']:.0f} s; "
             f"RSS median first minute {m['rss_first_mib']:.1f} MiB, last minute "
             f"{m['rss_last_mib']:.1f} MiB ({100 * m['growth']:+.2f}%)",
+            flush=True,
+        )
+        print(
+            f"  while connecting: alertd {m['alertd_cpu_per_connect_ms']:.2f} ms CPU a connection "
+            f"(start-up included), {100 * m['alertd_cpu']:.0f}% of a core; simulator "
+            f"{100 * m['simulator_cpu']:.0f}%, proxy {100 * m['proxy_cpu']:.0f}%",
             flush=True,
         )
         ok = max(m["start_peak"], m["restart_peak"]) <= allowed and not m["twice_in_first_second"]

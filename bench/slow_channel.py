@@ -24,8 +24,6 @@ alert delivered exactly once. The first second is warm-up, not counted.
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import re
 import sqlite3
 import sys
@@ -41,16 +39,15 @@ import trio
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from alertd.config.model import Secret
-from alertd.daemon.app import Daemon
-from alertd.daemon.logs import configure_logging
 from alertd.notify.notifier import DEFAULT_TIMEOUT, MessageLimits, Outgoing, SendResult
 from alertd.store.database import db_path
 from common import (
     Result,
     bench_config_text,
+    daemon_running,
+    logging_to,
     machine_line,
     open_simulator,
-    parse,
     percentile,
 )
 
@@ -143,22 +140,15 @@ def queued_probes(state_dir: Path) -> tuple[int, int]:
 
 
 async def measure(seconds: float, window: float, catch_up: str | None = None) -> Run:
-    os.environ.pop("NOTIFY_SOCKET", None)
     count = int(RATE * (seconds + WARMUP))
     with tempfile.TemporaryDirectory(prefix="alertd-slow-") as tmp:
-        log_file = (Path(tmp) / "alertd.log").open("w")
-        configure_logging("info", stream=log_file)
-        try:
+        with logging_to(Path(tmp) / "alertd.log"):
             async with open_simulator() as sim:
                 text = bench_config_text(sim.url(), accounts=10, state_dir=tmp) + PROBE
                 if catch_up is not None:  # e.g. "1d": one message an alert, as before
                     text = text.replace("[dispatch]\n", f'[dispatch]\ncatch_up = "{catch_up}"\n')
                 notifier = SlowNotifier()
-                daemon = Daemon(
-                    config=parse(text), state_dir=Path(tmp), notifier=notifier, handle_signals=False
-                )
-                async with trio.open_nursery() as nursery:
-                    await nursery.start(daemon.run)
+                async with daemon_running(text, tmp, notifier):
                     t0 = await sim.flood(count, RATE)
                     # A stream reconnect in between can leave the simulator flooding a gone
                     # connection: the run ends on time all the same.
@@ -167,12 +157,7 @@ async def measure(seconds: float, window: float, catch_up: str | None = None) ->
                     with trio.move_on_after(DRAIN_WAIT) as drain:
                         await notifier.wait_quiet()
                     backlog = drain.cancelled_caught
-                    daemon.request_stop()
-                    daemon.request_stop()  # the second request skips draining the backlog
-            queued, delivered = queued_probes(Path(tmp))
-        finally:
-            logging.getLogger().handlers.clear()
-            log_file.close()
+        queued, delivered = queued_probes(Path(tmp))
     start, end = t0 + WARMUP, t0 + WARMUP + seconds
     # A probe's frame time is its arrival minus its latency (both on this process's clocks).
     timed = [(at - lat, lat) for at, lat in notifier.samples if at - lat >= start]
