@@ -70,6 +70,16 @@ def _at(moment: float) -> datetime:
 
 
 @attrs.define
+class _Connection:
+    """An account's connection as its stream events last said (epoch seconds). Not saved:
+    after a restart the connection is a new one; kept from one period to the next."""
+
+    state: str = "unknown"
+    since: float | None = None
+    reason: str | None = None
+
+
+@attrs.define
 class _Account:
     """One account's period so far (epoch seconds for times)."""
 
@@ -84,21 +94,14 @@ class _Account:
     windows: list[tuple[float, float, str]] = attrs.field(factory=list)
     blind_count: int = 0
     blind_seconds: float = 0.0
-    state: str = "unknown"  # not saved: after a restart the connection is a new one
-    state_since: float | None = None
-    state_reason: str | None = None
+    connection: _Connection = attrs.field(factory=_Connection)
 
     def fresh(self) -> _Account:
         """The next period's: counts start again, the connection's state stays."""
-        return _Account(
-            exchange=self.exchange,
-            state=self.state,
-            state_since=self.state_since,
-            state_reason=self.state_reason,
-        )
+        return _Account(exchange=self.exchange, connection=self.connection)
 
     def dump(self) -> dict[str, Any]:
-        data = attrs.asdict(self, filter=lambda a, _: not a.name.startswith("state"))
+        data = attrs.asdict(self, filter=lambda a, _: a.name != "connection")
         for name in ("fill_notional", "cancel_notional"):
             data[name] = {c: str(v) for c, v in data[name].items()}
         data["windows"] = [list(w) for w in self.windows]
@@ -120,6 +123,7 @@ class _Account:
         return out
 
     def day(self, name: str) -> AccountDay:
+        c = self.connection
         return AccountDay(
             account=name,
             exchange=self.exchange,
@@ -135,9 +139,9 @@ class _Account:
             ),
             blind_count=self.blind_count,
             blind_seconds=self.blind_seconds,
-            state="up" if self.state == "up" else "down" if self.state == "down" else "unknown",
-            state_since=None if self.state_since is None else _at(self.state_since),
-            state_reason=self.state_reason,
+            state="up" if c.state == "up" else "down" if c.state == "down" else "unknown",
+            state_since=None if c.since is None else _at(c.since),
+            state_reason=c.reason,
         )
 
 
@@ -283,12 +287,13 @@ class SummaryRule(RuleEvaluator):
                 acct.blind_count += 1
                 acct.blind_seconds += max(0.0, window[1] - window[0])
         elif kind == "stream.connected":
-            acct.state, acct.state_since, acct.state_reason = "up", when, None
+            acct.connection = _Connection(state="up", since=when)
         elif kind == "stream.disconnected":
             acct.disconnects += 1
-            if acct.state != "down":
-                acct.state, acct.state_since = "down", when
-            acct.state_reason = getattr(event, "reason", None)
+            c = acct.connection
+            if c.state != "down":
+                c.state, c.since = "down", when
+            c.reason = getattr(event, "reason", None)
         elif kind == "stream.stale":
             acct.stale += 1
         elif kind == "stream.error":
