@@ -1,7 +1,9 @@
 """``[daemon] database`` and ``[daemon] replica``: the PostgreSQL database replicas share, and
 this replica's name in it.
 
-``database`` is a ``postgresql://`` URL. Its password, if any, is written by reference
+``database`` is a ``postgresql://`` URL. ``database_retry`` (how long a call is tried again
+before the database counts as away) and ``spool_max`` (alerts the local spool holds while it
+is away: store/spool.py) are checked here too. Its password, if any, is written by reference
 (``postgresql://alertd:{cred:alertd_pg_password}@db.example/alertd``), or the whole URL is one
 (``{env:ALERTD_DATABASE}``); a literal password is refused like every literal secret
 (invariant 5). A password given by reference is percent-encoded into the URL, so any
@@ -102,6 +104,18 @@ def check_database(daemon: DaemonSettings, out: Found) -> None:
             out.append(
                 (PATH, 'must be a PostgreSQL URL: "postgresql://USER:{env:NAME}@HOST/DATABASE"')
             )
+    if not daemon.database_retry >= 0.5:
+        out.append(
+            (
+                ("daemon", "database_retry"),
+                f"{daemon.database_retry:g}s is too short: allowed is 0.5s or more (a call "
+                "tried again within it rides out a restart without spooling)",
+            )
+        )
+    if not daemon.spool_max >= 1:
+        out.append(
+            (("daemon", "spool_max"), f"{daemon.spool_max} is too small: allowed is 1 or more")
+        )
     if daemon.replica is not None and not _REPLICA.fullmatch(daemon.replica):
         out.append(
             (

@@ -84,6 +84,11 @@ class DaemonSettings:
     # (1: shard only), and how soon a dead replica's accounts are watched by another.
     watchers: int = 2
     takeover_after: Duration = Duration(15.0)
+    # While the shared database cannot be reached (store/spool.py): how long one call to it is
+    # tried again before it counts as away, and then dispatch's writes go to the spool in
+    # state_dir, at most spool_max alerts (a full spool makes dispatch wait for the database).
+    database_retry: Duration = Duration(10.0)
+    spool_max: int = 100_000
 
 
 # -- [[accounts]] -----------------------------------------------------------------------------

@@ -43,6 +43,7 @@ from alertd.daemon.reload import (
 from alertd.daemon.sdnotify import SdNotifier, run_watchdog
 from alertd.daemon.signals import watch_signals
 from alertd.daemon.status import format_status
+from alertd.daemon.store_watch import for_dispatch, watch_downtime
 from alertd.dispatch.dispatcher import Dispatcher
 from alertd.dispatch.muting import Muter
 from alertd.dispatch.silences import Silences
@@ -52,7 +53,6 @@ from alertd.events import Alert, Event
 from alertd.notify.apprise_notifier import AppriseNotifier
 from alertd.notify.delivery import Delivery
 from alertd.notify.notifier import Notifier
-from alertd.sources import downtime
 from alertd.sources.capture import Recorder
 from alertd.store.backend import StoreError, open_store
 from alertd.store.handoff import HANDOFF_CAPACITY, Handoff
@@ -149,7 +149,7 @@ class Daemon:
         silences = Silences(db)
         # One view of silences and inhibitions, shared: dispatch and delivery both honour it.
         muter = Muter(config, silences)
-        dispatcher = self._dispatcher = Dispatcher(config, outbox, muter)
+        dispatcher = self._dispatcher = Dispatcher(config, for_dispatch(outbox), muter)
         notifier = self.notifier or AppriseNotifier(workers=config.dispatch.workers)
         if config.daemon.metrics_listen:
             self._metrics = Metrics()
@@ -220,7 +220,7 @@ class Daemon:
                 )
                 async with trio.open_nursery() as intake:
                     if self.housekeeping:  # alertd's own downtime (before any session), metrics
-                        await intake.start(downtime.watch, db, sources, self._stop.is_set)
+                        await intake.start(watch_downtime, db, sources, self._stop.is_set)
                         intake.start_soon(self._observe)
                     await intake.start(sources.run)
                     log.info(

@@ -11,7 +11,10 @@ changes a stage, or waits on one beyond a read of the outbox):
 - no notification has waited undelivered longer than ``channel_failing_after``: a channel
   that keeps failing, or a delivery that is stuck. Quiet hours do not count (a row is due from
   the end of the hours it was held for); a ``rate_limit`` holds rows for up to its period, so
-  the setting should be longer than that, and than ``retry_max``.
+  the setting should be longer than that, and than ``retry_max``;
+- the shared database (``[daemon] database``) answers: while it is away, alerts wait in the
+  spool (store/spool.py) and delivery waits for it, so alertd is degraded, and says since
+  when and how many alerts are spooled (the outbox is not read then: it is in the database).
 
 A check is a ``Health``: an async callable returning a ``Verdict``, so the heartbeat can be
 tested with any, and the daemon composes its own (``DaemonHealth``).
@@ -19,6 +22,7 @@ tested with any, and the daemon composes its own (``DaemonHealth``).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol
 
@@ -32,6 +36,7 @@ from alertd.events import Event
 from alertd.messages.formats import duration
 from alertd.notify.delivery import Delivery
 from alertd.store.outbox import Outbox
+from alertd.store.spool import OutageStatistics, outage_of
 
 
 @attrs.frozen
@@ -132,8 +137,13 @@ class DaemonHealth:
         problems, connected = self._watch.problems(
             accounts, self.sources.statistics().accounts, trio.current_time()
         )
-        late, pending = await self._delivery_problems()
-        problems += late
+        outage = outage_of(self.outbox.db)
+        if outage is not None and outage.away_since is not None:
+            problems.append(database_problem(outage))
+            pending = 0  # unknown (in the database): the verdict is unhealthy anyway
+        else:
+            late, pending = await self._delivery_problems()
+            problems += late
         if self.probe is not None:
             probed = await self.probe()
             if not probed.healthy:
@@ -142,8 +152,12 @@ class DaemonHealth:
             return Verdict(False, "; ".join(problems))
         enabled = sum(1 for a in accounts if a.enabled)
         noun = "account" if enabled == 1 else "accounts"
+        draining = "" if outage is None or not outage.spool.alerts else (
+            f", {outage.spool.alerts} alerts spooled (the database is back: draining)"
+        )  # fmt: skip
         return Verdict(
-            True, f"{connected}/{enabled} {noun} connected, {pending} notifications pending"
+            True,
+            f"{connected}/{enabled} {noun} connected, {pending} notifications pending{draining}",
         )
 
     async def _delivery_problems(self) -> tuple[list[str], int]:
@@ -161,6 +175,16 @@ class DaemonHealth:
             f"delivery failing: a notification undelivered for {duration(waited)} "
             f"(pending: {where}; {failed} sends failed since start)"
         ], stats.pending
+
+
+def database_problem(outage: OutageStatistics) -> str:
+    """What an unhealthy verdict says of a shared database that is away."""
+    since = time.strftime("%H:%M:%S", time.gmtime(outage.away_since or 0.0))
+    spool = outage.spool
+    text = f"database unreachable since {since} UTC, {spool.alerts} alerts spooled"
+    if spool.full:
+        text += f" (the spool is full at {spool.capacity}: dispatch waits, streams may gap)"
+    return text
 
 
 @attrs.frozen(kw_only=True)

@@ -12,7 +12,8 @@ transaction with the alerts' new states. An id seen before is dropped.
 
 Accepting alerts is a quick SQLite write in a worker thread and never waits on delivery, so
 a slow channel cannot back up event intake. Alerts sent at once are recorded and queued in
-one transaction (one round trip to SQLite, not two).
+one transaction (one round trip to SQLite, not two). On a shared database the writes go to a
+local spool while it is away (store/spooling.py), so dispatch goes on.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from alertd.messages.formats import zone
 from alertd.messages.level import alerts_level
 from alertd.messages.summary import summarize
 from alertd.store.outbox import AlertState, Notification, Outbox
+from alertd.store.spooling import SpoolingOutbox
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +78,7 @@ class Dispatcher:
     def __init__(
         self,
         config: Config,
-        outbox: Outbox,
+        outbox: Outbox | SpoolingOutbox,
         muter: Muter,
         *,
         wall: clock.Wall = clock.wall,

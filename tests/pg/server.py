@@ -42,6 +42,57 @@ class PostgresServer:
     def restart(self) -> None:
         subprocess.run([str(SCRIPT), "restart", str(self.directory)], check=True, timeout=120)
 
+    def stop(self) -> None:
+        """Stop the server (fast: its connections are cut); ``start`` brings it back."""
+        subprocess.run([str(SCRIPT), "stop", str(self.directory)], check=True, timeout=120)
+
+    def start(self) -> None:
+        """Start a stopped server again on its port, with the options ``scripts/postgres``
+        gave it."""
+        port = (self.directory / "port").read_text().strip()
+        options = (
+            f"-c listen_addresses=127.0.0.1 -p {port} -k {self.directory} -c fsync=off "
+            "-c max_connections=200"
+        )
+        where = self.directory
+        command = [_pg_ctl(), "-D", f"{where}/data", "-l", f"{where}/server.log",
+                   "-w", "-t", "60", "-o", options, "start"]  # fmt: skip
+        if os.geteuid() == 0:  # the server runs as postgres (scripts/postgres)
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=True, timeout=120, capture_output=True)
+
+
+def _pg_ctl() -> str:
+    found = shutil.which("pg_ctl") or next(
+        (str(p) for p in sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))), None
+    )
+    if found is None:
+        pytest.skip("no pg_ctl found to start a PostgreSQL server again")
+    return found
+
+
+@pytest.fixture(scope="module")
+def private_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of this test module's own (about a second to start), for tests
+    that stop it: the session's server is shared with tests running beside them."""
+    directory = Path(tempfile.mkdtemp(prefix="alertd-pg-own-"))
+    done = subprocess.run(
+        [str(SCRIPT), "start", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=START_TIMEOUT,
+        check=False,
+    )
+    if done.returncode != 0:
+        shutil.rmtree(directory, ignore_errors=True)
+        reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        pytest.skip(f"no PostgreSQL server could be started: {reason}")
+    try:
+        yield PostgresServer(url=done.stdout.strip().splitlines()[-1], directory=directory)
+    finally:
+        subprocess.run([str(SCRIPT), "stop", str(directory)], check=False, timeout=120)
+        shutil.rmtree(directory, ignore_errors=True)
+
 
 def _start(tmp: Path) -> tuple[str, bool]:
     url = os.environ.get("ALERTD_TEST_POSTGRES_URL")

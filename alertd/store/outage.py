@@ -1,0 +1,93 @@
+"""Whether the shared database is away, since when, and the calls that wait for it to come
+back (``postgres.PostgresDatabase``; see its module docstring for what *away* means).
+
+One ``Outage`` belongs to one database object. ``away_since`` is set by the worker thread
+whose call spent its retries (under the database's lock, so the next call in a thread fails
+at once); everything else happens in trio: the one WARNING line when it goes away
+(``went_away``), the waiting (``wait``), and the one line when it is back (``back``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import attrs
+import trio
+
+from alertd.store.spool import OutageStatistics, Spool, waiting
+
+log = logging.getLogger(__name__)
+
+
+def _set() -> trio.Event:
+    event = trio.Event()
+    event.set()
+    return event
+
+
+@attrs.define(eq=False)
+class Outage:
+    """See the module docstring. ``where`` names the database in log lines."""
+
+    where: str
+    spool: Spool | None = None
+    away_since: float | None = None  # Unix seconds it went away; None while it answers
+    stopping: bool = False  # the daemon stops: calls fail instead of waiting
+    _back: trio.Event = attrs.field(factory=_set)  # set while it answers
+    _gone: trio.Event = attrs.field(factory=trio.Event)  # set while it is away
+
+    def is_away(self) -> bool:  # a method: a worker thread changes it between two reads
+        return self.away_since is not None
+
+    def message(self) -> str:
+        since = time.strftime("%H:%M:%S", time.gmtime(self.away_since or time.time()))
+        return f"the database {self.where} is unreachable since {since} UTC"
+
+    def statistics(self) -> OutageStatistics | None:
+        if self.spool is None:
+            return None
+        return OutageStatistics(away_since=self.away_since, spool=self.spool.statistics())
+
+    def fails_now(self) -> bool:
+        """Whether a call made now, the database away, fails instead of waiting."""
+        return self.stopping or not waiting()
+
+    def went_away(self, error: Exception) -> None:
+        """A call found the database away (its retries spent): say so once, make calls wait."""
+        if not self._back.is_set() or self.stopping:
+            return
+        self._back = trio.Event()
+        self._gone.set()
+        spool = self.spool
+        log.warning(
+            "store.database_away %s; %s",
+            error,
+            "calls wait for it" if spool is None
+            else f"alerts go to the spool {spool.path} (at most {spool.capacity}) until it is back",
+        )  # fmt: skip
+
+    async def wait(self) -> None:
+        """Until the database is back (or the daemon stops)."""
+        await self._back.wait()
+
+    async def gone(self) -> float:
+        """Until the database is away; since when (Unix seconds)."""
+        await self._gone.wait()
+        return self.away_since or time.time()
+
+    def back(self, since: float) -> None:
+        """It answers again (``away_since`` cleared by the caller): say so, let calls go on."""
+        self._gone = trio.Event()
+        self._back.set()
+        spool = self.spool
+        log.info(
+            "store.database_back database=%s after=%.1fs spooled=%d",
+            self.where,
+            time.time() - since,
+            0 if spool is None else spool.statistics().alerts,
+        )
+
+    def stop_waiting(self) -> None:
+        self.stopping = True
+        self._back.set()
