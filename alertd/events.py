@@ -153,19 +153,25 @@ class Book(Event):
 
 
 @attrs.frozen(kw_only=True)
-class StreamConnected(Event):
+class StreamEvent(Event):
+    """What alertd saw of its own watching: ``stream`` is the stream it is about (``*``: the
+    connection as a whole)."""
+
+    stream: str
+
+
+@attrs.frozen(kw_only=True)
+class StreamConnected(StreamEvent):
     """``downtime`` is seconds since the previous connection was lost (None on first connect)."""
 
     kind: ClassVar[str] = "stream.connected"
-    stream: str
     reason: str | None = None
     downtime: float | None = None
 
 
 @attrs.frozen(kw_only=True)
-class StreamDisconnected(Event):
+class StreamDisconnected(StreamEvent):
     kind: ClassVar[str] = "stream.disconnected"
-    stream: str
     reason: str
 
 
@@ -185,14 +191,13 @@ class BalanceEvidence:
 
 
 @attrs.frozen(kw_only=True)
-class StreamGap(Event):
+class StreamGap(StreamEvent):
     """Events may have been missed between ``since`` and ``until``. ``why`` is one of
     ``offline`` (connection was down), ``alertd stopped`` / ``alertd crashed`` (alertd itself
     was not running: ``down_for`` says how long), ``overflow`` (a queue was full),
     ``sequence`` (an exchange sequence number jumped)."""
 
     kind: ClassVar[str] = "stream.gap"
-    stream: str
     since: datetime
     until: datetime
     why: str
@@ -201,12 +206,11 @@ class StreamGap(Event):
 
 
 @attrs.frozen(kw_only=True)
-class StreamGapEvidence(Event):
+class StreamGapEvidence(StreamEvent):
     """The first balance of ``currency`` after an offline gap (``since`` to ``until``, for
     ``why``) differs from the last one seen before it: it moved while alertd was blind."""
 
     kind: ClassVar[str] = "stream.gap.evidence"
-    stream: str
     since: datetime
     until: datetime
     why: str
@@ -217,16 +221,14 @@ class StreamGapEvidence(Event):
 
 
 @attrs.frozen(kw_only=True)
-class StreamStale(Event):
+class StreamStale(StreamEvent):
     kind: ClassVar[str] = "stream.stale"
-    stream: str
     silent_for: float
 
 
 @attrs.frozen(kw_only=True)
-class StreamError(Event):
+class StreamError(StreamEvent):
     kind: ClassVar[str] = "stream.error"
-    stream: str
     reason: str
     excerpt: str = ""
 
