@@ -12,6 +12,8 @@ import pytest
 import trio
 import trio_websocket
 
+from protocols.frames import escaped, piexgo_order
+
 from .conftest import START_TIMEOUT, Procs, Receiver, wait_until
 
 KEY = "pk-ECHO/key-7f3a9c2b"  # a "/" that JSON may write as "\/"
@@ -19,12 +21,6 @@ SECRET = "sk-ECHO-secret-\u00e9-42"  # a non-ASCII character that JSON may write
 HOOK_PASSWORD = "hook-pa55word-91d2"  # the channel URL's password, which apprise calls private
 MASK = "***"
 DONE = "order-after-the-echoes"
-
-
-def escaped(text: str) -> str:
-    """``text`` as a JSON string body with every character written as \\u escapes (UTF-16)."""
-    units = text.encode("utf-16-be")
-    return "".join(f"\\u{units[i] << 8 | units[i + 1]:04x}" for i in range(0, len(units), 2))
 
 
 CONFIG = """\
@@ -72,33 +68,13 @@ message = "{{{{ reason }}}}"
 """
 
 
-def order(order_id: str) -> str:
-    data = {
-        "order_price": "7831.16",
-        "price": "7828.08",
-        "stop": "0",
-        "market_price": "0",
-        "volume": "1.0",
-        "remain": "0",
-        "amount": "7828.08",
-        "type": "buy",
-        "timestamp": 1559734776,
-        "order_id": order_id,
-        "market": "BTC_USDT",
-        "status": 2,
-        "flag": 0,
-        "id": 1,
-    }
-    return json.dumps({"topic": "pinfo", "type": "order", "data": data})
-
-
 ECHOES = [
     json.dumps({"op": "subscribe", "topic": "pinfo", "status": "error", "msg": f"key {KEY}"}),
     '{"op":"subscribe","topic":"pinfo","status":"error","msg":"' + escaped(KEY) + '"}',
     json.dumps({"op": "subscribe", "topic": "pinfo", "status": "error", "msg": SECRET}),
-    order(f"id-{KEY}"),
-    order(escaped(SECRET)).replace("\\\\", "\\"),  # the id written with \u escapes
-    order(f"hook-{HOOK_PASSWORD}"),  # a secret alertd knows only from a channel URL
+    piexgo_order(f"id-{KEY}"),
+    piexgo_order(escaped(SECRET)).replace("\\\\", "\\"),  # the id written with \u escapes
+    piexgo_order(f"hook-{HOOK_PASSWORD}"),  # a secret alertd knows only from a channel URL
 ]
 
 
@@ -121,7 +97,7 @@ async def peer(request: trio_websocket.WebSocketRequest, connections: list[int])
                 await ws.send_message(frame)
             await ws.aclose(1011, f"restarting: {SECRET} revoked")
             return
-        await ws.send_message(order(DONE))
+        await ws.send_message(piexgo_order(DONE))
         await ws.get_message()  # until the daemon closes
     except trio_websocket.ConnectionClosed:
         pass

@@ -3,6 +3,8 @@
 ``test_documents.py`` checks these copies against the documents when they are present.
 """
 
+import json
+
 # -- piexgo-websocket-streams.md ------------------------------------------------------------
 
 PIEXGO_SUBSCRIBE_DEALINFO = """{
@@ -258,3 +260,20 @@ CRYPTOLOGY_RECEIVED = [
     CRYPTOLOGY_ANONYMOUS_TRADE,
     CRYPTOLOGY_BOOK,
 ]
+
+
+# -- built from the examples ------------------------------------------------------------------
+
+
+def piexgo_order(order_id: str) -> str:
+    """``PIEXGO_ORDER`` (a buy, filled) with ``order_id`` for the document's, as one line of
+    JSON: the id is written as ``json.dumps`` writes any string."""
+    order = json.loads(PIEXGO_ORDER)
+    order["data"]["order_id"] = order_id
+    return json.dumps(order)
+
+
+def escaped(text: str) -> str:
+    """``text`` as a JSON string body with every character written as \\u escapes (UTF-16)."""
+    units = text.encode("utf-16-be")
+    return "".join(f"\\u{units[i] << 8 | units[i + 1]:04x}" for i in range(0, len(units), 2))

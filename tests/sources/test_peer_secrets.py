@@ -19,6 +19,7 @@ from alertd.sources import redact
 from alertd.sources.capture import Recorder, read_capture
 from alertd.sources.redact import MASK, Redactor
 from alertd.sources.session import Session
+from protocols.frames import escaped, piexgo_order
 
 from .helpers import account, balance_frame
 
@@ -27,40 +28,14 @@ SECRET = "sk-ECHO-secret-e\u00e9-42"  # a non-ASCII character that JSON may writ
 LOGIN = '{"op":"login","key":"{{ api_key }}","sign":"{{ hmac_sha256(api_secret, timestamp) }}"}'
 
 
-def escaped(text: str) -> str:
-    """``text`` as a JSON string body with every character written as \\u escapes (UTF-16)."""
-    units = text.encode("utf-16-be")
-    return "".join(f"\\u{units[i] << 8 | units[i + 1]:04x}" for i in range(0, len(units), 2))
-
-
-def order_frame(order_id: str) -> str:
-    data = {
-        "order_price": "7831.16",
-        "price": "7828.08",
-        "stop": "0",
-        "market_price": "0",
-        "volume": "1.0",
-        "remain": "0",
-        "amount": "7828.08",
-        "type": "buy",
-        "timestamp": 1559734776,
-        "order_id": order_id,
-        "market": "BTC_USDT",
-        "status": 2,
-        "flag": 0,
-        "id": 1,
-    }
-    return json.dumps({"topic": "pinfo", "type": "order", "data": data})
-
-
 def echo_everywhere(key: str, secret: str) -> list[str | bytes]:
     """After an accepted login: each place a frame can carry text, holding the secrets."""
     return [
         json.dumps({"op": "subscribe", "topic": "pinfo", "status": "error", "msg": f"{key}?"}),
         '{"op":"subscribe","topic":"pinfo","status":"error","msg":"' + escaped(key) + '"}',
         json.dumps({"op": "subscribe", "status": "error", "msg": secret}, ensure_ascii=True),
-        order_frame(f"id-{key}"),
-        order_frame(key.replace("/", "\\/")).replace("\\\\/", "\\/"),
+        piexgo_order(f"id-{key}"),
+        piexgo_order(key.replace("/", "\\/")).replace("\\\\/", "\\/"),
         f"not json {secret}".encode(),
         balance_frame("BTC", "1.5"),  # the last: every frame before it was handled
     ]
@@ -154,10 +129,10 @@ async def test_a_secret_registered_after_the_start_is_masked_in_later_frames(
     )
     with trio.fail_after(5):
         await nursery.start(session.run)
-        await peer_frames.send(order_frame("token-learnt-later"))
+        await peer_frames.send(piexgo_order("token-learnt-later"))
         await log.wait_for("order.filled")
         process.add("token-learnt-later")
-        await peer_frames.send(order_frame("again-token-learnt-later"))
+        await peer_frames.send(piexgo_order("again-token-learnt-later"))
         await log.wait_for("order.filled", 2)
     assert [e.order_id for e in log.of("order.filled")] == [
         "token-learnt-later",
