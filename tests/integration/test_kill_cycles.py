@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from functools import partial
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from subprocess import PIPE
 from typing import Any
@@ -28,7 +28,7 @@ from alertd.store.database import Database, db_path
 from alertd.store.notifications import OutboxRow
 from alertd.store.outbox import Outbox
 
-from .conftest import START_TIMEOUT, Procs, child_env, config_text, wait_until
+from .conftest import START_TIMEOUT, Procs, child_env, config_text, http_server, wait_until
 
 CYCLES = 50
 REPEAT = "[possible repeat] "  # documented: the start of a title that may be a second copy
@@ -107,17 +107,9 @@ def webhook() -> Iterator[FlakyWebhook]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with http_server(Handler) as port:
+        state.port = port
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 # Each start of `alertd run` repeats ~1.5 s of imports (far more on a busy machine), which 50
