@@ -43,7 +43,7 @@ from alertd.daemon.reload import (
 from alertd.daemon.sdnotify import SdNotifier, run_watchdog
 from alertd.daemon.signals import watch_signals
 from alertd.daemon.status import format_status
-from alertd.daemon.store_watch import for_dispatch, watch_downtime
+from alertd.daemon.store_watch import drain_unless_away, for_dispatch, watch_downtime
 from alertd.dispatch.dispatcher import Dispatcher
 from alertd.dispatch.muting import Muter
 from alertd.dispatch.silences import Silences
@@ -249,7 +249,7 @@ class Daemon:
                 drain = self.config.daemon.drain_timeout
             log.info("daemon.stopping phase=drain timeout=%.1f", drain)
             self.sd.extend_timeout(drain + PIPELINE_STOP_TIMEOUT)
-            left = await delivery.drain(trio.current_time() + drain)
+            left = await drain_unless_away(delivery, db, trio.current_time() + drain)
             log.info("daemon.stopped pending=%d", left)
             self.stopped_pending = left
             tail.cancel_scope.cancel()

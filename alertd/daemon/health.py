@@ -15,6 +15,7 @@ changes a stage, or waits on one beyond a read of the outbox):
 - the shared database (``[daemon] database``) answers: while it is away, alerts wait in the
   spool (store/spool.py) and delivery waits for it, so alertd is degraded, and says since
   when and how many alerts are spooled (the outbox is not read then: it is in the database).
+  So it does from the first call that found it not answering, within ``database_retry``.
 
 A check is a ``Health``: an async callable returning a ``Verdict``, so the heartbeat can be
 tested with any, and the daemon composes its own (``DaemonHealth``).
@@ -138,7 +139,7 @@ class DaemonHealth:
             accounts, self.sources.statistics().accounts, trio.current_time()
         )
         outage = outage_of(self.outbox.db)
-        if outage is not None and outage.away_since is not None:
+        if outage is not None and (outage.away_since or outage.unanswered_since) is not None:
             problems.append(database_problem(outage))
             pending = 0  # unknown (in the database): the verdict is unhealthy anyway
         else:
@@ -179,7 +180,9 @@ class DaemonHealth:
 
 def database_problem(outage: OutageStatistics) -> str:
     """What an unhealthy verdict says of a shared database that is away."""
-    since = time.strftime("%H:%M:%S", time.gmtime(outage.away_since or 0.0))
+    since = time.strftime(
+        "%H:%M:%S", time.gmtime(outage.away_since or outage.unanswered_since or 0.0)
+    )
     spool = outage.spool
     text = f"database unreachable since {since} UTC, {spool.alerts} alerts spooled"
     if spool.full:

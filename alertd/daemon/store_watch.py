@@ -3,19 +3,27 @@ dispatch writes through ``for_dispatch`` (the spool while the database is away),
 calls wait for it to come back while the daemon runs; once it stops, they must not, or a stop
 would hang on a write made under a shield (the last stream marks, the last rule state save).
 ``watch_downtime`` runs the stream marks (``sources.downtime``) and, when intake is cancelled
-(the stop's first step), tells the store to stop waiting."""
+(the stop's first step), tells the store to stop waiting. A stop while the database is away
+does not drain (``drain_unless_away``): nothing can be sent, every send is written down
+first; what is pending stays in the database, what is spooled in the spool, for the next
+start, and the delivery workers, waiting for the database, are cancelled with the tail."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import trio
 
+from alertd.notify.delivery import Delivery
 from alertd.sources import downtime
+from alertd.store.spool import DatabaseUnreachable, outage_of
 from alertd.store.spooling import for_dispatch
 from alertd.store.sql import Store
 
-__all__ = ["for_dispatch", "watch_downtime"]
+__all__ = ["drain_unless_away", "for_dispatch", "watch_downtime"]
+
+log = logging.getLogger(__name__)
 
 
 async def _stop_waiting_on_cancel(db: Store) -> None:
@@ -39,3 +47,22 @@ async def watch_downtime(
         nursery.start_soon(_stop_waiting_on_cancel, db)
         await nursery.start(downtime.watch, db, intake, graceful)
         task_status.started()
+
+
+async def drain_unless_away(delivery: Delivery, db: Store, deadline: float) -> int:
+    """``delivery.drain(deadline)``, unless the shared database is away (or goes away during
+    it): then one WARNING line, and how many alerts the spool keeps is returned instead."""
+    outage = outage_of(db)
+    if outage is None:
+        return await delivery.drain(deadline)
+    if outage.away_since is None:
+        try:
+            return await delivery.drain(deadline)
+        except DatabaseUnreachable:
+            outage = outage_of(db) or outage
+    log.warning(
+        "daemon.drain_skipped the database is away: pending notifications stay in it and "
+        "%d alerts in the spool, for the next start",
+        outage.spool.alerts,
+    )
+    return outage.spool.alerts

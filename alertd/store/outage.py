@@ -20,10 +20,9 @@ from alertd.store.spool import OutageStatistics, Spool, waiting
 log = logging.getLogger(__name__)
 
 
-def _set() -> trio.Event:
-    event = trio.Event()
-    event.set()
-    return event
+# Once the daemon stops, a call that was already waiting for the database waits this much
+# longer at most (seconds), then fails: one made under a shield would hold the stop forever.
+STOP_GRACE = 10.0
 
 
 @attrs.define(eq=False)
@@ -33,8 +32,13 @@ class Outage:
     where: str
     spool: Spool | None = None
     away_since: float | None = None  # Unix seconds it went away; None while it answers
+    # Unix seconds a call first found it not answering, while one is trying it again (its
+    # retries not yet spent; the database may be back within them).
+    unanswered_since: float | None = None
     stopping: bool = False  # the daemon stops: calls fail instead of waiting
-    _back: trio.Event = attrs.field(factory=_set)  # set while it answers
+    _told: bool = False  # this outage's WARNING line is out
+    _give_up_at: float = float("inf")  # trio time waiting calls fail at (once stopping)
+    _changed: trio.Event = attrs.field(factory=trio.Event)  # back, or stopping
     _gone: trio.Event = attrs.field(factory=trio.Event)  # set while it is away
 
     def is_away(self) -> bool:  # a method: a worker thread changes it between two reads
@@ -47,7 +51,11 @@ class Outage:
     def statistics(self) -> OutageStatistics | None:
         if self.spool is None:
             return None
-        return OutageStatistics(away_since=self.away_since, spool=self.spool.statistics())
+        return OutageStatistics(
+            away_since=self.away_since,
+            unanswered_since=self.unanswered_since,
+            spool=self.spool.statistics(),
+        )
 
     def fails_now(self) -> bool:
         """Whether a call made now, the database away, fails instead of waiting."""
@@ -55,9 +63,9 @@ class Outage:
 
     def went_away(self, error: Exception) -> None:
         """A call found the database away (its retries spent): say so once, make calls wait."""
-        if not self._back.is_set() or self.stopping:
+        if self._told or self.stopping:
             return
-        self._back = trio.Event()
+        self._told = True
         self._gone.set()
         spool = self.spool
         log.warning(
@@ -68,8 +76,14 @@ class Outage:
         )  # fmt: skip
 
     async def wait(self) -> None:
-        """Until the database is back (or the daemon stops)."""
-        await self._back.wait()
+        """Until the database is back; once the daemon stops, STOP_GRACE more at most."""
+        while self.is_away() and trio.current_time() < self._give_up_at:
+            with trio.move_on_at(self._give_up_at):
+                await self._changed.wait()
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
 
     async def gone(self) -> float:
         """Until the database is away; since when (Unix seconds)."""
@@ -79,7 +93,8 @@ class Outage:
     def back(self, since: float) -> None:
         """It answers again (``away_since`` cleared by the caller): say so, let calls go on."""
         self._gone = trio.Event()
-        self._back.set()
+        self._told = False
+        self._wake()
         spool = self.spool
         log.info(
             "store.database_back database=%s after=%.1fs spooled=%d",
@@ -89,5 +104,9 @@ class Outage:
         )
 
     def stop_waiting(self) -> None:
+        """The daemon stops: from now on a call that finds the database away fails at once,
+        and those waiting already give up after STOP_GRACE (a stopping daemon's delivery
+        workers are cancelled long before; see ``daemon.store_watch``)."""
         self.stopping = True
-        self._back.set()
+        self._give_up_at = trio.current_time() + STOP_GRACE
+        self._wake()

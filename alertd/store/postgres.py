@@ -14,14 +14,15 @@ them, so after a graceful stop another replica takes what was left at once.
 
 When the database cannot be reached (a restart, a failover, the network), a call is tried
 again for ``retry_for`` seconds (``[daemon] database_retry``); once those are spent the
-database is *away*: one WARNING line, and from then on calls do not wait in a worker thread.
-Dispatch's writes go to the spool (``spool.SpoolingOutbox``); every other call (delivery's
-marks, rule state saves, stream marks, statistics) waits in trio, cancellably, for the
-database to come back, so its caller keeps what it has in memory and goes on from there
-(``stop_waiting``: a daemon that stops lets them fail instead). ``upkeep`` tries to reach it
-every ``PROBE_INTERVAL``; when it answers again, one line says so, the waiting calls go on,
-and the spool is drained into the shared tables (``Spool.drain``) while dispatch's writes
-still go to the spool, until it is empty (the order of alerts is kept).
+database is *away* (store/outage.py): one WARNING line, and from then on calls do not wait in
+a worker thread. Dispatch's writes go to the spool (``spooling.SpoolingOutbox``); every other
+call (delivery's marks, rule state saves, stream marks, statistics) waits in trio,
+cancellably, for the database to come back, so its caller keeps what it has in memory and
+goes on from there (``stop_waiting``: once the daemon stops, new calls fail instead).
+``upkeep`` tries to reach it every ``PROBE_INTERVAL``; when it answers again, one line says
+so, the waiting calls go on, and the spool is drained into the shared tables
+(``Spool.drain``) while dispatch's writes still go to the spool, until it is empty (the
+order of alerts is kept).
 
 psycopg's errors are translated here: ``DatabaseUnavailable`` names the server (host, port,
 database, never the password) and the cause in one line.
@@ -315,13 +316,18 @@ class PostgresDatabase:
             except (psycopg.OperationalError, PoolTimeout) as e:
                 cause = f"the database {self.where}: {_cause(e, self.url)}"
                 if time.monotonic() + delay > deadline:
-                    self.outage_state.away_since = time.time()
+                    outage = self.outage_state  # away since it first did not answer
+                    outage.away_since = outage.unanswered_since or time.time()
                     self._failing.failing = False  # an outage now: its lines are outage.py's
                     raise DatabaseUnavailable(cause) from e
+                self.outage_state.unanswered_since = self.outage_state.unanswered_since or (
+                    time.time()
+                )
                 self._failing.failed(log, "store.database_unavailable", cause)
                 time.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX)
                 continue
+            self.outage_state.unanswered_since = None
             self._failing.ok(log, f"store.database_back database={self.where}")
             return result
 

@@ -155,6 +155,7 @@ class OutageStatistics:
     """The shared database's reachability, and the spool (``PostgresDatabase.outage``)."""
 
     away_since: float | None  # Unix seconds it went away; None while it answers
+    unanswered_since: float | None = None  # a call trying it again since then (not away yet)
     spool: SpoolStatistics
 
 
