@@ -33,6 +33,7 @@ shared. Targets (issue 17): alertd at most 2x the bare trio client's CPU per fra
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import signal
@@ -410,6 +411,9 @@ async def alertd_client(
         daemon = Daemon(config=config, state_dir=Path(tmp), notifier=notifier, handle_signals=False)
         async with trio.open_nursery() as nursery:
             await nursery.start(daemon.run)
+            if os.environ.get("ALERTD_BENCH_GC_FREEZE"):  # an experiment: see README
+                gc.freeze()
+            collections = _GcTime()
             profiler = _start_profiler() if profile else None
             marker_at = await notifier.wait_marker()
             at = time.monotonic() - (trio.current_time() - marker_at)
@@ -420,6 +424,7 @@ async def alertd_client(
                 alerts=engine.alerts_out if engine else "?",
                 notifications=notifier.sent,
                 gaps=notifier.gaps,
+                gc=collections.summary(),
             )
             if profiler is not None:
                 profiler.stop()
@@ -427,6 +432,28 @@ async def alertd_client(
                 text = profiler.output_text(show_all=True, timeline=False)
                 await trio.Path(profile).write_text(text)
             daemon.request_stop()
+
+
+class _GcTime:
+    """CPU time the cyclic garbage collector takes from now on, by generation (its
+    collections run inside whatever allocation triggers them, so a profile spreads them
+    over every part)."""
+
+    def __init__(self) -> None:
+        self.cpu = [0.0, 0.0, 0.0]
+        self.count = [0, 0, 0]
+        self._started = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.process_time()
+        else:
+            self.cpu[info["generation"]] += time.process_time() - self._started
+            self.count[info["generation"]] += 1
+
+    def summary(self) -> str:
+        return "/".join(f"{n}:{c * 1e3:.0f}ms" for n, c in zip(self.count, self.cpu, strict=True))
 
 
 def _start_profiler() -> Any:
