@@ -29,6 +29,10 @@ from alertd.store.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
+# A send that did not start: another replica claimed its row since this one's claim ran out
+# (store/claims). Nothing of it is recorded here: the row is that replica's now.
+FENCED = SendResult(ok=False, recoverable=True, detail="another replica holds the row now")
+
 
 @attrs.define
 class Tally:
@@ -79,7 +83,7 @@ class Outcomes:
         """What one send means for the rows it carried (a row, or a digest's rows). Rows
         accepted are recorded delivered together with ``handing`` (the next rows to send)
         marked as in the service's hands: one write between two sends."""
-        if not rows:
+        if not rows or result is FENCED:
             return
         if result.ok:
             late_after = config.dispatch.late_after

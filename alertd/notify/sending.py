@@ -25,7 +25,7 @@ from alertd.messages.lateness import with_marker
 from alertd.messages.split import Part, split_message
 from alertd.notify.backlog import SendTimes
 from alertd.notify.notifier import Notifier, Outgoing, SendResult
-from alertd.notify.outcomes import Outcomes
+from alertd.notify.outcomes import FENCED, Outcomes
 from alertd.notify.ratelimit import RateLimiter
 from alertd.store.handoff import Target
 from alertd.store.notifications import OutboxRow
@@ -75,6 +75,8 @@ class Sender:
         fails. With ``row_key``, each accepted part but the last is written down (the last
         one's outcome is the row's). A send cancelled in the service's hands makes the rows
         it is ``carrying`` possible repeats."""
+        if carrying and not await self.outbox.still_held(carrying):
+            return FENCED  # another replica's row now: this one does not send it
         url = settings.urls[index]
         parts = self.parts(settings, index, title, body)
         result = SendResult(ok=True)

@@ -33,11 +33,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
 
+from alertd.store.claims import fenced, hand_over, holdings
 from alertd.store.sql import Connection, claims
 
 Status = Literal["pending", "delivered", "expired", "silenced", "inhibited"]
@@ -143,19 +145,22 @@ _DUE_SQL = (
 # or the lease ran out. Due rows of one URL are claimed and returned in one statement: rows
 # another live process holds are left alone, rows another transaction is claiming right now
 # are skipped, not waited for.
+# The claim token (``claims``) goes up whenever the row changes hands or its lease ran out.
 _PG_CLAIM_DUE = (
-    "UPDATE outbox SET claimed_by=?, lease_until=extract(epoch from clock_timestamp())+? "
+    "UPDATE outbox SET claim=CASE WHEN claimed_by=? "
+    "AND lease_until>=extract(epoch from clock_timestamp()) THEN claim ELSE claim+1 END, "
+    "claimed_by=?, lease_until=extract(epoch from clock_timestamp())+? "
     "WHERE key IN (SELECT key FROM outbox WHERE status='pending' AND channel=? "
     "AND url_index=? AND next_attempt<=? AND (claimed_by=? OR claimed_by='' "
     "OR lease_until<extract(epoch from clock_timestamp())) "
     "ORDER BY due_since, created, seq LIMIT ? FOR UPDATE SKIP LOCKED) "
     "RETURNING key, channel, url_index, title, body, alert_ids, status, attempts, parts_done, "
-    "next_attempt, created, last_error, severity, due_since, handed, seq"
+    "next_attempt, created, last_error, severity, due_since, handed, seq, claim"
 )
 _PG_INSERT = (
     "INSERT INTO outbox (key, channel, url_index, title, body, alert_ids, next_attempt, "
-    "created, due_since, updated, severity, handed, claimed_by, lease_until) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, extract(epoch from clock_timestamp())+?) "
+    "created, due_since, updated, severity, handed, claimed_by, lease_until, claim) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, extract(epoch from clock_timestamp())+?, 1) "
     "ON CONFLICT DO NOTHING"
 )
 _PG_NEXT_DUE = (
@@ -167,7 +172,8 @@ _PG_NEXT_DUE = (
 _PG_MARK_HANDED = (
     "UPDATE outbox SET handed=?, claimed_by=?, "
     "lease_until=extract(epoch from clock_timestamp())+? WHERE key=? AND status='pending' "
-    "AND (claimed_by=? OR claimed_by='' OR lease_until<extract(epoch from clock_timestamp()))"
+    "AND (claimed_by=? OR claimed_by='' OR lease_until<extract(epoch from clock_timestamp())) "
+    "AND claim=?"
 )
 _PG_PENDING_COUNT = (
     "SELECT COUNT(*) FROM outbox WHERE status='pending' AND (claimed_by=? OR claimed_by='' "
@@ -211,6 +217,7 @@ def insert(
     worker that sends them at once), with the epoch to write down."""
     handed = handed or {}
     shared = claims(conn)
+    at = time.monotonic()
     added: list[OutboxRow] = []
     for n in notifications:
         due = max(n.created, n.not_before or 0.0)
@@ -246,6 +253,8 @@ def insert(
                     handed=handed.get(n.key, NONE),
                 )
             )
+    if shared is not None:  # claim token 1 (store/claims)
+        holdings(shared).claimed([(r.key, 1) for r in added], at)
     return added
 
 
@@ -258,10 +267,13 @@ def due(conn: Connection, channel: str, url_index: int, now: float, limit: int) 
     shared = claims(conn)
     if shared is None:
         return [_row(r) for r in conn.execute(_DUE_SQL, (channel, url_index, now, limit))]
+    at = time.monotonic()
     found = conn.execute(
         _PG_CLAIM_DUE,
-        (shared.claimant, shared.lease, channel, url_index, now, shared.claimant, limit),
-    ).fetchall()
+        (shared.claimant, shared.claimant, shared.lease, channel, url_index, now,
+         shared.claimant, limit),
+    ).fetchall()  # fmt: skip
+    holdings(shared).claimed([(r[0], r[16]) for r in found], at)
     found.sort(key=lambda r: (r[13], r[10], r[15]))  # due_since, created, seq
     return [_row(r) for r in found]
 
@@ -329,24 +341,26 @@ def mark_handed(conn: Connection, handed: Iterable[tuple[str, int]]) -> None:
             [(h, k) for k, h in handed],
         )
         return
-    conn.executemany(
-        _PG_MARK_HANDED, [(h, shared.claimant, shared.lease, k, shared.claimant) for k, h in handed]
-    )
+    hand_over(conn, _PG_MARK_HANDED, handed)
 
 
 def mark_delivered(conn: Connection, keys: Iterable[str], now: float) -> None:
-    conn.executemany(
+    fenced(
+        conn,
         "UPDATE outbox SET status='delivered', updated=?, last_error='' "
         "WHERE key=? AND status='pending'",
         [(now, k) for k in keys],
+        final=True,
     )
 
 
 def mark_parts_done(conn: Connection, key: str, parts_done: int, now: float) -> None:
     """Remember that the first ``parts_done`` parts of a split message went out."""
-    conn.execute(
+    fenced(
+        conn,
         "UPDATE outbox SET parts_done=?, updated=? WHERE key=? AND status='pending'",
-        (parts_done, now, key),
+        [(parts_done, now, key)],
+        final=False,
     )
 
 
@@ -355,11 +369,13 @@ def mark_retry(
 ) -> None:
     """Count a failed attempt for each (key, next attempt at): out of the service's hands
     (a possible repeat stays one)."""
-    conn.executemany(
+    fenced(
+        conn,
         # handed: REPEAT (-1) stays, an epoch becomes NONE.
         "UPDATE outbox SET attempts=attempts+1, next_attempt=?, last_error=?, updated=?, "
         "handed=CASE handed WHEN -1 THEN -1 ELSE 0 END WHERE key=? AND status='pending'",
         [(at, error, now, k) for k, at in retries],
+        final=False,
     )
 
 
@@ -367,9 +383,11 @@ def mark_finished(
     conn: Connection, keys: Iterable[str], status: Finished, *, reason: str, now: float
 ) -> None:
     """Finish rows undelivered: given up on (``expired``), or muted since they were queued."""
-    conn.executemany(
+    fenced(
+        conn,
         "UPDATE outbox SET status=?, last_error=?, updated=? WHERE key=? AND status='pending'",
         [(status, reason, now, k) for k in keys],
+        final=True,
     )
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections.abc import Iterable, Mapping, Sequence
 
 import attrs
@@ -27,7 +28,7 @@ from alertd.events import Alert
 from alertd.store import alert_states
 from alertd.store import notifications as outbox_table  # the SQL table is named outbox
 from alertd.store.alert_states import AlertState, alert_from_json, alert_to_json
-from alertd.store.claims import orphans
+from alertd.store.claims import holdings, orphans, reconfirm
 from alertd.store.handoff import Handoff, HandoffStatistics
 from alertd.store.notifications import (
     Notification,
@@ -267,6 +268,19 @@ class Outbox:
     async def rows(self, *, status: Status | None = None) -> list[OutboxRow]:
         """Every row (optionally of one status), oldest first: for tests and inspection."""
         return await self.db.run(lambda conn: outbox_table.rows(conn, status))
+
+    async def still_held(self, rows: Sequence[OutboxRow]) -> bool:
+        """Whether ``rows`` are still this process's to send (always, on SQLite). On the
+        shared database a claim that may have run out by this process's own clock (it was
+        paused, or could not renew) is confirmed with the database first: False, and the
+        send does not start, when another replica has claimed one since (store/claims)."""
+        if self.claims is None:
+            return True
+        lapsing = holdings(self.claims).lapsing([r.key for r in rows], time.monotonic())
+        if not lapsing:
+            return True
+        lost = await self.db.write(lambda conn: reconfirm(conn, lapsing))
+        return not lost
 
     def possible_repeat(self, row: OutboxRow) -> bool:
         """Whether the service may have ``row`` already: a send of it was cut off (by a

@@ -83,6 +83,11 @@ MIGRATIONS: Sequence[str] = (
     ALTER TABLE dispatch_alerts ADD COLUMN held_until DOUBLE PRECISION NOT NULL DEFAULT 0;
     CREATE INDEX dispatch_alerts_held ON dispatch_alerts (held_by) WHERE state = 'held';
     """,
+    # 4: a claim's token (claims.py): raised whenever a row changes hands, so a process
+    # paused past its lease cannot write the outcome of a row another has claimed since.
+    """
+    ALTER TABLE outbox ADD COLUMN claim BIGINT NOT NULL DEFAULT 0;
+    """,
 )
 
 VERSION = len(MIGRATIONS)  # the version this alertd expects
