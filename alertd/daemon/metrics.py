@@ -152,6 +152,11 @@ class Metrics(NullMetrics):
         self._reload_failures = counter(
             "alertd_reload_failures", "Reloads that kept the previous config"
         )
+        # On a shared database (store/spool.py): 1 while it is away, the alerts its spool holds.
+        self._away = gauge("alertd_database_away", "1 while the shared database is away")
+        self._spool = gauge("alertd_spool_alerts", "Alerts the spool holds for the database")
+        self._spooled = counter("alertd_alerts_spooled", "Alerts written to the spool")
+        self._drained = counter("alertd_alerts_drained", "Alerts moved from the spool")
         self._latency = Histogram(
             "alertd_delivery_latency_seconds",
             "From entering the outbox to delivered, per channel",
@@ -185,6 +190,12 @@ class Metrics(NullMetrics):
         if dispatch is not None:
             self._silenced.inc(self._grown("silenced", dispatch.silenced))
             self._inhibited.inc(self._grown("inhibited", dispatch.inhibited))
+        outage = None if dispatch is None else dispatch.outage
+        if outage is not None:
+            self._away.set(0 if outage.away_since is None else 1)
+            self._spool.set(outage.spool.alerts)
+            self._spooled.inc(self._grown("spooled", outage.spool.spooled))
+            self._drained.inc(self._grown("drained", outage.spool.drained))
         self._reload_failures.inc(self._grown("reload_failures", snapshots["reload_failures"]))
 
     def _grown(self, name: str, count: int) -> int:

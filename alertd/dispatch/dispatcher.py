@@ -38,6 +38,7 @@ from alertd.messages.formats import zone
 from alertd.messages.level import alerts_level
 from alertd.messages.summary import summarize
 from alertd.store.outbox import AlertState, Notification, Outbox
+from alertd.store.spool import OutageStatistics
 from alertd.store.spooling import SpoolingOutbox
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,8 @@ class DispatchStatistics:
     unrouted: int  # alerts with no channel to go to (logged as errors)
     rows_queued: int  # outbox rows written (one per message and channel URL)
     rows_held_for_quiet_hours: int  # of those, rows that wait for quiet hours to end
+    # On a shared database: whether it is away, and the spool (store/spool.py); else None.
+    outage: OutageStatistics | None = None
 
 
 @attrs.define
@@ -114,6 +117,7 @@ class Dispatcher:
             unrouted=c.unrouted,
             rows_queued=c.rows,
             rows_held_for_quiet_hours=c.quiet,
+            outage=self._outbox.outage() if isinstance(self._outbox, SpoolingOutbox) else None,
         )
 
     async def run(

@@ -11,7 +11,13 @@ from alertd.events import Alert
 from alertd.store.alert_states import AlertState
 from alertd.store.notifications import Notification, OutboxRow
 from alertd.store.outbox import Outbox
-from alertd.store.spool import DatabaseUnreachable, Record, Spool, without_waiting
+from alertd.store.spool import (
+    DatabaseUnreachable,
+    OutageStatistics,
+    Record,
+    Spool,
+    without_waiting,
+)
 
 T = TypeVar("T")
 
@@ -23,6 +29,8 @@ class Reachability(Protocol):
     def away(self) -> bool: ...
 
     def hand_drained_to(self, put: Callable[[Sequence[OutboxRow]], None]) -> None: ...
+
+    def outage(self) -> OutageStatistics | None: ...
 
 
 def for_dispatch(outbox: Outbox) -> Outbox | SpoolingOutbox:
@@ -66,6 +74,10 @@ class SpoolingOutbox:
             if self.spool.room_for(len(record.alerts)):
                 return None, await self.spool.put(record, whole=whole)
             await self.spool.wait_for_room()
+
+    def outage(self) -> OutageStatistics | None:
+        """Whether the database is away, and the spool (for dispatch's statistics)."""
+        return self._database.outage()
 
     async def held_alerts(self) -> list[Alert]:
         return await self.outbox.held_alerts()

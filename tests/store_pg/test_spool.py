@@ -17,8 +17,15 @@ from pathlib import Path
 import psycopg
 import pytest
 import trio
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
+from alertd.check import parse_config
 from alertd.daemon.health import database_problem
+from alertd.daemon.metrics import Metrics
+from alertd.dispatch.dispatcher import Dispatcher
+from alertd.dispatch.muting import Muter
+from alertd.dispatch.silences import Silences
 from alertd.events import Alert
 from alertd.store.outbox import Notification, Outbox
 from alertd.store.postgres import DatabaseUnavailable, PostgresDatabase
@@ -98,6 +105,25 @@ def _table(url: str) -> tuple[list[str], list[tuple[str, str]]]:
     return keys, [(r[0], r[1]) for r in alerts]
 
 
+def _dispatcher(writes: SpoolingOutbox, db: PostgresDatabase) -> Dispatcher:
+    config, _ = parse_config("")
+    return Dispatcher(config, writes, Muter(config, Silences(db)))
+
+
+def _scraped(dispatcher: Dispatcher) -> dict[str, float]:
+    """The spool's samples of a metrics endpoint that observed dispatch's statistics."""
+    metrics = Metrics()
+    metrics.observe(dispatch=dispatcher.statistics(), pending=0, reload_failures=0)
+    text = generate_latest(metrics.registry).decode()
+    names = ("database_away", "spool_alerts", "alerts_spooled_total", "alerts_drained_total")
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name.removeprefix("alertd_") in names
+    }
+
+
 async def _until_drained(db: PostgresDatabase) -> None:
     with trio.fail_after(STEP):
         while db.away or db.spool is None or db.spool.pending:  # noqa: ASYNC110 (polls)
@@ -108,12 +134,13 @@ async def test_alerts_spooled_while_the_database_is_away_land_once_in_order(
     store: PostgresDatabase, server: PostgresServer, url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """With the server stopped, dispatch's writes (alerts sent at once, one held and queued
-    later, a duplicate) go to the spool; the health reason says since when and how many;
-    once it is back each alert is in the outbox once, in the order it came."""
+    later, a duplicate) go to the spool; the health reason and the metrics say so; once it
+    is back each alert is in the outbox once, in the order it came."""
     caplog.set_level(logging.INFO)
     outbox = Outbox(store)
     writes = for_dispatch(outbox)
     assert isinstance(writes, SpoolingOutbox)
+    dispatcher = _dispatcher(writes, store)  # its statistics: what metrics observe
     now = time.time()
     assert await writes.record_and_enqueue([_alert(0)], now, {"alert-0": "sent"}, [_note(0)]) == 1
     server.stop()
@@ -125,6 +152,7 @@ async def test_alerts_spooled_while_the_database_is_away_land_once_in_order(
         assert await writes.record_alerts([_alert(3), _alert(2)], now) == [_alert(3)]
         assert await writes.enqueue([_note(3)], states={"alert-3": "sent"}) == 1
     assert store.away
+    assert _scraped(dispatcher)["alertd_database_away"] == 1
     outage = outage_of(store)
     assert outage is not None and outage.spool.alerts == 3 and outage.spool.records == 4
     since = time.strftime("%H:%M:%S", time.gmtime(outage.away_since or 0))
@@ -137,6 +165,10 @@ async def test_alerts_spooled_while_the_database_is_away_land_once_in_order(
     assert alerts == [(f"alert-{n}", "sent") for n in range(4)]
     stats = store.spool.statistics() if store.spool else None
     assert stats is not None and (stats.spooled, stats.drained, stats.alerts) == (3, 3, 0)
+    assert _scraped(dispatcher) == {
+        "alertd_database_away": 0, "alertd_spool_alerts": 0,
+        "alertd_alerts_spooled_total": 3, "alertd_alerts_drained_total": 3,
+    }  # fmt: skip
     assert len([r for r in caplog.records if r.message.startswith("store.database_back")]) == 1
     # The drained rows were handed to delivery, claimed by this replica.
     assert {r.key for r in await outbox.due("me", 0, time.time(), 10)} == {"k0", "k1", "k2", "k3"}
