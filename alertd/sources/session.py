@@ -110,6 +110,10 @@ class Session:
     # (account streams have none: most connections never need the task).
     _timers: trio.Nursery | None = None
     _ticking: bool = False
+    # Where the forwarder is started, once an event waits in the buffer (most events go
+    # straight into the shared channel: most sessions never need the task).
+    _tasks: trio.Nursery | None = None
+    _forwarding: bool = False
 
     @health.default
     def _fresh_health(self) -> StreamHealth:
@@ -149,7 +153,9 @@ class Session:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._forward, nursery.cancel_scope)
+            self._tasks = nursery
+            if not self.buffer.idle:  # left by the previous session of the account
+                self._start_forwarding()
             if self.keepalive is None:  # run alone: a pinger of its own
                 self.keepalive = Keepalive()
                 await nursery.start(self.keepalive.run)
@@ -341,7 +347,14 @@ class Session:
         finally:
             self._ticking = False
 
+    def _start_forwarding(self) -> None:
+        if not self._forwarding and self._tasks is not None:
+            self._forwarding = True
+            self._tasks.start_soon(self._forward, self._tasks.cancel_scope)
+
     async def _forward(self, scope: trio.CancelScope) -> None:
+        """Moves the buffer's events to the shared channel, from the first event that had to
+        wait to the session's end."""
         send = self.send
         buffer = self.buffer
         try:
@@ -383,3 +396,4 @@ class Session:
             except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
                 pass  # the forwarder waits for room, or finds the consumer gone
         buffer.put(event, stream=stream, bounded=bounded)
+        self._start_forwarding()
