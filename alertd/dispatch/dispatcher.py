@@ -28,6 +28,7 @@ import trio
 
 from alertd import clock
 from alertd.config.model import Config
+from alertd.dispatch.adoption import adopt_orphans
 from alertd.dispatch.grouping import Group, Grouper, GroupingStatistics, GroupKey, group_key
 from alertd.dispatch.muting import Muter
 from alertd.dispatch.quiet import quiet_until
@@ -137,6 +138,7 @@ class Dispatcher:
         self._grouper.restore(held, now)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._flush_loop)
+            nursery.start_soon(adopt_orphans, self._outbox, self.adopt)  # a dead replica's
             await nursery.start(self._muter.keep_fresh, self._wall)
             task_status.started()
             async with receive:
@@ -159,6 +161,15 @@ class Dispatcher:
             nursery.cancel_scope.cancel()
         with trio.CancelScope(shield=True):
             await self._flush(self._grouper.pop_all(trio.current_time()))
+
+    async def adopt(self, alerts: Sequence[Alert]) -> None:
+        """Alerts another replica held in its groups when it died (dispatch/adoption)."""
+        async with self._lock:
+            now = trio.current_time()
+            for alert in alerts:
+                self._muter.observe(alert, now)
+            self._grouper.restore(alerts, now)
+            self._wake.set()
 
     async def accept(self, alert: Alert) -> None:
         """Take one alert (what ``run`` does for each one received)."""

@@ -1,6 +1,7 @@
 """This process's claims on outbox rows, on the database replicas share (PostgreSQL only; see
 ``notifications``): renewed while it runs, released when it stops, the URLs whose rows
-another process left, for this one to take, and the fence on what it writes of them.
+another process left and the alerts it held in its groups, for this one to take, and the
+fence on what it writes of the rows.
 
 A lease is not a fence: a process paused past its lease (SIGSTOP, a long GC, a stalled VM)
 goes on where it stopped, as if it still held its rows. So every claim has a token, the
@@ -22,6 +23,8 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from alertd.events import Alert
+from alertd.store.alert_states import alert_from_json
 from alertd.store.sql import Claims, Connection, claims
 
 log = logging.getLogger(__name__)
@@ -141,6 +144,20 @@ def orphans(conn: Connection) -> set[tuple[str, int]]:
         (_claims(conn).claimant,),
     )
     return {(r[0], r[1]) for r in rows}
+
+
+def adopt_held(conn: Connection) -> list[Alert]:
+    """Alerts other processes held in their groups and hold no more (their lease ran out:
+    they died; or they released them), held by this one from now on, oldest first."""
+    shared = _claims(conn)
+    rows = conn.execute(
+        "UPDATE dispatch_alerts SET held_by=?, held_until=extract(epoch from clock_timestamp())+? "
+        "WHERE state='held' AND held_by<>? AND (held_by='' "
+        "OR held_until<extract(epoch from clock_timestamp())) RETURNING received, alert",
+        (shared.claimant, shared.lease, shared.claimant),
+    ).fetchall()
+    rows.sort(key=lambda r: float(r[0]))
+    return [alert_from_json(r[1]) for r in rows]
 
 
 # -- the fence ---------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from alertd.events import Alert
 from alertd.store import alert_states
 from alertd.store import notifications as outbox_table  # the SQL table is named outbox
 from alertd.store.alert_states import AlertState, alert_from_json, alert_to_json
-from alertd.store.claims import holdings, orphans, reconfirm
+from alertd.store.claims import adopt_held, holdings, orphans, reconfirm
 from alertd.store.handoff import Handoff, HandoffStatistics
 from alertd.store.notifications import (
     Notification,
@@ -194,6 +194,11 @@ class Outbox:
     async def held_alerts(self) -> list[Alert]:
         """Alerts accepted but not yet queued (waiting in a group when the process stopped)."""
         return await self.db.run(alert_states.held)
+
+    async def adopt_held(self) -> list[Alert]:
+        """On the shared database, alerts another replica held in its groups and holds no
+        more (it died), held by this process from now on; none on SQLite."""
+        return [] if self.claims is None else await self.db.write(adopt_held)
 
     # -- queuing (dispatch, and delivery's fallback reports) ----------------------------------
 
