@@ -59,25 +59,25 @@ class Assignments:
         while True:
             await self._changed.wait()
             self._changed = trio.Event()
-            now = self._latest
-            assert now is not None
+            latest = self._latest
+            assert latest is not None
             if applied is None:
-                fresh = now.watched
-                gained = now.owned if now.continuing else frozenset()
+                fresh = latest.watched
+                gained = latest.owned if latest.continuing else frozenset()
             else:
-                fresh &= now.watched
-                gained = now.owned - applied.owned
-            engine.own(now.owned - gained)
+                fresh &= latest.watched
+                gained = latest.owned - applied.owned
+            engine.own(latest.owned - gained)
             save()  # what was given up, to the shared table for its next owner
             wake()
             if gained:
                 await trio.sleep(ADOPT_DELAY)
                 rows = await _shared_rows(engine)
                 engine.adopt(trio.current_time(), gained, rows, fresh=fresh & gained)
-                engine.own(now.owned)
-                fresh |= gained & now.watched
+                engine.own(latest.owned)
+                fresh |= gained & latest.watched
                 wake()
-            applied = now
+            applied = latest
 
 
 async def _shared_rows(engine: Engine) -> list[StateRow]:

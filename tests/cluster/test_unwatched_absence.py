@@ -60,9 +60,11 @@ async def test_only_the_owner_reports_silence_and_a_takeover_continues_from_shar
                     config, state_dir=tmp_path / f"state-{name}", name=name
                 )
             await wait_for(
-                lambda: sorted(exchange.watchers()) == accounts
-                and all(len(rs) == 1 for rs in exchange.watchers().values())
-                and len({rs[0] for rs in exchange.watchers().values()}) == 2,
+                lambda: (
+                    sorted(exchange.watchers()) == accounts
+                    and all(len(rs) == 1 for rs in exchange.watchers().values())
+                    and len({rs[0] for rs in exchange.watchers().values()}) == 2
+                ),
                 START,
                 "each account watched by one replica, both replicas watching",
             )
