@@ -5,18 +5,20 @@ means the connection is half-open (the peer neither sends nor answers) and its `
 is called. This was one heartbeat task per session, sleeping between pings: with 5,000
 accounts that is 5,000 parked tasks, two trio deadlines a ping (the sleep and the pong's
 timeout) and a task switch on each; it was the largest part of an idle daemon's CPU. Here
-the due times sit in one heap, rounded up to ``TICK`` so that any number of connections wake
-the task at most ten times a second; a ping in flight is a short task (trio-websocket's
-``ping`` returns at the pong) that ends with its pong, or is cancelled when the connection
-stops being watched. A peer that stops answering is noticed at most ``TICK`` later than with
-a timer of its own.
+the due times are rounded up to ``TICK`` and the connections due at a tick sit in one list
+(a timer wheel: a heap of tick numbers, a list per tick), so that any number of connections
+wake the task at most ten times a second and scheduling a ping allocates nothing the garbage
+collector would carry into its oldest generation (a heap entry per ping did, and full
+collections over 5,000 accounts' objects are slow). A ping in flight is a short task
+(trio-websocket's ``ping`` returns at the pong) that ends with its pong, or is cancelled when
+the connection stops being watched. A peer that stops answering is noticed at most ``TICK``
+later than with a timer of its own.
 """
 
 from __future__ import annotations
 
 import contextlib
 import heapq
-import itertools
 import math
 from collections.abc import Callable, Iterator
 
@@ -28,20 +30,22 @@ from alertd.sources.transport import Connection, ConnectionLost
 TICK = 0.1  # seconds: pings and pong deadlines are rounded up to this grid
 
 
-def _on_tick(at: float) -> float:
-    return math.ceil(at / TICK) * TICK
+def _tick_at(at: float) -> int:
+    """The first tick at or after trio time ``at``."""
+    return math.ceil(at / TICK)
 
 
 @attrs.define(eq=False)
 class _Watch:
-    """One watched connection. ``due`` is when the task next looks at it: to send a ping
-    (none in flight) or to give up on the pong (one in flight, since ``sent_at``)."""
+    """One watched connection. ``due`` is the tick at which the task next looks at it: to
+    send a ping (none in flight) or to give up on the pong (one in flight, since
+    ``sent_at``)."""
 
     conn: Connection
     interval: float
     timeout: float
     on_dead: Callable[[str], None]
-    due: float = math.inf
+    due: int = 0
     sent_at: float | None = None
     watched: bool = True
     ping: trio.CancelScope | None = None  # the ping in flight
@@ -63,8 +67,8 @@ class Keepalive:
     cancelled (their connections are the sessions' to close). An error in a watcher's
     ``on_dead`` propagates out of ``run``: it must only note the reason and cancel."""
 
-    _heap: list[tuple[float, int, _Watch]] = attrs.field(factory=list)
-    _order: Iterator[int] = attrs.field(factory=itertools.count)
+    _wheel: dict[int, list[_Watch]] = attrs.field(factory=dict)  # by tick
+    _ticks: list[int] = attrs.field(factory=list)  # a heap of the wheel's ticks
     _nursery: trio.Nursery | None = None
     _wake: trio.Event = attrs.field(factory=trio.Event)
     _sleeping_until: float = math.inf
@@ -86,7 +90,7 @@ class Keepalive:
                 while True:
                     self._look(trio.current_time())
                     self._wake = trio.Event()
-                    self._sleeping_until = self._heap[0][0] if self._heap else math.inf
+                    self._sleeping_until = self._ticks[0] * TICK if self._ticks else math.inf
                     with trio.move_on_at(self._sleeping_until):
                         await self._wake.wait()
             finally:
@@ -122,31 +126,37 @@ class Keepalive:
                 watch.ping.cancel()
 
     def _schedule(self, watch: _Watch, at: float) -> None:
-        watch.due = _on_tick(at)
-        heapq.heappush(self._heap, (watch.due, next(self._order), watch))
-        if watch.due < self._sleeping_until:
+        tick = watch.due = _tick_at(at)
+        due = self._wheel.get(tick)
+        if due is None:
+            due = self._wheel[tick] = []
+            heapq.heappush(self._ticks, tick)
+        due.append(watch)
+        if tick * TICK < self._sleeping_until:
             self._wake.set()
 
     def _look(self, now: float) -> None:
-        """Ping what is due; give up on what missed its pong. Entries left behind by a
-        reschedule (their ``due`` is no longer the watch's) are dropped as they surface."""
-        heap = self._heap
-        while heap and heap[0][0] <= now:
-            due, _, watch = heapq.heappop(heap)
-            if not watch.watched or due != watch.due:
-                continue
-            if watch.sent_at is None:
-                assert self._nursery is not None
-                watch.sent_at = now
-                watch.ping = trio.CancelScope()
-                self._pings += 1
-                self._in_flight += 1
-                self._nursery.start_soon(self._ping, watch, watch.ping)
-                self._schedule(watch, now + watch.timeout)
-            else:
-                self._dead += 1
-                self._unwatch(watch)
-                watch.on_dead(f"no pong within {watch.timeout:g}s (connection half-open)")
+        """Ping what is due; give up on what missed its pong. Watches left behind by a
+        reschedule (their ``due`` is no longer this tick) are dropped as their tick comes."""
+        while self._ticks and self._ticks[0] * TICK <= now:
+            tick = heapq.heappop(self._ticks)
+            for watch in self._wheel.pop(tick):
+                if watch.watched and watch.due == tick:
+                    self._due(watch, now)
+
+    def _due(self, watch: _Watch, now: float) -> None:
+        if watch.sent_at is not None:  # a ping in flight since, unanswered
+            self._dead += 1
+            self._unwatch(watch)
+            watch.on_dead(f"no pong within {watch.timeout:g}s (connection half-open)")
+            return
+        assert self._nursery is not None
+        watch.sent_at = now
+        watch.ping = trio.CancelScope()
+        self._pings += 1
+        self._in_flight += 1
+        self._nursery.start_soon(self._ping, watch, watch.ping)
+        self._schedule(watch, now + watch.timeout)
 
     async def _ping(self, watch: _Watch, scope: trio.CancelScope) -> None:
         try:
