@@ -124,15 +124,23 @@ class Record:
         )
 
 
+_DONE = "SELECT id FROM dispatch_alerts WHERE id = ANY(?) AND state <> 'held'"
+
+
 def apply(conn: Connection, *, records: Sequence[Record]) -> list[OutboxRow]:
     """Make ``records`` on the shared database, in order, inside the caller's transaction;
     the outbox rows that were new. A notification whose every alert the database had already
     is not queued (those alerts were handled: by a first move whose answer was lost, or by
-    another replica), and such alerts' states are left as they are."""
+    another replica), and such alerts' states are left as they are; nor is a group's
+    notification whose every alert the database has as handled (not held: an alert seen
+    again while the database was away, whose first copy went out before)."""
     added: list[OutboxRow] = []
     for record in records:
         new = alert_states.insert(conn, list(record.alerts), record.now)
         known = {a.id for (a, _), fresh in zip(record.alerts, new, strict=True) if not fresh}
+        if not record.alerts and record.notifications:
+            ids = sorted({i for n in record.notifications for i in n.alert_ids})
+            known = {r[0] for r in conn.execute(_DONE, (ids,))}
         notes = [n for n in record.notifications if not (n.alert_ids and set(n.alert_ids) <= known)]
         added += outbox_table.insert(conn, notes)
         alert_states.set_states(conn, [(i, s) for i, s in record.states if i not in known])

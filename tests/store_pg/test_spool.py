@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
+import attrs
 import psycopg
 import pytest
 import trio
@@ -134,8 +135,9 @@ async def test_alerts_spooled_while_the_database_is_away_land_once_in_order(
     store: PostgresDatabase, server: PostgresServer, url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """With the server stopped, dispatch's writes (alerts sent at once, one held and queued
-    later, a duplicate) go to the spool; the health reason and the metrics say so; once it
-    is back each alert is in the outbox once, in the order it came."""
+    later, duplicates of one spooled and of one sent before) go to the spool; the health
+    reason and the metrics say so; once it is back each alert is in the outbox once, in the
+    order it came."""
     caplog.set_level(logging.INFO)
     outbox = Outbox(store)
     writes = for_dispatch(outbox)
@@ -151,12 +153,16 @@ async def test_alerts_spooled_while_the_database_is_away_land_once_in_order(
         assert await writes.record_and_enqueue([_alert(2)], now, states, [_note(2)]) is None
         assert await writes.record_alerts([_alert(3), _alert(2)], now) == [_alert(3)]
         assert await writes.enqueue([_note(3)], states={"alert-3": "sent"}) == 1
+        # alert-0 seen again, grouped: the spool cannot know the database has it, sent.
+        assert await writes.record_alerts([_alert(0)], now) == [_alert(0)]
+        again = attrs.evolve(_note(0), key="k0-again")
+        assert await writes.enqueue([again], states={"alert-0": "sent"}) == 1
     assert store.away
     assert _scraped(dispatcher)["alertd_database_away"] == 1
     outage = outage_of(store)
-    assert outage is not None and outage.spool.alerts == 3 and outage.spool.records == 4
+    assert outage is not None and outage.spool.alerts == 4 and outage.spool.records == 6
     since = time.strftime("%H:%M:%S", time.gmtime(outage.away_since or 0))
-    assert database_problem(outage) == f"database unreachable since {since} UTC, 3 alerts spooled"
+    assert database_problem(outage) == f"database unreachable since {since} UTC, 4 alerts spooled"
     assert len([r for r in caplog.records if r.message.startswith("store.database_away")]) == 1
     server.start()
     await _until_drained(store)
@@ -164,10 +170,10 @@ async def test_alerts_spooled_while_the_database_is_away_land_once_in_order(
     assert keys == ["k0", "k1", "k2", "k3"]
     assert alerts == [(f"alert-{n}", "sent") for n in range(4)]
     stats = store.spool.statistics() if store.spool else None
-    assert stats is not None and (stats.spooled, stats.drained, stats.alerts) == (3, 3, 0)
+    assert stats is not None and (stats.spooled, stats.drained, stats.alerts) == (4, 4, 0)
     assert _scraped(dispatcher) == {
         "alertd_database_away": 0, "alertd_spool_alerts": 0,
-        "alertd_alerts_spooled_total": 3, "alertd_alerts_drained_total": 3,
+        "alertd_alerts_spooled_total": 4, "alertd_alerts_drained_total": 4,
     }  # fmt: skip
     assert len([r for r in caplog.records if r.message.startswith("store.database_back")]) == 1
     # The drained rows were handed to delivery, claimed by this replica.
