@@ -42,7 +42,7 @@ timeout = "2s"
 
 @pytest.fixture
 def server() -> Iterator[CaptureServer]:
-    capture = CaptureServer(frames={"/a": []})
+    capture = CaptureServer(frames={"/a": [], "/b": []})
     yield capture
     capture.stop()
 
@@ -56,15 +56,17 @@ def database(private_postgres: PostgresServer) -> Iterator[str]:
         private_postgres.start()
 
 
-def _replica(procs: Procs, tmp_path: Path, url: str, ws: CaptureServer, receiver: Receiver) -> Proc:
-    """Replica a (its spool in tmp_path/state-a), once it is ready."""
-    path = replica_config(tmp_path, "a", database=url, ws=ws.url("/a"), hook=receiver.url())
+def _replica(
+    procs: Procs, tmp_path: Path, url: str, ws: CaptureServer, receiver: Receiver, name: str = "a"
+) -> Proc:
+    """Replica ``name`` (its spool in tmp_path/state-NAME), once it is ready."""
+    hook = receiver.url()
+    path = replica_config(tmp_path, name, database=url, ws=ws.url(f"/{name}"), hook=hook)
     text = path.read_text().replace("[daemon]\n", "[daemon]\n" + DAEMON, 1)
     path.write_text(text.replace("\n[[accounts]]", HEARTBEAT + "[[accounts]]", 1))
     ping = f"http://127.0.0.1:{receiver.port}/ping/{UUID}"
-    daemon = procs.daemon(
-        path, state_dir=tmp_path / "state-a", env={"HEARTBEAT_URL": ping}, name="alertd-a"
-    )
+    state = tmp_path / f"state-{name}"
+    daemon = procs.daemon(path, state_dir=state, env={"HEARTBEAT_URL": ping}, name=f"alertd-{name}")
     daemon.wait_for_line(r"daemon\.ready ", START_TIMEOUT)
     return daemon
 
@@ -194,3 +196,34 @@ def test_a_replica_stopped_while_the_database_is_away_exits_and_keeps_the_spool(
     time.sleep(1.0)
     assert set(titles(receiver).values()) == {1}, titles(receiver)
     assert code == 0, a.tail()
+
+
+@pytest.mark.slow
+def test_two_replicas_that_spooled_the_same_fills_deliver_each_once(
+    procs: Procs,
+    receiver: Receiver,
+    private_postgres: PostgresServer,
+    database: str,
+    tmp_path: Path,
+    server: CaptureServer,
+) -> None:
+    """Two replicas watching one account are sent the same fills while the server is
+    stopped: each spools them, both drain when it is back, and each fill reaches the
+    webhook once (the second drain finds the alerts known)."""
+    server.frames["/a"] = server.frames["/b"] = fills(16, start=3.0, every=0.5)
+    server.start()
+    a = _replica(procs, tmp_path, database, server, receiver, "a")
+    b = _replica(procs, tmp_path, database, server, receiver, "b")
+    wait_until(lambda: titles(receiver), 30, "the first fill delivered", dump=a.tail)
+    private_postgres.stop()
+    for replica in (a, b):
+        replica.wait_for_line(r"store\.database_away ", RETRY + 10)
+    time.sleep(OUTAGE - RETRY)
+    private_postgres.start()
+    expected = [f"filled o{n}" for n in range(16)]
+    wait_until(lambda: set(expected) <= set(titles(receiver)), 30, "16 fills", dump=a.tail)
+    time.sleep(1.0)
+    assert titles(receiver) == collections.Counter(expected)
+    for replica in (a, b):
+        [back] = replica.matches(r"store\.database_back \S+ after=\S+ spooled=(\d+)")
+        assert int(back.group(1)) >= 5, replica.tail()  # both held fills of the outage
