@@ -5,7 +5,8 @@ from __future__ import annotations
 from alertd.config.model import RuleType
 from alertd.engine.compile import CompiledRule
 from alertd.engine.rule_types.absence import AbsenceRule
-from alertd.engine.rule_types.base import ChangedKeys, ClockReference, RuleEvaluator
+from alertd.engine.rule_types.base import ChangedKeys, RuleEvaluator
+from alertd.engine.rule_types.clock import ClockReference
 from alertd.engine.rule_types.event import EventRule
 from alertd.engine.rule_types.order_timeout import OrderTimeoutRule
 from alertd.engine.rule_types.rate import RateRule

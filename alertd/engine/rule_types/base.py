@@ -9,11 +9,8 @@ seconds, converted through the one ``ClockReference`` the engine took at start, 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Iterable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
-
-import attrs
 
 from alertd.engine.alerts import (
     build_alert,
@@ -23,6 +20,7 @@ from alertd.engine.alerts import (
     timer_identity,
 )
 from alertd.engine.compile import CompiledRule, _common_fields
+from alertd.engine.rule_types.clock import ClockReference
 from alertd.engine.timers import TimerQueue
 from alertd.events import Alert, AlertStatus, Event
 
@@ -38,30 +36,6 @@ TimerAlert = Literal["first", "repeat"]
 
 # (evaluator, key) pairs whose state changed since the engine last took the changes to save.
 ChangedKeys = set[tuple["RuleEvaluator", str]]
-
-
-@attrs.define
-class ClockReference:
-    """The one (trio clock, Unix time) pair the engine fixes at start, and the wall clock:
-    converts trio-clock deadlines to the epoch seconds that are persisted, and back."""
-
-    wall: Callable[[], datetime]
-    mono_ref: float = 0.0
-    epoch_ref: float = 0.0
-
-    def anchor(self, mono: float) -> None:
-        """Trio time ``mono`` is now (the wall clock's reading)."""
-        self.mono_ref = mono
-        self.epoch_ref = self.wall().timestamp()
-
-    def epoch(self, mono: float) -> float:
-        return self.epoch_ref + (mono - self.mono_ref)
-
-    def mono(self, epoch: float) -> float:
-        return self.mono_ref + (epoch - self.epoch_ref)
-
-    def wall_at(self, mono: float) -> datetime:
-        return datetime.fromtimestamp(self.epoch(mono), UTC)
 
 
 class RuleEvaluator:
