@@ -131,11 +131,7 @@ class Dispatcher:
         drain can deliver them) and return. On cancellation, alerts still waiting in a group
         stay ``held`` in the database and are picked up by the next start."""
         await self._muter.refresh(self._wall())
-        held = await self._outbox.held_alerts()
-        now = trio.current_time()
-        for alert in held:
-            self._muter.observe(alert, now)
-        self._grouper.restore(held, now)
+        self._restore(await self._outbox.held_alerts())
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._flush_loop)
             nursery.start_soon(adopt_orphans, self._outbox, self.adopt)  # a dead replica's
@@ -165,11 +161,15 @@ class Dispatcher:
     async def adopt(self, alerts: Sequence[Alert]) -> None:
         """Alerts another replica held in its groups when it died (dispatch/adoption)."""
         async with self._lock:
-            now = trio.current_time()
-            for alert in alerts:
-                self._muter.observe(alert, now)
-            self._grouper.restore(alerts, now)
+            self._restore(alerts)
             self._wake.set()
+
+    def _restore(self, alerts: Sequence[Alert]) -> None:
+        """Alerts held in groups by a stopped or dead dispatcher, grouped here from now."""
+        now = trio.current_time()
+        for alert in alerts:
+            self._muter.observe(alert, now)
+        self._grouper.restore(alerts, now)
 
     async def accept(self, alert: Alert) -> None:
         """Take one alert (what ``run`` does for each one received)."""
