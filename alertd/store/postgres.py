@@ -266,7 +266,7 @@ class PostgresDatabase:
             return False
         with self._lock:
             old, self.pool = self.pool, pool
-            self.outage_state.away_since = None
+            self.outage_state.away_since = self.outage_state.unanswered_since = None
         old.close(timeout=1.0)
         return True
 
