@@ -241,6 +241,10 @@ async def _fill_past_the_bound(
         assert store.spool is not None and store.spool.statistics().full
         full = [r for r in caplog.records if r.message.startswith("store.spool_full")]
         assert len(full) == 1 and full[0].levelno == logging.WARNING
+        outage = outage_of(store)
+        assert outage is not None and database_problem(outage).endswith(
+            "3 alerts spooled (the spool is full at 3: dispatch waits, streams may gap)"
+        )
         server.start()
         with trio.fail_after(STEP):
             await done.wait()
@@ -282,3 +286,17 @@ def test_a_move_cut_before_the_spool_forgot_it_doubles_nothing(url: str, tmp_pat
     keys, alerts = _table(url)
     assert keys == ["k0", "k1", "k2"]
     assert alerts == [(f"alert-{n}", "sent") for n in range(3)]
+
+
+def test_the_retry_budget_and_the_spool_bound_are_checked() -> None:
+    """``database_retry`` under half a second and a ``spool_max`` under 1 are problems that
+    name their line and key; the defaults are 10 s and 100,000 alerts."""
+    _, problems = parse_config('[daemon]\ndatabase_retry = "0s"\nspool_max = 0\n')
+    assert [str(p) for p in problems] == [
+        "config.toml:2 daemon.database_retry: 0s is too short: allowed is 0.5s or more (a call "
+        "tried again within it rides out a restart without spooling)",
+        "config.toml:3 daemon.spool_max: 0 is too small: allowed is 1 or more",
+    ]
+    default, none = parse_config("")
+    assert none == []
+    assert (default.daemon.database_retry, default.daemon.spool_max) == (10.0, 100_000)
