@@ -4,7 +4,7 @@ anything, so that alerts keep the order they came in."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol, TypeVar, cast
 
 from alertd.events import Alert
@@ -93,18 +93,13 @@ class SpoolingOutbox:
         return [a for a, new in zip(alerts, fresh, strict=True) if new]
 
     async def enqueue(
-        self,
-        notifications: Sequence[Notification],
-        *,
-        sent_alert_ids: Iterable[str] = (),
-        states: Mapping[str, AlertState] | None = None,
+        self, notifications: Sequence[Notification], *, states: Mapping[str, AlertState]
     ) -> int:
-        """As ``Outbox.enqueue``; spooled, how many rows it will queue at most."""
-        updates: list[tuple[str, AlertState]] = [(i, "sent") for i in sent_alert_ids]
-        updates += list((states or {}).items())
-        record = Record(now=0.0, notifications=tuple(notifications), states=tuple(updates))
+        """As ``Outbox.enqueue`` (dispatch's use: the alerts' states given); spooled, how many
+        rows it will queue at most."""
+        record = Record(now=0.0, notifications=tuple(notifications), states=tuple(states.items()))
         done, _ = await self._write(
-            record, False, lambda: self.outbox.enqueue(notifications, states=dict(updates))
+            record, False, lambda: self.outbox.enqueue(notifications, states=states)
         )
         return len(notifications) if done is None else done
 
