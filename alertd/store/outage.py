@@ -1,5 +1,16 @@
 """Whether the shared database is away, since when, and the calls that wait for it to come
-back (``postgres.PostgresDatabase``; see its module docstring for what *away* means).
+back (``postgres.PostgresDatabase``).
+
+When the database does not answer (a restart, a failover, the network), a call is tried
+again for ``[daemon] database_retry``; once those retries are spent the database is *away*:
+one WARNING line, and from then on calls do not wait in a worker thread. Dispatch's writes
+go to the spool (``spooling.SpoolingOutbox``); every other call (delivery's marks, rule state
+saves, stream marks, statistics) waits in trio, cancellably, for the database to come back,
+so its caller keeps what it has in memory and goes on from there (once the daemon stops, new
+calls fail instead: ``stop_waiting``). The database's ``upkeep`` tries to reach it every
+``PROBE_INTERVAL``; when it answers again, one line says so, the waiting calls go on, and the
+spool is drained into the shared tables (``Spool.drain``) while dispatch's writes still go to
+the spool, until it is empty (the order of alerts is kept).
 
 One ``Outage`` belongs to one database object. ``away_since`` is set by the worker thread
 whose call spent its retries (under the database's lock, so the next call in a thread fails

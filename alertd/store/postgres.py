@@ -12,17 +12,10 @@ Opening one migrates the schema (``schema.migrate``). While the daemon runs, ``u
 renews this process's claims on outbox rows (every third of the lease); ``close`` releases
 them, so after a graceful stop another replica takes what was left at once.
 
-When the database cannot be reached (a restart, a failover, the network), a call is tried
-again for ``retry_for`` seconds (``[daemon] database_retry``); once those are spent the
-database is *away* (store/outage.py): one WARNING line, and from then on calls do not wait in
-a worker thread. Dispatch's writes go to the spool (``spooling.SpoolingOutbox``); every other
-call (delivery's marks, rule state saves, stream marks, statistics) waits in trio,
-cancellably, for the database to come back, so its caller keeps what it has in memory and
-goes on from there (``stop_waiting``: once the daemon stops, new calls fail instead).
-``upkeep`` tries to reach it every ``PROBE_INTERVAL``; when it answers again, one line says
-so, the waiting calls go on, and the spool is drained into the shared tables
-(``Spool.drain``) while dispatch's writes still go to the spool, until it is empty (the
-order of alerts is kept).
+When the database cannot be reached, a call is tried again for ``retry_for`` seconds
+(``[daemon] database_retry``); once those are spent the database is *away* until ``upkeep``
+reaches it again: dispatch's writes go to the spool meanwhile, other calls wait for it
+(store/outage.py says how, and why).
 
 psycopg's errors are translated here: ``DatabaseUnavailable`` names the server (host, port,
 database, never the password) and the cause in one line.
