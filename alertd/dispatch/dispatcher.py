@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 import attrs
 import trio
@@ -31,14 +30,10 @@ from alertd.config.model import Config
 from alertd.dispatch.adoption import adopt_orphans
 from alertd.dispatch.grouping import Group, Grouper, GroupingStatistics, GroupKey, group_key
 from alertd.dispatch.muting import Muter
-from alertd.dispatch.quiet import quiet_until
-from alertd.dispatch.router import route, rows_for
+from alertd.dispatch.plan import Plan, Take, plan_group
 from alertd.engine.probe import ProbeAlert
 from alertd.events import Alert
-from alertd.messages.formats import zone
-from alertd.messages.level import alerts_level
-from alertd.messages.summary import summarize
-from alertd.store.outbox import AlertState, Notification, Outbox
+from alertd.store.outbox import Outbox
 from alertd.store.spool import OutageStatistics
 from alertd.store.spooling import SpoolingOutbox
 
@@ -217,10 +212,10 @@ class Dispatcher:
         finally:
             self._lock.release()
 
-    def _take(self, alerts: Sequence[Alert], wall: float, now: float) -> _Take:
+    def _take(self, alerts: Sequence[Alert], wall: float, now: float) -> Take:
         """What taking ``alerts`` (in order) at ``now`` decides, grouper unchanged: those due
         at once are planned (each alone: its group was idle), the others will wait."""
-        take = _Take()
+        take = Take()
         opened: set[GroupKey] = set()
         for alert in alerts:
             self._muter.observe(alert, now)
@@ -230,7 +225,7 @@ class Dispatcher:
             take.order.append((alert, sent))
             if sent:
                 group = Group(rule=alert.rule, key=alert.key, alerts=(alert,), due=now)
-                take.plans.append(self._plan(group, wall, now))
+                take.plans.append(plan_group(group, self._config, self._muter, wall, now))
             else:
                 take.held = True
         return take
@@ -268,87 +263,16 @@ class Dispatcher:
         wall = self._wall()
         await self._muter.refresh(wall)
         now = trio.current_time()
-        take = _Take(plans=[self._plan(group, wall, now) for group in groups])
+        take = Take(
+            plans=[plan_group(group, self._config, self._muter, wall, now) for group in groups]
+        )
         states = take.states()
         if states:
             await self._outbox.enqueue(take.notifications(), states=states)
         for plan in take.plans:
             self._done(plan)
 
-    def _plan(self, group: Group, wall: float, now: float) -> _Plan:
-        """What sending ``group`` writes: each alert's state and the notifications. Pure
-        but for the inhibitor's expiry bookkeeping; the log lines and counts wait for the
-        write (``_done``)."""
-        config = self._config
-        plan = _Plan(group=group)
-        by_channel: dict[str, list[Alert]] = {}
-        for alert in group.alerts:
-            muted = self._muter.muted(alert, wall=wall, now=now)
-            if muted is not None:
-                word = "silence" if muted.how == "silenced" else "by"
-                plan.lines.append(
-                    (
-                        logging.INFO,
-                        f"dispatch.{muted.how} rule=%s account=%s key=%s {word}=%s",
-                        (alert.rule, alert.account or "-", alert.key, muted.source),
-                    )
-                )
-                plan.states[alert.id] = muted.how
-                continue
-            routed = route(alert, config)
-            if routed.unknown:
-                plan.lines.append(
-                    (
-                        logging.ERROR,
-                        "dispatch.unknown_channel rule=%s channels=%s: not in [channels]",
-                        (alert.rule, ",".join(routed.unknown)),
-                    )
-                )
-            if not routed.channels:
-                plan.lines.append(
-                    (
-                        logging.ERROR,
-                        "dispatch.unrouted rule=%s key=%s id=%s: the rule names no known "
-                        "channel and [dispatch] default_channel is not set",
-                        (alert.rule, alert.key, alert.id),
-                    )
-                )
-                plan.states[alert.id] = "unrouted"
-                continue
-            for channel in routed.channels:
-                by_channel.setdefault(channel, []).append(alert)
-        if not by_channel:
-            return plan
-
-        tz = zone(config.daemon.timezone)
-        moment = datetime.fromtimestamp(wall, UTC)
-        for channel, alerts in by_channel.items():
-            settings = config.channels[channel]
-            title, body = summarize(
-                group.rule, group.key, alerts, tz, config.dispatch.group_max_items
-            )
-            windows = [*settings.quiet_hours, *config.dispatch.quiet_hours]
-            level = alerts_level(alerts)
-            until = quiet_until(windows, group.rule, moment, config.daemon.timezone, level=level)
-            if until is not None:  # said in the queued line: one line per alert
-                plan.quiet.append(f"{channel}@{until.isoformat()}")
-            ids = tuple(a.id for a in alerts)
-            for i in ids:
-                plan.states[i] = "sent"
-            plan.notifications += rows_for(
-                channel,
-                settings,
-                title=title,
-                body=body,
-                alert_ids=ids,
-                created=wall,
-                not_before=None if until is None else until.timestamp(),
-                severity=level,  # the severity, or "resolved"
-            )
-        plan.channels = list(by_channel)
-        return plan
-
-    def _done(self, plan: _Plan) -> None:
+    def _done(self, plan: Plan) -> None:
         """``plan`` is written: count and log it."""
         counts = self._counts
         for state in plan.states.values():
@@ -361,50 +285,3 @@ class Dispatcher:
         counts.rows += len(plan.notifications)
         counts.quiet += sum(1 for n in plan.notifications if n.not_before is not None)
         plan.log()
-
-
-@attrs.define
-class _Plan:
-    """What sending one group writes, and what it logs once written."""
-
-    group: Group
-    states: dict[str, AlertState] = attrs.field(factory=dict)
-    notifications: list[Notification] = attrs.field(factory=list)
-    channels: list[str] = attrs.field(factory=list)
-    lines: list[tuple[int, str, tuple[object, ...]]] = attrs.field(factory=list)
-    quiet: list[str] = attrs.field(factory=list)  # channel@until of those held back
-
-    def log(self) -> None:
-        for level, message, args in self.lines:
-            log.log(level, message, *args)
-        if self.channels:
-            sent = [a for a in self.group.alerts if self.states.get(a.id) == "sent"]
-            accounts = sorted({a.account or "-" for a in sent})
-            log.info(
-                "dispatch.queued rule=%s account=%s key=%s alerts=%d channels=%s rows=%d%s",
-                *(self.group.rule, ",".join(accounts), self.group.key),
-                len(sent),
-                ",".join(self.channels),
-                len(self.notifications),
-                f" quiet_until={','.join(self.quiet)}" if self.quiet else "",
-            )
-
-
-@attrs.define
-class _Take:
-    """What taking a batch of alerts decided: each alert in order with whether it goes out
-    at once, the plans for those that do, and whether any waits in a group."""
-
-    order: list[tuple[Alert, bool]] = attrs.field(factory=list)
-    plans: list[_Plan] = attrs.field(factory=list)
-    held: bool = False
-
-    def states(self) -> dict[str, AlertState]:
-        """Every alert's state: as planned, else ``held`` (waiting in its group)."""
-        out: dict[str, AlertState] = {alert.id: "held" for alert, _ in self.order}
-        for plan in self.plans:
-            out.update(plan.states)
-        return out
-
-    def notifications(self) -> list[Notification]:
-        return [n for plan in self.plans for n in plan.notifications]
