@@ -43,7 +43,7 @@ from alertd.daemon.reload import (
 from alertd.daemon.sdnotify import SdNotifier, run_watchdog
 from alertd.daemon.signals import watch_signals
 from alertd.daemon.status import format_status
-from alertd.daemon.store_watch import drain_unless_away, for_dispatch, watch_downtime
+from alertd.daemon.store_watch import drain_unless_away, for_dispatch, stop_waiting_when_cancelled
 from alertd.dispatch.dispatcher import Dispatcher
 from alertd.dispatch.muting import Muter
 from alertd.dispatch.silences import Silences
@@ -53,6 +53,7 @@ from alertd.events import Alert, Event
 from alertd.notify.apprise_notifier import AppriseNotifier
 from alertd.notify.delivery import Delivery
 from alertd.notify.notifier import Notifier
+from alertd.sources import downtime
 from alertd.sources.capture import Recorder
 from alertd.store.backend import StoreError, open_store
 from alertd.store.handoff import HANDOFF_CAPACITY, Handoff
@@ -140,8 +141,7 @@ class Daemon:
             self.stopped.set()
 
     async def _run(self, config: Config, db: Store, task_status: trio.TaskStatus[Daemon]) -> None:
-        # Rows the outbox commits go to delivery's workers in memory, at most HANDOFF_CAPACITY
-        # per URL (past that a worker reads them back from the table).
+        # Committed rows reach delivery in memory (store/handoff: bounded, then the table).
         outbox = self._outbox = Outbox(db, handoff=Handoff(capacity=HANDOFF_CAPACITY))
         engine = self._engine = Engine.from_config(
             config, state=RuleStateStore(db), wall=clock.wall_datetime
@@ -173,11 +173,7 @@ class Daemon:
             listen = config.daemon.metrics_listen
             if listen and isinstance(self._metrics, Metrics):
                 metrics = self._metrics
-                metrics.declare(
-                    accounts=[a.name for a in config.accounts if a.enabled],
-                    rules=[r.name for r in config.rules],
-                    channels=list(config.channels),
-                )
+                metrics.declare_config(config)
                 metrics.watch_accounts(lambda: sources.statistics().accounts)
                 try:
                     host, port = await tail.start(metrics.serve, listen)
@@ -220,7 +216,8 @@ class Daemon:
                 )
                 async with trio.open_nursery() as intake:
                     if self.housekeeping:  # alertd's own downtime (before any session), metrics
-                        await intake.start(watch_downtime, db, sources, self._stop.is_set)
+                        intake.start_soon(stop_waiting_when_cancelled, db)
+                        await intake.start(downtime.watch, db, sources, self._stop.is_set)
                         intake.start_soon(self._observe)
                     await intake.start(sources.run)
                     log.info(
@@ -245,8 +242,7 @@ class Daemon:
             if pipeline.cancel_scope.cancelled_caught:
                 log.warning("daemon.pipeline_stop_timeout (held alerts stay in the outbox)")
             drain = self.drain_timeout
-            if drain is None:
-                drain = self.config.daemon.drain_timeout
+            drain = self.config.daemon.drain_timeout if drain is None else drain
             log.info("daemon.stopping phase=drain timeout=%.1f", drain)
             self.sd.extend_timeout(drain + PIPELINE_STOP_TIMEOUT)
             left = await drain_unless_away(delivery, db, trio.current_time() + drain)

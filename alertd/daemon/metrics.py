@@ -46,6 +46,7 @@ from prometheus_client import (
 from prometheus_client.exposition import ThreadingWSGIServer
 
 from alertd import __version__, clock
+from alertd.config.model import Config
 from alertd.config.values import parse_listen
 from alertd.daemon.metrics_accounts import AccountsCollector, AccountsSource
 
@@ -211,6 +212,14 @@ class Metrics(NullMetrics):
         """Build the accounts' series from ``accounts()`` at each scrape (call this on the
         trio thread: the scrape asks that thread for the snapshots)."""
         self._accounts.watch(accounts)
+
+    def declare_config(self, config: Config) -> None:
+        """``declare`` the enabled accounts, the rules and the channels of ``config``."""
+        self.declare(
+            accounts=[a.name for a in config.accounts if a.enabled],
+            rules=[r.name for r in config.rules],
+            channels=list(config.channels),
+        )
 
     def declare(
         self,

@@ -2,51 +2,38 @@
 dispatch writes through ``for_dispatch`` (the spool while the database is away), and other
 calls wait for it to come back while the daemon runs; once it stops, they must not, or a stop
 would hang on a write made under a shield (the last stream marks, the last rule state save).
-``watch_downtime`` runs the stream marks (``sources.downtime``) and, when intake is cancelled
-(the stop's first step), tells the store to stop waiting. A stop while the database is away
-does not drain (``drain_unless_away``): nothing can be sent, every send is written down
-first; what is pending stays in the database, what is spooled in the spool, for the next
-start, and the delivery workers, waiting for the database, are cancelled with the tail."""
+``stop_waiting_when_cancelled`` runs beside the stream marks (``sources.downtime``) and,
+when intake is cancelled (the stop's first step), tells the store to stop waiting. A stop
+while the database is away does not drain (``drain_unless_away``): nothing can be sent,
+every send is written down first; what is pending stays in the database, what is spooled in
+the spool, for the next start, and the delivery workers, waiting for the database, are
+cancelled with the tail."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 import trio
 
 from alertd.notify.delivery import Delivery
-from alertd.sources import downtime
 from alertd.store.spool import DatabaseUnreachable, outage_of
 from alertd.store.spooling import for_dispatch
 from alertd.store.sql import Store
 
-__all__ = ["drain_unless_away", "for_dispatch", "watch_downtime"]
+__all__ = ["drain_unless_away", "for_dispatch", "stop_waiting_when_cancelled"]
 
 log = logging.getLogger(__name__)
 
 
-async def _stop_waiting_on_cancel(db: Store) -> None:
+async def stop_waiting_when_cancelled(db: Store) -> None:
+    """Run until cancelled (with intake, the stop's first step), then tell the shared
+    database's calls to stop waiting for it; SQLite never waits."""
     try:
         await trio.sleep_forever()
     finally:
-        stop = getattr(db, "stop_waiting", None)  # the shared database's; SQLite never waits
+        stop = getattr(db, "stop_waiting", None)
         if callable(stop):
             stop()
-
-
-async def watch_downtime(
-    db: Store,
-    intake: object,
-    graceful: Callable[[], bool],
-    *,
-    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    """``downtime.watch`` until cancelled, the store told to stop waiting when it is."""
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(_stop_waiting_on_cancel, db)
-        await nursery.start(downtime.watch, db, intake, graceful)
-        task_status.started()
 
 
 async def drain_unless_away(delivery: Delivery, db: Store, deadline: float) -> int:

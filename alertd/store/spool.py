@@ -147,15 +147,21 @@ def apply(conn: Connection, *, records: Sequence[Record]) -> list[OutboxRow]:
     return added
 
 
+@attrs.define
+class SpoolCounts:
+    """What the spool counts as it works (the first fields of its statistics)."""
+
+    spooled: int = 0  # alerts taken in since start
+    drained: int = 0  # alerts moved to the shared database since start (at start included)
+    full: bool = False  # dispatch waits for room now
+    fills: int = 0  # times it filled up since start
+
+
 @attrs.frozen(kw_only=True)
-class SpoolStatistics:
+class SpoolStatistics(SpoolCounts):
     alerts: int  # alerts in the spool now, waiting for the database
     records: int  # writes in the spool now
     capacity: int  # alerts it holds at most
-    spooled: int  # alerts taken in since start
-    drained: int  # alerts moved to the shared database since start (at start included)
-    full: bool  # dispatch waits for room now
-    fills: int  # times it filled up since start
 
 
 @attrs.frozen(kw_only=True)
@@ -191,8 +197,7 @@ class Spool:
         ).fetchone()
         self._records, self._alerts = int(records), int(alerts)
         self._reserved = 0  # writes counted in, on their way to the file
-        self._spooled = self._drained = self._fills = 0
-        self._full = False
+        self._counts = SpoolCounts()
         self._room = trio.Event()
 
     @property
@@ -202,13 +207,10 @@ class Spool:
 
     def statistics(self) -> SpoolStatistics:
         return SpoolStatistics(
+            **attrs.asdict(self._counts, recurse=False),
             alerts=self._alerts,
             records=self._records,
             capacity=self.capacity,
-            spooled=self._spooled,
-            drained=self._drained,
-            full=self._full,
-            fills=self._fills,
         )
 
     def room_for(self, alerts: int) -> bool:
@@ -217,9 +219,9 @@ class Spool:
 
     async def wait_for_room(self) -> None:
         """Wait until records leave the spool; the first wait of a fill says so, once."""
-        if not self._full:
-            self._full = True
-            self._fills += 1
+        if not self._counts.full:
+            self._counts.full = True
+            self._counts.fills += 1
             log.warning(
                 "store.spool_full alerts=%d capacity=%d path=%s: dispatch waits for the "
                 "database ([daemon] spool_max); nothing is dropped, the streams are read on, "
@@ -241,7 +243,7 @@ class Spool:
         if kept is not None:
             self._records += 1
             self._alerts += kept
-            self._spooled += kept
+            self._counts.spooled += kept
         return fresh
 
     async def drain(
@@ -277,7 +279,7 @@ class Spool:
             moved += self._delete([seq for seq, _ in batch])
             self._records -= len(batch)
             self._alerts -= sum(len(r.alerts) for r in records)
-        self._drained += moved
+        self._counts.drained += moved
         return moved
 
     def close(self) -> None:
@@ -347,8 +349,8 @@ class Spool:
         alerts = sum(len(r.alerts) for _, r in batch)
         self._records -= len(batch)
         self._alerts -= alerts
-        self._drained += alerts
-        if self._full and self.room_for(1):
-            self._full = False
+        self._counts.drained += alerts
+        if self._counts.full and self.room_for(1):
+            self._counts.full = False
         self._room.set()
         self._room = trio.Event()
