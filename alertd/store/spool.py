@@ -151,6 +151,8 @@ def apply(conn: Connection, *, records: Sequence[Record]) -> list[OutboxRow]:
 class SpoolCounts:
     """What the spool counts as it works (the first fields of its statistics)."""
 
+    alerts: int = 0  # alerts in the spool now, waiting for the database
+    records: int = 0  # writes in the spool now
     spooled: int = 0  # alerts taken in since start
     drained: int = 0  # alerts moved to the shared database since start (at start included)
     full: bool = False  # dispatch waits for room now
@@ -159,8 +161,6 @@ class SpoolCounts:
 
 @attrs.frozen(kw_only=True)
 class SpoolStatistics(SpoolCounts):
-    alerts: int  # alerts in the spool now, waiting for the database
-    records: int  # writes in the spool now
     capacity: int  # alerts it holds at most
 
 
@@ -195,27 +195,23 @@ class Spool:
         records, alerts = self._conn.execute(
             "SELECT COUNT(*), COALESCE(SUM(alerts), 0) FROM spool"
         ).fetchone()
-        self._records, self._alerts = int(records), int(alerts)
+        self._counts = SpoolCounts(alerts=int(alerts), records=int(records))
         self._reserved = 0  # writes counted in, on their way to the file
-        self._counts = SpoolCounts()
         self._room = trio.Event()
 
     @property
     def pending(self) -> bool:
         """Whether the spool holds anything (or a write to it is on its way)."""
-        return self._records + self._reserved > 0
+        return self._counts.records + self._reserved > 0
 
     def statistics(self) -> SpoolStatistics:
-        return SpoolStatistics(
-            **attrs.asdict(self._counts, recurse=False),
-            alerts=self._alerts,
-            records=self._records,
-            capacity=self.capacity,
-        )
+        return SpoolStatistics(**attrs.asdict(self._counts, recurse=False), capacity=self.capacity)
 
     def room_for(self, alerts: int) -> bool:
         """Whether ``alerts`` new alerts may go in now (always, into an empty spool)."""
-        return alerts == 0 or self._alerts == 0 or self._alerts + alerts <= self.capacity
+        return (
+            alerts == 0 or self._counts.alerts == 0 or self._counts.alerts + alerts <= self.capacity
+        )
 
     async def wait_for_room(self) -> None:
         """Wait until records leave the spool; the first wait of a fill says so, once."""
@@ -226,7 +222,7 @@ class Spool:
                 "store.spool_full alerts=%d capacity=%d path=%s: dispatch waits for the "
                 "database ([daemon] spool_max); nothing is dropped, the streams are read on, "
                 "and what overflows their queues meanwhile is reported as a gap",
-                self._alerts,
+                self._counts.alerts,
                 self.capacity,
                 self.path,
             )
@@ -241,8 +237,8 @@ class Spool:
         finally:
             self._reserved -= 1
         if kept is not None:
-            self._records += 1
-            self._alerts += kept
+            self._counts.records += 1
+            self._counts.alerts += kept
             self._counts.spooled += kept
         return fresh
 
@@ -277,8 +273,8 @@ class Spool:
             records = [r for _, r in batch]
             write(partial(apply, records=records))
             moved += self._delete([seq for seq, _ in batch])
-            self._records -= len(batch)
-            self._alerts -= sum(len(r.alerts) for r in records)
+            self._counts.records -= len(batch)
+            self._counts.alerts -= sum(len(r.alerts) for r in records)
         self._counts.drained += moved
         return moved
 
@@ -347,8 +343,8 @@ class Spool:
     def _left(self, batch: Sequence[tuple[int, Record]]) -> None:
         """``batch`` left the spool: count it and wake dispatch if it waits for room."""
         alerts = sum(len(r.alerts) for _, r in batch)
-        self._records -= len(batch)
-        self._alerts -= alerts
+        self._counts.records -= len(batch)
+        self._counts.alerts -= alerts
         self._counts.drained += alerts
         if self._counts.full and self.room_for(1):
             self._counts.full = False
