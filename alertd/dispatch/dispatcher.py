@@ -184,9 +184,7 @@ class Dispatcher:
             saved = self._muter.snapshot()
             take = self._take(alerts, wall, now)
             if take.plans:
-                added = await self._outbox.record_and_enqueue(
-                    alerts, wall, take.states(), take.notifications()
-                )
+                added = await self._outbox.record_and_enqueue(take.record(alerts, wall))
                 fresh = list(alerts) if added is not None else None
             else:
                 fresh = await self._outbox.record_alerts(alerts, wall)

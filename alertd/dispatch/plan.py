@@ -7,6 +7,7 @@ The dispatcher writes the plan, then counts and logs it."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import attrs
@@ -21,6 +22,7 @@ from alertd.messages.formats import zone
 from alertd.messages.level import alerts_level
 from alertd.messages.summary import summarize
 from alertd.store.outbox import AlertState, Notification
+from alertd.store.writes import Record
 
 log = logging.getLogger("alertd.dispatch.dispatcher")  # the dispatcher's log lines, as before
 
@@ -138,6 +140,16 @@ class Take:
         for plan in self.plans:
             out.update(plan.states)
         return out
+
+    def record(self, alerts: Sequence[Alert], now: float) -> Record:
+        """The one write that records ``alerts`` (every one in its state) and queues the
+        notifications, for ``Outbox.record_and_enqueue``."""
+        states = self.states()
+        return Record(
+            now=now,
+            alerts=tuple((a, states[a.id]) for a in alerts),
+            notifications=tuple(self.notifications()),
+        )
 
     def notifications(self) -> list[Notification]:
         return [n for plan in self.plans for n in plan.notifications]

@@ -37,6 +37,7 @@ from alertd.store.notifications import (
     notification_key,
 )
 from alertd.store.sql import Connection, Store, claims
+from alertd.store.writes import Record
 
 log = logging.getLogger(__name__)
 
@@ -224,30 +225,23 @@ class Outbox:
 
         return self._committed(await self.db.write(go))
 
-    async def record_and_enqueue(
-        self,
-        alerts: Sequence[Alert],
-        now: float,
-        states: Mapping[str, AlertState],
-        notifications: Sequence[Notification],
-    ) -> int | None:
-        """Remember ``alerts`` in their final ``states`` (every alert has one) and queue
-        ``notifications``, in one transaction: for alerts that go out at once (no group
-        wait), one round trip instead of two. None, with nothing written, when any alert id
-        was seen before (the caller then takes the ordinary way, which drops duplicates)."""
-        recorded = [(a, states[a.id]) for a in alerts]
-        claimed = self._claims(notifications)
+    async def record_and_enqueue(self, record: Record) -> int | None:
+        """Remember ``record``'s alerts in their final states and queue its notifications,
+        in one transaction: for alerts that go out at once (no group wait), one round trip
+        instead of two. None, with nothing written, when any alert id was seen before (the
+        caller then takes the ordinary way, which drops duplicates)."""
+        claimed = self._claims(record.notifications)
 
         def go(conn: Connection) -> list[OutboxRow]:
-            if not all(alert_states.insert(conn, recorded, now)):
+            if not all(alert_states.insert(conn, record.alerts, record.now)):
                 raise _Duplicate
-            return outbox_table.insert(conn, notifications, handed=claimed)
+            return outbox_table.insert(conn, record.notifications, handed=claimed)
 
         try:
             added = await self.db.write(go)
         except _Duplicate:
             return None
-        self._remember(alerts)
+        self._remember(a for a, _ in record.alerts)
         return self._committed(added)
 
     # -- rows (delivery) ----------------------------------------------------------------------

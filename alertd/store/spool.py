@@ -33,18 +33,17 @@ import threading
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import attrs
 import trio
 
-from alertd.events import Alert
 from alertd.store import alert_states
 from alertd.store import notifications as outbox_table
-from alertd.store.alert_states import AlertState, alert_from_json, alert_to_json
 from alertd.store.database import connect, transaction
-from alertd.store.notifications import Notification, OutboxRow
+from alertd.store.notifications import OutboxRow
 from alertd.store.sql import Connection
+from alertd.store.writes import Record
 
 T = TypeVar("T")
 
@@ -88,40 +87,6 @@ def without_waiting() -> Iterator[None]:
 def waiting() -> bool:
     """Whether a store call made here waits while the database is away (the default)."""
     return _WAIT.get()
-
-
-@attrs.frozen(kw_only=True)
-class Record:
-    """One write dispatch made while the database was away (see the module docstring)."""
-
-    now: float  # Unix seconds, as dispatch gave them
-    alerts: tuple[tuple[Alert, AlertState], ...] = ()
-    notifications: tuple[Notification, ...] = ()
-    states: tuple[tuple[str, AlertState], ...] = ()  # other alerts' new states
-
-    def to_json(self) -> str:
-        notes = [attrs.asdict(n) | {"alert_ids": list(n.alert_ids)} for n in self.notifications]
-        return json.dumps(
-            {
-                "now": self.now,
-                "alerts": [[alert_to_json(a), s] for a, s in self.alerts],
-                "notifications": notes,
-                "states": [list(s) for s in self.states],
-            }
-        )
-
-    @classmethod
-    def from_json(cls, text: str) -> Record:
-        d: dict[str, Any] = json.loads(text)
-        return cls(
-            now=d["now"],
-            alerts=tuple((alert_from_json(a), s) for a, s in d["alerts"]),
-            notifications=tuple(
-                Notification(**(n | {"alert_ids": tuple(n["alert_ids"])}))
-                for n in d["notifications"]
-            ),
-            states=tuple((i, s) for i, s in d["states"]),
-        )
 
 
 _DONE = "SELECT id FROM dispatch_alerts WHERE id = ANY(?) AND state <> 'held'"

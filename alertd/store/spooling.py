@@ -14,10 +14,10 @@ from alertd.store.outbox import Outbox
 from alertd.store.spool import (
     DatabaseUnreachable,
     OutageStatistics,
-    Record,
     Spool,
     without_waiting,
 )
+from alertd.store.writes import Record
 
 T = TypeVar("T")
 
@@ -103,21 +103,10 @@ class SpoolingOutbox:
         )
         return len(notifications) if done is None else done
 
-    async def record_and_enqueue(
-        self,
-        alerts: Sequence[Alert],
-        now: float,
-        states: Mapping[str, AlertState],
-        notifications: Sequence[Notification],
-    ) -> int | None:
+    async def record_and_enqueue(self, record: Record) -> int | None:
         """As ``Outbox.record_and_enqueue``: None, with nothing written, when any alert was
         seen before."""
-        record = Record(
-            now=now,
-            alerts=tuple((a, states[a.id]) for a in alerts),
-            notifications=tuple(notifications),
-        )
         done, fresh = await self._write(
-            record, True, lambda: self.outbox.record_and_enqueue(alerts, now, states, notifications)
+            record, True, lambda: self.outbox.record_and_enqueue(record)
         )
-        return done if fresh is None else len(notifications)
+        return done if fresh is None else len(record.notifications)

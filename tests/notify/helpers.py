@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,9 @@ from alertd.dispatch.silences import Silences
 from alertd.events import Alert
 from alertd.notify.delivery import Delivery
 from alertd.store.database import Database, db_path
+from alertd.store.notifications import Notification
 from alertd.store.outbox import Outbox
+from alertd.store.writes import Record
 
 
 def make_alert(n: int = 1, **kw: Any) -> Alert:
@@ -74,3 +76,11 @@ async def dispatch_and_deliver(
     finally:
         db.close()
     return delivery
+
+
+def sent(alerts: Sequence[Alert], now: float, notifications: Sequence[Notification]) -> Record:
+    """Dispatch's one write for ``alerts`` that go out at once: each sent, ``notifications``
+    queued."""
+    return Record(
+        now=now, alerts=tuple((a, "sent") for a in alerts), notifications=tuple(notifications)
+    )

@@ -18,7 +18,7 @@ from alertd.notify.recording import RecordingNotifier
 from alertd.store.database import Database
 from alertd.store.outbox import Notification, Outbox, notification_key
 
-from .helpers import channel, make_alert, make_config, wait_until
+from .helpers import channel, make_alert, make_config, sent, wait_until
 
 
 @attrs.define
@@ -50,8 +50,7 @@ async def _queue_alerts(outbox: Outbox, alerts: list[Alert], title: str) -> None
         alert_ids=tuple(ids),
         created=clock.wall(),
     )
-    states = dict.fromkeys(ids, "sent")
-    assert await outbox.record_and_enqueue(alerts, clock.wall(), states, [note]) == 1  # type: ignore[arg-type]
+    assert await outbox.record_and_enqueue(sent(alerts, clock.wall(), [note])) == 1
 
 
 INHIBITED = Muted(how="inhibited", by="rule stream-down", source="stream-down")

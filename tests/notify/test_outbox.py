@@ -5,7 +5,7 @@ from __future__ import annotations
 from alertd.store.database import Database
 from alertd.store.outbox import Notification, Outbox, notification_key
 
-from .helpers import make_alert
+from .helpers import make_alert, sent
 
 
 def _note(key: str = "k1", created: float = 1000.0, **kw: object) -> Notification:
@@ -65,13 +65,12 @@ async def test_record_and_enqueue_writes_nothing_when_an_alert_is_a_duplicate(
     alert ids was seen before, and goes in whole otherwise."""
     assert await outbox.record_alert(make_alert(1), 1000.0)
     batch = [make_alert(2), make_alert(1)]
-    states = {"alert-2": "sent", "alert-1": "sent"}
     note = _note("k2", alert_ids=("alert-2", "alert-1"))
-    assert await outbox.record_and_enqueue(batch, 1001.0, states, [note]) is None  # type: ignore[arg-type]
+    assert await outbox.record_and_enqueue(sent(batch, 1001.0, [note])) is None
     assert await outbox.pending_count() == 0
     assert await outbox.alerts(["alert-2"]) == {}
     note3 = _note("k3", alert_ids=("alert-3",))
-    added = await outbox.record_and_enqueue([make_alert(3)], 1002.0, {"alert-3": "sent"}, [note3])
+    added = await outbox.record_and_enqueue(sent([make_alert(3)], 1002.0, [note3]))
     assert added == 1
     assert [r.key for r in await outbox.rows(status="pending")] == ["k3"]
     assert list(await outbox.alerts(["alert-3"])) == ["alert-3"]

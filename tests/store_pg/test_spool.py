@@ -35,6 +35,8 @@ from alertd.store.spool import Record, Spool, apply, outage_of, without_waiting
 from alertd.store.spooling import SpoolingOutbox, for_dispatch
 from pg.server import PostgresServer, private_postgres
 
+from .helpers import sent
+
 __all__ = ["private_postgres"]  # the fixture, for pytest
 
 RETRY = 1.0  # seconds: [daemon] database_retry of these stores
@@ -144,13 +146,12 @@ async def test_alerts_spooled_while_the_database_is_away_land_once_in_order(
     assert isinstance(writes, SpoolingOutbox)
     dispatcher = _dispatcher(writes, store)  # its statistics: what metrics observe
     now = time.time()
-    assert await writes.record_and_enqueue([_alert(0)], now, {"alert-0": "sent"}, [_note(0)]) == 1
+    assert await writes.record_and_enqueue(sent([_alert(0)], now, [_note(0)])) == 1
     server.stop()
     with trio.fail_after(STEP):
         for n in (1, 2):
-            states = {f"alert-{n}": "sent"}
-            assert await writes.record_and_enqueue([_alert(n)], now, states, [_note(n)]) == 1
-        assert await writes.record_and_enqueue([_alert(2)], now, states, [_note(2)]) is None
+            assert await writes.record_and_enqueue(sent([_alert(n)], now, [_note(n)])) == 1
+        assert await writes.record_and_enqueue(sent([_alert(2)], now, [_note(2)])) is None
         assert await writes.record_alerts([_alert(3), _alert(2)], now) == [_alert(3)]
         assert await writes.enqueue([_note(3)], states={"alert-3": "sent"}) == 1
         # alert-0 seen again, grouped: the spool cannot know the database has it, sent.
@@ -226,12 +227,11 @@ async def _fill_past_the_bound(
     server.stop()
     with trio.fail_after(STEP):
         for n in range(3):
-            states = {f"alert-{n}": "sent"}
-            await writes.record_and_enqueue([_alert(n)], now, states, [_note(n)])
+            await writes.record_and_enqueue(sent([_alert(n)], now, [_note(n)]))
     done = trio.Event()
 
     async def fourth() -> None:
-        await writes.record_and_enqueue([_alert(3)], now, {"alert-3": "sent"}, [_note(3)])
+        await writes.record_and_enqueue(sent([_alert(3)], now, [_note(3)]))
         done.set()
 
     async with trio.open_nursery() as nursery:

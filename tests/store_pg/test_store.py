@@ -19,6 +19,8 @@ from alertd.store.postgres import DatabaseUnavailable, PostgresDatabase
 from alertd.store.rule_state import RuleStateStore, StateChanges, StateRow
 from alertd.store.silences import add_silence, data_version, list_silences
 
+from .helpers import sent
+
 
 def _alert(n: int) -> Alert:
     return Alert(
@@ -120,8 +122,8 @@ async def test_two_replicas_queue_one_notification_and_one_sends_it(
     a, b = Outbox(replicas[0]), Outbox(replicas[1])
     alert = _alert(1)
     note = _note("k1", alert.id)
-    assert await a.record_and_enqueue([alert], time.time(), {alert.id: "sent"}, [note]) == 1
-    assert await b.record_and_enqueue([alert], time.time(), {alert.id: "sent"}, [note]) is None
+    assert await a.record_and_enqueue(sent([alert], time.time(), [note])) == 1
+    assert await b.record_and_enqueue(sent([alert], time.time(), [note])) is None
     assert await b.record_alerts([alert], time.time()) == []
     assert await b.enqueue([note]) == 0
     assert (await a.statistics()).pending == 1
