@@ -17,8 +17,8 @@ When the database cannot be reached, a call is tried again for ``retry_for`` sec
 reaches it again: dispatch's writes go to the spool meanwhile, other calls wait for it
 (store/outage.py says how, and why).
 
-psycopg's errors are translated here: ``DatabaseUnavailable`` names the server (host, port,
-database, never the password) and the cause in one line.
+psycopg's errors are translated into ``DatabaseUnavailable`` (store/pg_connect.py, with the
+connections themselves, one for tools and ``alertd check``'s look at the database).
 """
 
 from __future__ import annotations
@@ -27,8 +27,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from functools import cache
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -36,20 +35,38 @@ import psycopg.conninfo
 import trio
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from alertd.store import claims, schema
+from alertd.store import claims
 from alertd.store.database import Failing
 from alertd.store.notifications import OutboxRow
 from alertd.store.outage import Outage
+from alertd.store.pg_connect import (
+    CONNECT_TIMEOUT,
+    DEFAULT_LEASE,
+    DatabaseUnavailable,
+    PgConnection,
+    cause,
+    check,
+    connect,
+    where,
+)
 from alertd.store.spool import DatabaseUnreachable, OutageStatistics, Spool
-from alertd.store.sql import Claims, Connection, Cursor
+from alertd.store.sql import Claims, Connection
+
+__all__ = [
+    "Claims",
+    "DatabaseUnavailable",
+    "PgConnection",
+    "PostgresDatabase",
+    "check",
+    "connect",
+    "where",
+]
 
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
-CONNECT_TIMEOUT = 10.0  # seconds for one connection attempt
 POOL_SIZE = 4  # connections: the store's calls (one at a time) and a few of other users'
-DEFAULT_LEASE = 15.0
 # A call the database does not answer is tried again (waits 0.1 s, doubling up to 2 s) for
 # RETRY_FOR seconds ([daemon] database_retry); then the database is away (module docstring).
 RETRY_FOR = 10.0
@@ -57,121 +74,6 @@ RETRY_FIRST = 0.1
 RETRY_MAX = 2.0
 PROBE_INTERVAL = 1.0  # seconds between attempts to reach a database that is away
 PROBE_TIMEOUT = 2.0  # seconds for one such attempt
-
-
-class DatabaseUnavailable(DatabaseUnreachable):
-    """The database cannot be reached or refused a call; the message names it and says why."""
-
-
-@cache
-def _placeholders(sql: str) -> str:
-    # The table modules write no literal "?" or "%" of their own into their SQL.
-    return sql.replace("%", "%%").replace("?", "%s")
-
-
-def where(url: str) -> str:
-    """``host:port/database`` of a URL, for messages (never its user or password)."""
-    try:
-        info = psycopg.conninfo.conninfo_to_dict(url)
-    except psycopg.Error:
-        return "the configured database (its URL cannot be parsed)"
-    host = info.get("host") or info.get("hostaddr") or "localhost"
-    port = info.get("port") or "5432"
-    return f"{host}:{port}/{info.get('dbname') or info.get('user') or ''}"
-
-
-def _cause(error: BaseException, url: str) -> str:
-    """psycopg's message in one line, any part of the URL's password removed."""
-    text = " ".join(str(error).split()) or type(error).__name__
-    try:
-        password = psycopg.conninfo.conninfo_to_dict(url).get("password")
-    except psycopg.Error:
-        return f"{type(error).__name__} (the URL cannot be parsed)"
-    if password:
-        text = text.replace(str(password), "***")
-    return text
-
-
-class PgConnection:
-    """A psycopg connection as the table modules use it (``sql.Connection``)."""
-
-    def __init__(self, raw: psycopg.Connection[Any], claims: Claims) -> None:
-        self.raw = raw
-        self.claims = claims
-
-    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Cursor:
-        return self.raw.execute(_placeholders(sql), parameters)
-
-    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Cursor:
-        cursor = self.raw.cursor()
-        rows = list(parameters)
-        if rows:
-            cursor.executemany(_placeholders(sql), rows)
-        return cursor
-
-    def close(self) -> None:
-        self.raw.close()
-
-    def executescript(self, sql_script: str, /) -> Cursor:
-        cursor = self.raw.cursor()
-        for statement in sql_script.split(";"):
-            if statement.strip():
-                cursor.execute(_placeholders(statement))
-        return cursor
-
-
-def _connect(url: str, timeout: float) -> psycopg.Connection[Any]:
-    try:
-        return psycopg.connect(url, autocommit=True, connect_timeout=max(1, round(timeout)))
-    except psycopg.Error as e:
-        raise DatabaseUnavailable(
-            f"cannot reach the database {where(url)}: {_cause(e, url)}"
-        ) from e
-
-
-def connect(url: str, *, replica: str = "", timeout: float = CONNECT_TIMEOUT) -> PgConnection:
-    """One connection of its own, schema migrated (``alertd silence``, tools, tests); the
-    caller closes it."""
-    raw = _connect(url, timeout)
-    conn = PgConnection(raw, Claims(replica=replica, claimant=replica, lease=DEFAULT_LEASE))
-    try:
-        with raw.transaction():
-            schema.migrate(conn)
-    except BaseException:
-        raw.close()
-        raise
-    return conn
-
-
-def check(url: str, *, timeout: float = 5.0) -> tuple[bool, str]:
-    """For ``alertd check``: (fine, one line) about the database: reachable or not, and its
-    schema's version against this alertd's (a newer one is not fine; an older one or none
-    is migrated when a replica starts)."""
-    name = where(url)
-    try:
-        raw = _connect(url, timeout)
-    except DatabaseUnavailable as e:
-        return False, str(e)
-    try:
-        found = schema.version(PgConnection(raw, Claims(replica="", claimant="", lease=0)))
-    except psycopg.Error as e:
-        return False, f"the database {name}: {_cause(e, url)}"
-    finally:
-        raw.close()
-    expected = schema.VERSION
-    if found is None:
-        return True, f"database {name}: reachable, no alertd schema yet (created at start)"
-    if found > expected:
-        return False, (
-            f"database {name}: schema version {found} is newer than this alertd's {expected}: "
-            "upgrade alertd here"
-        )
-    if found < expected:
-        return True, (
-            f"database {name}: reachable, schema version {found} (migrated to {expected} "
-            "when a replica starts)"
-        )
-    return True, f"database {name}: reachable, schema version {found} (as expected)"
 
 
 class PostgresDatabase:
@@ -307,16 +209,16 @@ class PostgresDatabase:
                         with raw.transaction():
                             result = fn(conn)
             except (psycopg.OperationalError, PoolTimeout) as e:
-                cause = f"the database {self.where}: {_cause(e, self.url)}"
+                why = f"the database {self.where}: {cause(e, self.url)}"
                 if time.monotonic() + delay > deadline:
                     outage = self.outage_state  # away since it first did not answer
                     outage.away_since = outage.unanswered_since or time.time()
                     self._failing.failing = False  # an outage now: its lines are outage.py's
-                    raise DatabaseUnavailable(cause) from e
+                    raise DatabaseUnavailable(why) from e
                 self.outage_state.unanswered_since = self.outage_state.unanswered_since or (
                     time.time()
                 )
-                self._failing.failed(log, "store.database_unavailable", cause)
+                self._failing.failed(log, "store.database_unavailable", why)
                 time.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX)
                 continue
