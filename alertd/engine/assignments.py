@@ -5,6 +5,10 @@ rest: an account given up stops firing timers here at once, and its last unsaved
 to the shared table with the next save; an account gained is adopted from the shared table
 ``ADOPT_DELAY`` later, once its previous owner has saved what it gave up, and only then fires.
 
+A summary this replica decides (rule_types/summary) is finished here too
+(``finish_summaries``): ``GATHER_DELAY`` after it fell due, once the other owners have saved
+their accounts' counts of the period, the shared rows are read and it goes out with them.
+
 A cluster's first assignment, made while no other replica runs (``continuing`` False: the
 cluster starting, or alone), is no takeover: the engine keeps what it restored at start, as a
 single daemon does after a restart. Any later gain continues from the previous owner's rows.
@@ -19,6 +23,7 @@ import attrs
 import trio
 
 from alertd.engine.engine import Engine
+from alertd.events import Alert
 from alertd.store.rule_state import StateRow
 
 log = logging.getLogger(__name__)
@@ -27,6 +32,10 @@ log = logging.getLogger(__name__)
 # its last changes within task.STATE_SAVE_INTERVAL (1 s) of doing so; rounds of replicas
 # differ by a little too.
 ADOPT_DELAY = 1.5
+# Seconds between a summary falling due here and reading the other owners' counts: each of
+# them closes the period at the same due time (by its own clock) and saves within
+# task.STATE_SAVE_INTERVAL; clocks of replicas differ by a little too.
+GATHER_DELAY = 3.0
 LOAD_TIMEOUT = 10.0  # seconds for the read of the shared rows; past it the account starts anew
 
 
@@ -80,16 +89,42 @@ class Assignments:
             applied = latest
 
 
-async def _shared_rows(engine: Engine) -> list[StateRow]:
+async def finish_summaries(
+    engine: Engine,
+    send: trio.MemorySendChannel[Alert],
+    *,
+    on_alert: Callable[[Alert], None] | None = None,
+) -> None:
+    """Send each summary ``engine`` decides (``Owners.take_rounds``) ``GATHER_DELAY`` after
+    it fell due, with the other owners' counts from the shared rows, until cancelled."""
+    while True:
+        wanted = trio.Event()
+        engine.owners.on_round = wanted.set
+        rounds = engine.owners.take_rounds()
+        if not rounds:
+            await wanted.wait()
+            continue
+        await trio.sleep(GATHER_DELAY)
+        rows = await _shared_rows(engine, "summary", "counted here only")
+        for alert in engine.owners.finish(rounds, rows, trio.current_time()):
+            if on_alert is not None:
+                on_alert(alert)
+            await send.send(alert)
+
+
+async def _shared_rows(
+    engine: Engine, what: str = "adopt", instead: str = "watched anew"
+) -> list[StateRow]:
     """The shared table's rows; none (logged) when it cannot be read in time: the accounts
-    gained are then watched anew, as at a start (fail open)."""
+    gained are then watched anew, as at a start (fail open); a summary has this replica's
+    counts only."""
     if engine.state is None:
         return []
     with trio.move_on_after(LOAD_TIMEOUT):
         try:
             return await engine.state.load()
-        except Exception as e:  # the database away: watch the accounts anew rather than not
-            log.warning("engine.adopt_read_failed error=%s (watched anew)", e)
+        except Exception as e:  # the database away: go on without rather than not at all
+            log.warning("engine.%s_read_failed error=%s (%s)", what, e, instead)
             return []
-    log.warning("engine.adopt_read_timeout after=%.0fs (watched anew)", LOAD_TIMEOUT)
+    log.warning("engine.%s_read_timeout after=%.0fs (%s)", what, LOAD_TIMEOUT, instead)
     return []

@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import attrs
 
 from alertd.engine.rule_types import ChangedKeys, RuleEvaluator
 from alertd.engine.rule_types.base import KeyedEvaluator
+from alertd.engine.rule_types.summary import Round, SummaryRule
+from alertd.events import Alert
 from alertd.store.rule_state import StateRow, rows_by_rule
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,8 @@ class Owners:
     _handing_over: ChangedKeys = attrs.field(factory=set)  # unsaved changes of accounts given up
     _not_owned: int = 0
     _adopted: int = 0
+    _rounds: list[Round] = attrs.field(factory=list)  # summaries waiting for shared rows
+    on_round: Callable[[], None] | None = None  # told of each (assignments.finish_summaries)
 
     def statistics(self) -> OwnersStatistics:
         owned = None if self.owned is None else tuple(sorted(self.owned))
@@ -61,6 +65,8 @@ class Owners:
     def elsewhere(self, evaluator: RuleEvaluator, key: str) -> bool:
         """Whether a timer of ``key`` that came due is another replica's to decide."""
         assert self.owned is not None
+        if isinstance(evaluator, SummaryRule):  # it decides its period's end itself (summary)
+            evaluator.owned, evaluator.gather = self.owned, self._gather
         account = account_of(evaluator, key)
         if account is None or account in self.owned:
             return False
@@ -121,16 +127,45 @@ class Owners:
             if isinstance(b, KeyedEvaluator):
                 stored.restored(b, list(rows))
                 adopted += len(_adopt(b, now, taking, rows, fresh=seen))
+            elif isinstance(b, SummaryRule):
+                stored.restored(b, list(rows))
+                b.take_over(rows, seen)
         self._adopted += adopted
         log.info(
             "engine.adopt accounts=%s keys=%d fresh=%s",
             ",".join(sorted(taking)) or "-", adopted, ",".join(sorted(seen & taking)) or "-",
         )  # fmt: skip
 
+    def _gather(self, done: Round) -> None:
+        self._rounds.append(done)
+        if self.on_round is not None:
+            self.on_round()
+
+    def take_rounds(self) -> list[Round]:
+        """The summaries this replica decides that fell due since the last call."""
+        rounds, self._rounds = self._rounds, []
+        return rounds
+
+    def finish(
+        self, rounds: Sequence[Round], shared: Sequence[StateRow], now: float
+    ) -> list[Alert]:
+        """The alerts of ``rounds``, with the other owners' counts from ``shared`` (the
+        shared table's rows, read after they saved the period's end)."""
+        alerts = []
+        for done in rounds:
+            try:
+                alerts.append(done.rule.finish(done, shared, now))
+            except Exception:  # one broken rule must not silence the others
+                log.exception("engine.rule_error rule=%s timer=due", done.rule.rule.name)
+        return alerts
+
 
 def account_of(evaluator: RuleEvaluator, key: str) -> str | None:
     """The account of ``key``, where its state says (None: a key of no account this
     evaluator knows of; it is evaluated and saved by every replica)."""
+    if isinstance(evaluator, SummaryRule):  # "account:NAME", its owner's counts of NAME
+        name = key.removeprefix("account:")
+        return None if name == key else name
     if not isinstance(evaluator, KeyedEvaluator):
         return None
     state = evaluator.keys.get(key)

@@ -12,7 +12,7 @@ import attrs
 import trio
 import trio.lowlevel
 
-from alertd.engine.assignments import Assignments
+from alertd.engine.assignments import Assignments, finish_summaries
 from alertd.engine.engine import Engine
 from alertd.events import Alert, Event
 
@@ -88,6 +88,7 @@ async def run_engine(
                 nursery.start_soon(
                     partial(assignments.follow, engine, wake=waiting.wake, save=saver.request)
                 )
+                nursery.start_soon(partial(finish_summaries, engine, send, on_alert=on_alert))
             try:
                 await _process(engine, receive, send, saver, on_alert, waiting=waiting)
             finally:

@@ -20,16 +20,31 @@ up by the store's worker thread. On the PostgreSQL database replicas share, a re
 engine's thread could wait out a database outage (the store retries for seconds), which
 would stall every stream: there, as for an engine given no state database (tools, tests),
 the digest says the messages were not counted.
+
+Replicas (engine/owners): each account's counts are its owner's (the replica that reports
+it, the one that sees all its events), saved in its ``account:NAME`` row, the shared truth;
+the others' counts of it are not saved. Every replica keeps the schedule and reaches each due
+time, the same one on every replica (``next_due`` of the config and the last due time), by
+its own clock. There each closes the period: it starts its counts over and keeps the closed
+period in its own accounts' rows (``closed``, tagged with that due time; the counts it goes
+on with are tagged with the next). The owner of the summary's first account (in name order:
+a choice every replica makes alike from the cluster's assignment) makes the summary: it
+hands the closed period (a ``Round``) to its engine task, which reads the shared rows
+``assignments.GATHER_DELAY`` later, off the engine's thread, after every owner closed and
+saved, and ``finish`` builds the report from them (an owner not there yet: the counts it
+last saved, of that period still). Why the closed period in the row rather than a reset
+sent by the replica that made the summary: the reset needs no message between replicas and
+no read by the owners, it cannot race the read of the counts, and a summary sent twice
+(a takeover) shows the same counts. A single daemon (no owners) does as before.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import closing
-from datetime import UTC, datetime, time
-from decimal import Decimal
+from datetime import time
 from typing import Any
 
 import attrs
@@ -37,18 +52,12 @@ import attrs
 from alertd.engine.alerts import build_alert, timer_identity
 from alertd.engine.rule_types.base import RuleEvaluator
 from alertd.engine.rule_types.schedule import next_due
-from alertd.events import Alert, Event, OrderEvent, StreamGap
-from alertd.messages.daily import (
-    MAX_WINDOWS,
-    AccountDay,
-    BlindWindow,
-    DailyReport,
-    Deliveries,
-    SilenceNote,
-    daily_text,
-)
+from alertd.engine.rule_types.summary_counts import Account, at, period_counts
+from alertd.events import Alert, Event
+from alertd.messages.daily import DailyReport, Deliveries, SilenceNote, daily_text
 from alertd.messages.formats import zone
 from alertd.store.database import Database
+from alertd.store.rule_state import StateRow
 from alertd.store.silences import list_silences
 from alertd.store.sql import Connection, Store
 
@@ -59,104 +68,6 @@ DEFAULT_AT = "08:00"
 SCHEDULE = "~schedule"  # the state key of the schedule (account keys are "account:NAME")
 TAG = "due"
 READ_TIMEOUT = 1.0  # seconds the summary's read may wait for the database file (it is rare)
-
-
-def _epoch(moment: datetime) -> float:
-    return moment.timestamp()
-
-
-def _at(moment: float) -> datetime:
-    return datetime.fromtimestamp(moment, UTC)
-
-
-@attrs.define
-class _Connection:
-    """An account's connection as its stream events last said (epoch seconds). Not saved:
-    after a restart the connection is a new one; kept from one period to the next."""
-
-    state: str = "unknown"
-    since: float | None = None
-    reason: str | None = None
-
-
-@attrs.define
-class _Account:
-    """One account's period so far (epoch seconds for times)."""
-
-    exchange: str | None = None
-    fills: int = 0
-    fill_notional: dict[str, Decimal] = attrs.field(factory=dict)
-    cancels: int = 0
-    cancel_notional: dict[str, Decimal] = attrs.field(factory=dict)
-    disconnects: int = 0
-    stale: int = 0
-    errors: int = 0
-    windows: list[tuple[float, float, str]] = attrs.field(factory=list)
-    blind_count: int = 0
-    blind_seconds: float = 0.0
-    connection: _Connection = attrs.field(factory=_Connection)
-
-    def fresh(self) -> _Account:
-        """The next period's: counts start again, the connection's state stays."""
-        return _Account(exchange=self.exchange, connection=self.connection)
-
-    def dump(self) -> dict[str, Any]:
-        data = attrs.asdict(self, filter=lambda a, _: a.name != "connection")
-        for name in ("fill_notional", "cancel_notional"):
-            data[name] = {c: str(v) for c, v in data[name].items()}
-        data["windows"] = [list(w) for w in self.windows]
-        return data
-
-    @classmethod
-    def load(cls, data: Mapping[str, Any]) -> _Account:
-        out = cls()
-        try:
-            for name in ("fills", "cancels", "disconnects", "stale", "errors", "blind_count"):
-                setattr(out, name, int(data.get(name, 0)))
-            out.blind_seconds = float(data.get("blind_seconds", 0.0))
-            out.exchange = data.get("exchange")
-            for name in ("fill_notional", "cancel_notional"):
-                setattr(out, name, {c: Decimal(v) for c, v in dict(data.get(name, {})).items()})
-            out.windows = [(float(a), float(b), str(w)) for a, b, w in data.get("windows", [])]
-        except (TypeError, ValueError, ArithmeticError):
-            return cls()  # a damaged row is no state: the period starts afresh
-        return out
-
-    def day(self, name: str) -> AccountDay:
-        c = self.connection
-        return AccountDay(
-            account=name,
-            exchange=self.exchange,
-            fills=self.fills,
-            fill_notional=dict(self.fill_notional),
-            cancels=self.cancels,
-            cancel_notional=dict(self.cancel_notional),
-            disconnects=self.disconnects,
-            stale=self.stale,
-            errors=self.errors,
-            windows=tuple(
-                BlindWindow(since=_at(a), until=_at(b), why=w) for a, b, w in self.windows
-            ),
-            blind_count=self.blind_count,
-            blind_seconds=self.blind_seconds,
-            state="up" if c.state == "up" else "down" if c.state == "down" else "unknown",
-            state_since=None if c.since is None else _at(c.since),
-            state_reason=c.reason,
-        )
-
-
-def _notional(event: OrderEvent) -> Decimal | None:
-    """What a fill was worth (the exchange's notional where it says, else amount x price),
-    or what a cancel took off the book (the remaining amount x price)."""
-    if event.kind == "order.filled":
-        if event.notional is not None:
-            return event.notional
-        amount = event.filled if event.filled is not None else event.amount
-        price = event.fill_price if event.fill_price is not None else event.price
-    else:
-        amount = event.remaining if event.remaining is not None else event.amount
-        price = event.price
-    return None if amount is None or price is None else amount * price
 
 
 FINISHED = ("delivered", "expired", "silenced", "inhibited")
@@ -189,11 +100,25 @@ def _facts(conn: Connection, since: float, until: float) -> tuple[Deliveries, li
         failing=tuple(sorted(failing)),
     )
     silences = [
-        SilenceNote(rule=s.rule, matchers=dict(s.matchers), ends=_at(s.ends), comment=s.comment)
+        SilenceNote(rule=s.rule, matchers=dict(s.matchers), ends=at(s.ends), comment=s.comment)
         for s in list_silences(conn, now=until)
         if s.active(until)
     ]
     return deliveries, silences
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class Round:
+    """One period of a summary, closed when it fell due (epoch seconds): its counts as this
+    engine had them, and the accounts it owned then (None: a single daemon, all)."""
+
+    rule: SummaryRule
+    since: float
+    until: float
+    due: float
+    late: bool
+    counts: Mapping[str, Account]
+    owned: frozenset[str] | None
 
 
 class SummaryRule(RuleEvaluator):
@@ -201,12 +126,17 @@ class SummaryRule(RuleEvaluator):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.accounts: dict[str, _Account] = {}
+        self.accounts: dict[str, Account] = {}
         self.watching: list[str] = []
         self.since: float | None = None  # epoch: the period's start
         self.due: float | None = None  # epoch: the next summary
         self.late = False  # the due time passed while alertd was down
         self._now = 0.0  # the last trio time the engine gave
+        # Replicas only (engine/owners sets these when the schedule comes due): the accounts
+        # this replica owns, where a round it decides waits, and its accounts' last period.
+        self.owned: frozenset[str] | None = None
+        self.gather: Callable[[Round], None] | None = None
+        self.closed: dict[str, dict[str, Any]] = {}
 
     # -- schedule --------------------------------------------------------------------------
 
@@ -259,45 +189,14 @@ class SummaryRule(RuleEvaluator):
         names = self.rule.accounts if self.rule.accounts is not None else accounts
         self.watching = sorted(names)
         for name in self.watching:
-            self.accounts.setdefault(name, _Account())
+            self.accounts.setdefault(name, Account())
 
     # -- counting --------------------------------------------------------------------------
 
     def on_event(self, event: Event, ctx: dict[str, Any], now: float) -> list[Alert]:
         self._now = now
-        acct = self.accounts.setdefault(event.account, _Account())
-        acct.exchange = event.exchange
-        kind = event.kind
-        when = _epoch(event.time)
-        if isinstance(event, OrderEvent):
-            value = _notional(event)
-            sums = acct.fill_notional if kind == "order.filled" else acct.cancel_notional
-            if kind == "order.filled":
-                acct.fills += 1
-            else:
-                acct.cancels += 1
-            if value is not None:
-                quote = event.symbol.rsplit("_", 1)[-1]  # BTC_USDT: USDT
-                sums[quote] = sums.get(quote, Decimal(0)) + value
-        elif isinstance(event, StreamGap):
-            window = (_epoch(event.since), _epoch(event.until), event.why)
-            # one window, reported by several streams, is one blind time
-            if all(w[:2] != window[:2] for w in acct.windows):
-                acct.windows = [*acct.windows, window][-MAX_WINDOWS:]
-                acct.blind_count += 1
-                acct.blind_seconds += max(0.0, window[1] - window[0])
-        elif kind == "stream.connected":
-            acct.connection = _Connection(state="up", since=when)
-        elif kind == "stream.disconnected":
-            acct.disconnects += 1
-            c = acct.connection
-            if c.state != "down":
-                c.state, c.since = "down", when
-            c.reason = getattr(event, "reason", None)
-        elif kind == "stream.stale":
-            acct.stale += 1
-        elif kind == "stream.error":
-            acct.errors += 1
+        acct = self.accounts.setdefault(event.account, Account())
+        acct.count(event)
         self.mark(f"account:{event.account}")
         return []
 
@@ -307,31 +206,75 @@ class SummaryRule(RuleEvaluator):
         self._now = now
         if key != SCHEDULE or tag != TAG or self.due is None or self.since is None:
             return []
-        due, late = self.due, self.late
+        due, owned, counts = self.due, self.owned, self.accounts
         until = max(self.clock.epoch(now), due)
-        report = DailyReport(
-            rule=self.rule.name,
-            since=_at(self.since),
-            until=_at(until),
-            late_from=_at(due) if late else None,
-            accounts=tuple(
-                self.accounts.get(n, _Account()).day(n)
-                for n in sorted({*self.watching, *self.accounts})
-            ),
-            **self._read_facts(self.since, until),
-        )
-        alert = self._alert(report, cause=timer_identity(TAG, due), now=now)
-        self.accounts = {name: acct.fresh() for name, acct in self.accounts.items()}
+        done = Round(
+            rule=self, since=self.since, until=until, due=due, late=self.late, counts=counts,
+            owned=owned,
+        )  # fmt: skip
+        self.accounts = {name: acct.fresh() for name, acct in counts.items()}
         for name in self.accounts:
             self.mark(f"account:{name}")
+        if owned is not None:  # a replica: the period closed stays in its accounts' rows
+            self.closed = {n: c.closed(due) for n, c in counts.items() if n in owned}
         self.since = until
         self.due = self._next(until, due)
         self.late = False
         self._arm()
-        log.info(
-            "engine.summary rule=%s accounts=%d late=%s", self.rule.name, len(report.accounts), late
+        if owned is None:
+            return [self._summary(done, counts, now)]
+        if self.watching and self.watching[0] not in owned:
+            return []  # another replica decides this summary
+        assert self.gather is not None
+        self.gather(done)  # finished (``finish``) once the other owners' rows are read
+        return []
+
+    def finish(self, done: Round, shared: Sequence[StateRow], now: float) -> Alert:
+        """The summary of ``done`` (a period this replica decides), with the counts of the
+        accounts it does not own from their owners' rows in ``shared``."""
+        counts = dict(done.counts)
+        for row in shared:
+            name = row.key.removeprefix("account:")
+            if (row.rule, row.fingerprint) != (self.rule.name, self.rule.fingerprint):
+                continue
+            if name == row.key or not row.data or (done.owned and name in done.owned):
+                continue
+            theirs = period_counts(row.data, done.due)
+            if theirs is None:
+                log.warning("engine.summary_row_stale rule=%s account=%s", self.rule.name, name)
+                continue
+            if theirs.connection.state == "unknown" and name in counts:
+                theirs.connection = counts[name].connection
+            counts[name] = theirs
+        return self._summary(done, counts, now)
+
+    def _summary(self, done: Round, counts: Mapping[str, Account], now: float) -> Alert:
+        report = DailyReport(
+            rule=self.rule.name,
+            since=at(done.since),
+            until=at(done.until),
+            late_from=at(done.due) if done.late else None,
+            accounts=tuple(
+                counts.get(n, Account()).day(n) for n in sorted({*self.watching, *counts})
+            ),
+            **self._read_facts(done.since, done.until),
         )
-        return [alert]
+        log.info(
+            "engine.summary rule=%s accounts=%d late=%s",
+            self.rule.name, len(report.accounts), done.late,
+        )  # fmt: skip
+        return self._alert(report, cause=timer_identity(TAG, done.due), now=now)
+
+    def take_over(self, shared: Mapping[str, Mapping[str, Any]], fresh: Iterable[str]) -> None:
+        """Accounts taken over from another replica: their counts of this period from its
+        rows in ``shared`` (by key), but for those seen here all along (``fresh``)."""
+        for key, data in shared.items():
+            name = key.removeprefix("account:")
+            if name == key or name in fresh or (theirs := period_counts(data, self.due)) is None:
+                continue
+            theirs.connection = self.accounts.get(name, theirs).connection
+            self.accounts[name] = theirs
+            self.mark(key)
 
     def _read_facts(self, since: float, until: float) -> dict[str, Any]:
         if not isinstance(self.store, Database):  # none, or shared: see the module docstring
@@ -380,7 +323,14 @@ class SummaryRule(RuleEvaluator):
             return {"since": self.since, "due": self.due}
         name = key.removeprefix("account:")
         acct = self.accounts.get(name)
-        return None if acct is None else {**acct.dump(), "fields": {"account": name}}
+        if acct is None:
+            return None
+        data = {**acct.dump(), "fields": {"account": name}}
+        if self.owned is not None:  # a replica: which period the counts are of, and the last
+            data["due"] = self.due
+            if name in self.closed:
+                data["closed"] = self.closed[name]
+        return data
 
     def load(self, key: str, data: Mapping[str, Any]) -> None:
         if key == SCHEDULE:
@@ -388,4 +338,6 @@ class SummaryRule(RuleEvaluator):
             self.since = float(since) if isinstance(since, int | float) else None
             self.due = float(due) if isinstance(due, int | float) else None
         elif key.startswith("account:"):
-            self.accounts[key.removeprefix("account:")] = _Account.load(data)
+            self.accounts[key.removeprefix("account:")] = Account.load(data)
+            if isinstance(closed := data.get("closed"), dict):
+                self.closed[key.removeprefix("account:")] = closed

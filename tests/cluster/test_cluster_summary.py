@@ -1,0 +1,152 @@
+"""A ``summary`` rule in a cluster (engine/owners, rule_types/summary): of the engines sharing
+a real PostgreSQL ``rule_state``, one makes each period's summary, with every account's counts
+from their owners' rows, and every owner starts the next period from zero."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+import pytest
+import trio
+
+from alertd.config.model import RuleSettings
+from alertd.engine import Engine, RuleStateStore, run_engine
+from alertd.engine.assignments import GATHER_DELAY, Assignment, Assignments
+from alertd.events import Alert, Event
+from alertd.store.postgres import PostgresDatabase
+from engine.factories import T0, FakeWall, engine, filled, rule
+
+HOUR = 3600.0
+NEXT = 19 * HOUR  # T0 is 12:00 UTC: the next 07:00 UTC
+
+
+def daily(**kw: Any) -> RuleSettings:
+    return rule("daily", type="summary", every=86400.0, at="07:00", notify=["me"], **kw)
+
+
+@pytest.fixture
+async def stores(postgres_url: str) -> AsyncIterator[tuple[RuleStateStore, RuleStateStore]]:
+    one = PostgresDatabase(postgres_url, replica="one")
+    two = PostgresDatabase(postgres_url, replica="two")
+    try:
+        yield RuleStateStore(one), RuleStateStore(two)
+    finally:
+        one.close()
+        two.close()
+
+
+async def save(*engines: Engine) -> None:
+    for e in engines:
+        assert e.state is not None
+        await e.state.save(e.take_state_changes())
+
+
+def fills_of(alert: Alert, account: str) -> str:
+    lines = alert.body.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith(f"{account} "))
+    return lines[at + 1].strip()
+
+
+async def test_one_engine_makes_the_summary_with_every_owners_accounts(
+    stores: tuple[RuleStateStore, RuleStateStore],
+) -> None:
+    """Of two engines owning a and b, only a's owner (the first account's) makes the
+    summary, and it counts b's fills, which only the other engine saw; the next period starts
+    from zero on both, so the next summary counts only that period's fills."""
+    with trio.fail_after(30):
+        one = engine(daily(), accounts=("a", "b"), state=stores[0])
+        two = engine(daily(), accounts=("a", "b"), state=stores[1])
+        for e, owned in ((one, {"a"}), (two, {"b"})):
+            e.start(0.0, [])
+            e.own(owned)
+        one.process(filled("1", account="a", price="100", amount="1"), 10.0)
+        for n in ("2", "3"):
+            two.process(filled(n, account="b", price="100", amount="2"), 20.0)
+        await save(one, two)
+        assert one.advance(NEXT) == two.advance(NEXT) == []
+        await save(one, two)
+        assert two.owners.take_rounds() == []
+        [summary] = one.owners.finish(one.owners.take_rounds(), await stores[0].load(), NEXT)
+        assert (fills_of(summary, "a"), fills_of(summary, "b")) == (
+            "1 fill, 100.00 USDT",
+            "2 fills, 400.00 USDT",
+        )
+        assert summary.title.endswith("3 fills")
+
+        two.process(filled("4", account="b", price="100", amount="1"), NEXT + 10)
+        await save(one, two)  # b's owner saves its new period over the closed one
+        assert one.advance(NEXT + 86400) == two.advance(NEXT + 86400) == []
+        await save(one, two)
+        rows = await stores[0].load()
+        [second] = one.owners.finish(one.owners.take_rounds(), rows, NEXT + 86400)
+        assert second.id != summary.id
+        assert (fills_of(second, "a"), fills_of(second, "b")) == (
+            "no fills, no cancels",
+            "1 fill, 100.00 USDT",
+        )
+
+
+async def test_an_owner_that_has_not_closed_the_period_yet_is_counted_as_it_saved(
+    stores: tuple[RuleStateStore, RuleStateStore],
+) -> None:
+    """An owner whose clock has not reached the due time yet has its counts read as last
+    saved: they are that period's."""
+    with trio.fail_after(30):
+        one = engine(daily(), accounts=("a", "b"), state=stores[0])
+        two = engine(daily(), accounts=("a", "b"), state=stores[1])
+        for e, owned in ((one, {"a"}), (two, {"b"})):
+            e.start(0.0, [])
+            e.own(owned)
+        two.process(filled("2", account="b", price="100", amount="2"), 20.0)
+        await save(one, two)
+        assert one.advance(NEXT) == []
+        [summary] = one.owners.finish(one.owners.take_rounds(), await stores[0].load(), NEXT)
+        assert fills_of(summary, "b") == "1 fill, 200.00 USDT"
+
+
+async def test_replicas_engine_tasks_send_one_summary_with_both_accounts(
+    stores: tuple[RuleStateStore, RuleStateStore],
+) -> None:
+    """Two engine tasks of replicas (real time, the summary due two seconds after start):
+    the first account's owner sends one summary ``GATHER_DELAY`` after it fell due, with the
+    other replica's account's fills; the other sends none."""
+    wall = FakeWall(T0 + timedelta(seconds=NEXT - 2.0))
+    outs: list[list[Alert]] = [[], []]
+    first = trio.Event()  # an alert from either
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            inputs = []
+            for i, owned in enumerate(({"a"}, {"b"})):
+                e = engine(daily(), accounts=("a", "b"), state=stores[i], wall=wall)
+                assignments = Assignments()
+                assignments.assign(Assignment(owned=owned, watched=owned, continuing=False))
+                events_in, events = trio.open_memory_channel[Event](10)
+                alerts_in, alerts = trio.open_memory_channel[Alert](10)
+                inputs.append(events_in)
+                await nursery.start(
+                    partial(run_engine, e, events, alerts_in, assignments=assignments)
+                )
+                nursery.start_soon(_collect, alerts, outs[i], first)
+            await inputs[0].send(filled("1", account="a", price="100", amount="1"))
+            await inputs[1].send(filled("2", account="b", price="100", amount="3"))
+            with trio.move_on_after(2.0 + GATHER_DELAY + 5.0):
+                await first.wait()
+            await trio.sleep(1.0)  # nothing more from either
+            nursery.cancel_scope.cancel()
+    assert outs[1] == []
+    [summary] = outs[0]
+    assert (fills_of(summary, "a"), fills_of(summary, "b")) == (
+        "1 fill, 100.00 USDT",
+        "1 fill, 300.00 USDT",
+    )
+
+
+async def _collect(
+    alerts: trio.MemoryReceiveChannel[Alert], into: list[Alert], got: trio.Event
+) -> None:
+    async for alert in alerts:
+        into.append(alert)
+        got.set()
