@@ -266,7 +266,7 @@ class Engine:
             deadline, owner, key, tag = due
             assert isinstance(owner, RuleEvaluator)
             owner.fired(key, tag)
-            if owners.owned is not None and owners.elsewhere(owner, key):
+            if owners.replica and owners.elsewhere(owner, key):
                 continue  # another replica's to decide (Owners)
             try:
                 alerts.extend(owner.on_timer(key, tag, deadline, now))

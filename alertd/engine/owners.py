@@ -55,6 +55,14 @@ class Owners:
     _adopted: int = 0
     _rounds: list[Round] = attrs.field(factory=list)  # summaries waiting for shared rows
     on_round: Callable[[], None] | None = None  # told of each (assignments.finish_summaries)
+    # A replica's engine before its first assignment (task.run_engine): a summary due then
+    # waits for it (which replica makes it is not known yet); other timers fire as before.
+    unassigned: bool = False
+
+    @property
+    def replica(self) -> bool:
+        """Whether timers are a replica's to sort out (``elsewhere``)."""
+        return self.owned is not None or self.unassigned
 
     def statistics(self) -> OwnersStatistics:
         owned = None if self.owned is None else tuple(sorted(self.owned))
@@ -64,11 +72,10 @@ class Owners:
 
     def elsewhere(self, evaluator: RuleEvaluator, key: str) -> bool:
         """Whether a timer of ``key`` that came due is another replica's to decide."""
-        assert self.owned is not None
         if isinstance(evaluator, SummaryRule):  # it decides its period's end itself (summary)
             evaluator.owned, evaluator.gather = self.owned, self._gather
         account = account_of(evaluator, key)
-        if account is None or account in self.owned:
+        if account is None or self.owned is None or account in self.owned:
             return False
         self._not_owned += 1
         return True

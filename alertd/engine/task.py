@@ -85,6 +85,7 @@ async def run_engine(
         async with trio.open_nursery() as nursery, receive, send:
             nursery.start_soon(saver.run)
             if assignments is not None:  # a replica's: the accounts it owns (engine/assignments)
+                engine.owners.unassigned = True
                 nursery.start_soon(
                     partial(assignments.follow, engine, wake=waiting.wake, save=saver.request)
                 )

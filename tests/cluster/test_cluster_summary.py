@@ -107,6 +107,22 @@ async def test_an_owner_that_has_not_closed_the_period_yet_is_counted_as_it_save
         assert fills_of(summary, "b") == "1 fill, 200.00 USDT"
 
 
+def test_a_summary_due_before_the_first_assignment_waits_for_it() -> None:
+    """A replica's engine that has no assignment yet (a summary due at start) neither sends
+    the summary with its own counts nor closes the period: once assigned the first account,
+    it makes it, with the counts from before."""
+    e = engine(daily(), accounts=("a", "b"))
+    e.start(0.0)
+    e.owners.unassigned = True
+    e.process(filled("1", account="a", price="100", amount="1"), 10.0)
+    assert e.advance(NEXT) == e.advance(NEXT + 5) == []
+    assert e.owners.take_rounds() == []
+    e.own({"a"})
+    assert e.advance(NEXT + 6) == []
+    [summary] = e.owners.finish(e.owners.take_rounds(), [], NEXT + 6)
+    assert fills_of(summary, "a") == "1 fill, 100.00 USDT"
+
+
 async def test_replicas_engine_tasks_send_one_summary_with_both_accounts(
     stores: tuple[RuleStateStore, RuleStateStore],
 ) -> None:

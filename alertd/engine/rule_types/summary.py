@@ -67,6 +67,7 @@ DEFAULT_EVERY = 86400.0
 DEFAULT_AT = "08:00"
 SCHEDULE = "~schedule"  # the state key of the schedule (account keys are "account:NAME")
 TAG = "due"
+UNASSIGNED_WAIT = 1.0  # seconds between looks, in a replica waiting for its first assignment
 READ_TIMEOUT = 1.0  # seconds the summary's read may wait for the database file (it is rare)
 
 
@@ -207,6 +208,9 @@ class SummaryRule(RuleEvaluator):
         if key != SCHEDULE or tag != TAG or self.due is None or self.since is None:
             return []
         due, owned, counts = self.due, self.owned, self.accounts
+        if owned is None and self.gather is not None:  # a replica not assigned its accounts yet
+            self.arm(SCHEDULE, TAG, now + UNASSIGNED_WAIT)
+            return []
         until = max(self.clock.epoch(now), due)
         done = Round(
             rule=self, since=self.since, until=until, due=due, late=self.late, counts=counts,
