@@ -53,6 +53,8 @@ class _Watch:
 
 @attrs.frozen(kw_only=True)
 class KeepaliveStatistics:
+    """The keepalive at one moment."""
+
     watched: int  # connections being pinged
     in_flight: int  # pings waiting for their pong
     pings: int  # pings sent, ever
