@@ -4,13 +4,17 @@ from their owners' rows, and every owner starts the next period from zero."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 import trio
+import trio_websocket
 
 from alertd.config.model import RuleSettings
 from alertd.engine import Engine, RuleStateStore, run_engine
@@ -18,6 +22,9 @@ from alertd.engine.assignments import GATHER_DELAY, Assignment, Assignments
 from alertd.events import Alert, Event
 from alertd.store.postgres import PostgresDatabase
 from engine.factories import T0, FakeWall, engine, filled, rule
+from integration.conftest import Procs, Receiver
+
+from .helpers import Exchange, balance_frame, wait_for
 
 HOUR = 3600.0
 NEXT = 19 * HOUR  # T0 is 12:00 UTC: the next 07:00 UTC
@@ -166,3 +173,124 @@ async def _collect(
     async for alert in alerts:
         into.append(alert)
         got.set()
+
+
+@pytest.mark.slow
+async def test_two_replicas_send_one_summary_counting_every_account(
+    procs: Procs, receiver: Receiver, postgres_url: str, tmp_path: Path
+) -> None:
+    """Two ``alertd run`` replicas with one watcher an account (r2 connects to a, b and c,
+    r1 to d), each account sent one unreadable frame once so: one summary goes out at the
+    due minute, and it counts that frame for every account, which neither replica sees."""
+    due = _next_minute(after=20.0)  # 20 to 80 s from now: started and connected by then
+    with trio.fail_after(110):  # under pytest-timeout's 120 s
+        async with trio.open_nursery() as nursery:
+            exchange = GarbledExchange(frame_interval=1.0)
+            listeners = await nursery.start(
+                trio_websocket.serve_websocket, exchange.handler, "127.0.0.1", 0, None
+            )
+            exchange.port = listeners.port
+            for name in ("r1", "r2"):
+                config = _replica_config(tmp_path, name, postgres_url, exchange, receiver, due)
+                procs.daemon(config, state_dir=tmp_path / f"state-{name}", name=name)
+
+            def one_each() -> bool:
+                seen = exchange.watchers()
+                by = {r for rs in seen.values() for r in rs}
+                one = all(len(rs) == 1 for rs in seen.values())
+                return sorted(seen) == ACCOUNTS and one and by == {"r1", "r2"}
+
+            await wait_for(one_each, PROCESS_START, "each account watched by one replica")
+            exchange.garbled = 1  # seen by each account's one watcher only
+            wait = due.timestamp() - time.time() + GATHER_DELAY + 10.0
+            await wait_for(receiver.delivered, wait, "the summary")
+            await trio.sleep(GATHER_DELAY + 1.0)  # a second one would be here by now
+            nursery.cancel_scope.cancel()
+    [summary] = receiver.delivered()
+    assert summary.title.startswith(f"daily {due:%a %d %b %H:%M} UTC"), summary.body
+    lines = summary.message.splitlines()
+    counted = [n for n in ACCOUNTS if any("unreadable frame" in s for s in _section(lines, n))]
+    assert counted == ACCOUNTS, summary.message
+
+
+@attrs.define(eq=False)
+class GarbledExchange(Exchange):
+    """The cluster tests' exchange, where each connection sends as many frames that cannot
+    be read (``stream.error``, which the engine gets in a cluster too) as ``garbled`` says
+    by then, in place of balance frames."""
+
+    garbled: int = 0
+
+    async def _feed(self, ws: trio_websocket.WebSocketConnection, scope: trio.CancelScope) -> None:
+        sent = 0
+        try:
+            while True:
+                if sent < self.garbled:
+                    sent += 1
+                    await ws.send_message("not a frame")
+                else:
+                    await ws.send_message(balance_frame("1000"))
+                await trio.sleep(self.frame_interval)
+        except trio_websocket.ConnectionClosed:
+            scope.cancel()
+
+
+def _section(lines: list[str], account: str) -> list[str]:
+    """An account's lines of a summary: its heading and the indented ones after it."""
+    heading = (f"{account} (", f"{account}:")  # with its exchange, or none seen
+    at = next((i for i, line in enumerate(lines) if line.startswith(heading)), None)
+    if at is None:
+        return []
+    rest = lines[at + 1 :]
+    end = next((i for i, line in enumerate(rest) if not line.startswith(" ")), len(rest))
+    return lines[at : at + 1 + end]
+
+
+ACCOUNTS = ["a", "b", "c", "d"]  # with two replicas and watchers = 1: d is r1's, the rest r2's
+PROCESS_START = 30.0  # seconds for two replicas to start and connect (CI is slow)
+
+
+def _next_minute(*, after: float) -> datetime:
+    """The first whole minute at least ``after`` seconds from now (UTC)."""
+    soon = datetime.now(UTC) + timedelta(seconds=after)
+    return soon.replace(second=0, microsecond=0) + timedelta(minutes=1)
+
+
+def _replica_config(
+    tmp_path: Path, name: str, database: str, exchange: Exchange, receiver: Receiver,
+    due: datetime,
+) -> Path:  # fmt: skip
+    lines = [
+        "[daemon]",
+        f'database = "{database}"',
+        f'replica = "{name}"',
+        "watchers = 1",
+        'takeover_after = "5s"',
+        "",
+        "[channels]",
+        f'hook = "{receiver.url()}"',
+        "",
+    ]
+    for account in ACCOUNTS:
+        lines += [
+            "[[accounts]]",
+            f'name = "{account}"',
+            'exchange = "piexgo"',
+            f'url = "{exchange.url(name, account)}"',
+            'ping_interval = "1s"',
+            'ping_timeout = "1s"',
+            'backoff_initial = "100ms"',
+            'backoff_max = "500ms"',
+            "",
+        ]
+    lines += [
+        "[[rules]]",
+        'name = "daily"',
+        'type = "summary"',
+        'every = "1h"',
+        f'at = "{due:%H:%M}"',
+        'notify = ["hook"]',
+    ]
+    path = tmp_path / f"{name}.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
