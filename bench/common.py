@@ -379,6 +379,7 @@ def logging_to(path: Path) -> Iterator[None]:
 async def daemon_running(text: str, state_dir: str, notifier: Any) -> AsyncIterator[Any]:
     """A ``Daemon`` on config ``text`` with ``notifier``, run in this process while inside;
     at the end it is stopped without draining what is left in its outbox."""
+    from alertd.daemon import heap
     from alertd.daemon.app import Daemon
 
     os.environ.pop("NOTIFY_SOCKET", None)
@@ -387,6 +388,7 @@ async def daemon_running(text: str, state_dir: str, notifier: Any) -> AsyncItera
     )
     async with trio.open_nursery() as nursery:
         await nursery.start(daemon.run)
+        heap.settle()  # as alertd run does once the daemon is up (alertd.daemon.heap)
         yield daemon
         daemon.request_stop()
         daemon.request_stop()  # the second request skips draining the backlog

@@ -411,8 +411,12 @@ async def alertd_client(
         daemon = Daemon(config=config, state_dir=Path(tmp), notifier=notifier, handle_signals=False)
         async with trio.open_nursery() as nursery:
             await nursery.start(daemon.run)
-            if os.environ.get("ALERTD_BENCH_GC_FREEZE"):  # an experiment: see README
-                gc.freeze()
+            try:  # as alertd run does once the daemon is up
+                from alertd.daemon.heap import settle
+            except ImportError:  # an older copy of the package (--before): it did not
+                pass
+            else:
+                settle()
             collections = _GcTime()
             profiler = _start_profiler() if profile else None
             marker_at = await notifier.wait_marker()

@@ -16,6 +16,7 @@ from alertd.check import load_config
 from alertd.config.errors import ConfigError
 from alertd.config.model import Config
 from alertd.config.state_dir import state_directory
+from alertd.daemon import heap
 from alertd.daemon.app import Daemon, StartupError
 from alertd.daemon.logs import configure_logging, iter_secrets
 from alertd.daemon.reload import failure_reason
@@ -49,7 +50,7 @@ def main(args: argparse.Namespace) -> int:
     )
     code = 0
     try:
-        trio.run(daemon.run)
+        trio.run(serve, daemon)
     except* StartupError as group:
         # except*: a stage that fails to start inside a nursery (metrics on a port in use)
         # arrives wrapped in an ExceptionGroup, and would otherwise print a traceback.
@@ -60,6 +61,14 @@ def main(args: argparse.Namespace) -> int:
     if daemon.delivery_unfinished:
         exit_now(code)
     return code
+
+
+async def serve(daemon: Daemon) -> None:
+    """``daemon.run`` until it stops; once it is up, what start-up built is settled out of
+    the cyclic collector's way (``daemon.heap``)."""
+    async with trio.open_nursery() as nursery:
+        await nursery.start(daemon.run)
+        heap.settle()
 
 
 def resolve_state_dir(override: str | None, config: Config) -> Path:
