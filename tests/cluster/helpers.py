@@ -5,7 +5,7 @@ can drop and refuse the connections of a path prefix; and short account settings
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
@@ -130,15 +130,17 @@ async def wait_for(check: Callable[[], Any], within: float, what: str) -> Any:
 
 def replica_toml(
     name: str, *, database: str, exchange: Exchange, accounts: list[str], hook: str,
-    watchers: int, takeover_after: float, rules: str,
+    watchers: int, takeover_after: float, rules: str, daemon: Sequence[str] = (),
 ) -> str:  # fmt: skip
-    """A replica's config: the shared accounts (each on this replica's own path), ``rules``."""
+    """A replica's config: the shared accounts (each on this replica's own path), ``rules``;
+    ``daemon``: more lines of its [daemon] table."""
     lines = [
         "[daemon]",
         f'database = "{database}"',
         f'replica = "{name}"',
         f"watchers = {watchers}",
         f'takeover_after = "{takeover_after:g}s"',
+        *daemon,
         "",
         "[channels]",
         f'hook = "{hook}"',

@@ -24,7 +24,7 @@ from alertd.store.postgres import PostgresDatabase
 from engine.factories import T0, FakeWall, engine, filled, rule
 from integration.conftest import Procs, Receiver
 
-from .helpers import Exchange, balance_frame, wait_for
+from .helpers import Exchange, balance_frame, replica_toml, wait_for
 
 HOUR = 3600.0
 NEXT = 19 * HOUR  # T0 is 12:00 UTC: the next 07:00 UTC
@@ -260,37 +260,15 @@ def _replica_config(
     tmp_path: Path, name: str, database: str, exchange: Exchange, receiver: Receiver,
     due: datetime,
 ) -> Path:  # fmt: skip
-    lines = [
-        "[daemon]",
-        f'database = "{database}"',
-        f'replica = "{name}"',
-        "watchers = 1",
-        'takeover_after = "5s"',
-        "",
-        "[channels]",
-        f'hook = "{receiver.url()}"',
-        "",
-    ]
-    for account in ACCOUNTS:
-        lines += [
-            "[[accounts]]",
-            f'name = "{account}"',
-            'exchange = "piexgo"',
-            f'url = "{exchange.url(name, account)}"',
-            'ping_interval = "1s"',
-            'ping_timeout = "1s"',
-            'backoff_initial = "100ms"',
-            'backoff_max = "500ms"',
-            "",
-        ]
-    lines += [
-        "[[rules]]",
-        'name = "daily"',
-        'type = "summary"',
-        'every = "1h"',
-        f'at = "{due:%H:%M}"',
-        'notify = ["hook"]',
-    ]
+    rules = (
+        '[[rules]]\nname = "daily"\ntype = "summary"\nevery = "1h"\n'
+        f'at = "{due:%H:%M}"\nnotify = ["hook"]\n'
+    )
     path = tmp_path / f"{name}.toml"
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text(
+        replica_toml(
+            name, database=database, exchange=exchange, accounts=ACCOUNTS, hook=receiver.url(),
+            watchers=1, takeover_after=5, rules=rules,
+        )
+    )  # fmt: skip
     return path

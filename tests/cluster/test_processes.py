@@ -19,7 +19,7 @@ import trio
 
 from integration.conftest import NotifySocket, Proc, Procs, Receiver
 
-from .helpers import Exchange, start_exchange, wait_for
+from .helpers import Exchange, replica_toml, start_exchange, wait_for
 
 # [daemon] takeover_after in these tests, seconds: a lease of 3/5 of it (3 s) outlives the
 # stalls of a loaded machine, where a 1.8 s lease let a live replica look dead for a moment
@@ -39,34 +39,16 @@ def replica_config(
     tmp_path: Path, name: str, *, database: str, exchange: Exchange, accounts: list[str],
     hook: str, metrics_port: int | None = None,
 ) -> Path:  # fmt: skip
-    """A replica's config: the shared accounts, each on this replica's own path."""
-    lines = [
-        "[daemon]",
-        f'database = "{database}"',
-        f'replica = "{name}"',
-        "watchers = 2",
-        f'takeover_after = "{TAKEOVER:g}s"',
-        f'metrics_listen = "127.0.0.1:{metrics_port}"' if metrics_port else "",
-        "",
-        "[channels]",
-        f'hook = "{hook}"',
-        "",
-    ]
-    for account in accounts:
-        lines += [
-            "[[accounts]]",
-            f'name = "{account}"',
-            'exchange = "piexgo"',
-            f'url = "{exchange.url(name, account)}"',
-            'ping_interval = "1s"',
-            'ping_timeout = "1s"',
-            'backoff_initial = "100ms"',
-            'backoff_max = "500ms"',
-            'connect_timeout = "1s"',  # the health check's reconnect budget: 1.5 s
-            "",
-        ]
+    """A replica's config: the shared accounts, each on this replica's own path (the health
+    check's reconnect budget: connect_timeout 1 s, 1.5 s)."""
     path = tmp_path / f"{name}.toml"
-    path.write_text("\n".join(lines) + "\n" + RULES)
+    metrics = [f'metrics_listen = "127.0.0.1:{metrics_port}"'] if metrics_port else []
+    path.write_text(
+        replica_toml(
+            name, database=database, exchange=exchange, accounts=accounts, hook=hook,
+            watchers=2, takeover_after=TAKEOVER, rules=RULES, daemon=metrics,
+        )
+    )  # fmt: skip
     return path
 
 
