@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from alertd.config.model import RuleSettings
@@ -19,6 +20,7 @@ from alertd.events import (
     StreamDisconnected,
     Trade,
 )
+from alertd.store.database import Database, db_path
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -152,3 +154,24 @@ def trade(
 
 def disconnected(*, account: str = "main", t: float = 0.0) -> StreamDisconnected:
     return StreamDisconnected(**_common(account, t), stream="pinfo", reason="closed 1006")
+
+
+# Real SQLite state databases a test opened; tests/engine/conftest.py closes them after it.
+_open: list[Database] = []
+
+
+def database(path: Path) -> Database:
+    """A real state database in the directory ``path``, closed after the test."""
+    db = Database(db_path(path))
+    _open.append(db)
+    return db
+
+
+def store_at(path: Path) -> RuleStateStore:
+    """The rule-state store of a real state database in ``path``, closed after the test."""
+    return RuleStateStore(database(path))
+
+
+def close_databases() -> None:
+    while _open:
+        _open.pop().close()

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
-
 from alertd.config.model import AccountSettings, Config
-from alertd.engine import Engine, RuleStateStore, compile_rules
-from alertd.store.database import Database, db_path
+from alertd.engine import Engine, compile_rules
 
-from .factories import FakeWall, balance, engine, filled, placed, rule
+from .factories import FakeWall, balance, engine, filled, placed, rule, store_at
 
 
 def low(**kw):
@@ -25,22 +21,6 @@ def low(**kw):
         resolve_above=Decimal(150),
         **kw,
     )
-
-
-_open: list[Database] = []
-
-
-def store_at(tmp_path: Path) -> RuleStateStore:
-    db = Database(db_path(tmp_path))
-    _open.append(db)
-    return RuleStateStore(db)
-
-
-@pytest.fixture(autouse=True)
-def _close_databases() -> Iterator[None]:
-    yield
-    while _open:
-        _open.pop().close()
 
 
 def test_fired_threshold_is_not_fired_again_after_restart(tmp_path: Path) -> None:

@@ -4,31 +4,11 @@ failed), with a real SQLite file."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from alertd.config.model import RuleSettings
-from alertd.engine import RuleStateStore
-from alertd.store.database import Database, db_path
 
-from .factories import engine, filled, placed, rule
-
-_open: list[Database] = []
-
-
-def store_at(tmp_path: Path) -> RuleStateStore:
-    db = Database(db_path(tmp_path))
-    _open.append(db)
-    return RuleStateStore(db)
-
-
-@pytest.fixture(autouse=True)
-def _close_databases() -> Iterator[None]:
-    yield
-    while _open:
-        _open.pop().close()
+from .factories import engine, filled, placed, rule, store_at
 
 
 def timeout() -> RuleSettings:

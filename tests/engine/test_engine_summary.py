@@ -5,7 +5,6 @@ config check that refuses a schedule it cannot keep."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,11 +21,10 @@ from alertd.engine.compile import RuleCompileError
 from alertd.engine.rule_types.schedule import next_due
 from alertd.events import Alert, Event, StreamConnected, StreamGap
 from alertd.store import notifications
-from alertd.store.database import Database, db_path
 from alertd.store.outbox import Outbox
 from alertd.store.silences import add_silence
 
-from .factories import T0, FakeWall, cancelled, disconnected, engine, filled, rule
+from .factories import T0, FakeWall, cancelled, database, disconnected, engine, filled, rule
 
 BERLIN = "Europe/Berlin"
 HOUR = 3600.0
@@ -62,22 +60,6 @@ def feed(e: Engine, events: list[tuple[float, Event]]) -> list[Alert]:
     for t, event in events:
         out += e.process(event, t)
     return out
-
-
-_open: list[Database] = []
-
-
-def database(tmp_path: Path) -> Database:
-    db = Database(db_path(tmp_path))
-    _open.append(db)
-    return db
-
-
-@pytest.fixture(autouse=True)
-def _close_databases() -> Iterator[None]:
-    yield
-    while _open:
-        _open.pop().close()
 
 
 def test_summary_goes_out_at_local_time_with_the_days_counts() -> None:
