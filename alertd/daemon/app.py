@@ -147,8 +147,7 @@ class Daemon:
             config, state=RuleStateStore(db), wall=clock.wall_datetime
         )
         silences = Silences(db)
-        # One view of silences and inhibitions, shared: dispatch and delivery both honour it.
-        muter = Muter(config, silences)
+        muter = Muter(config, silences)  # one view, shared: dispatch and delivery honour it
         dispatcher = self._dispatcher = Dispatcher(config, for_dispatch(outbox), muter)
         notifier = self.notifier or AppriseNotifier(workers=config.dispatch.workers)
         if config.daemon.metrics_listen:
@@ -219,6 +218,7 @@ class Daemon:
                         intake.start_soon(stop_waiting_when_cancelled, db)
                         await intake.start(downtime.watch, db, sources, self._stop.is_set)
                         intake.start_soon(self._observe)
+                        intake.start_soon(muter.keep_fresh, clock.wall)  # off an alert's way
                     await intake.start(sources.run)
                     log.info(
                         "daemon.ready accounts=%d rules=%d channels=%d state_dir=%s",

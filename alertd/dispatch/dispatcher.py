@@ -130,7 +130,6 @@ class Dispatcher:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._flush_loop)
             nursery.start_soon(adopt_orphans, self._outbox, self.adopt)  # a dead replica's
-            await nursery.start(self._muter.keep_fresh, self._wall)
             task_status.started()
             async with receive:
                 async for alert in receive:

@@ -72,7 +72,8 @@ class Muter:
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Keep the silences fresh in a task of their own (``Silences.keep_fresh``), so that
-        ``refresh`` costs an alert on its way out nothing; dispatch runs it."""
+        ``refresh`` costs an alert on its way out nothing; the daemon runs it with its
+        housekeeping (not replay, whose virtual clock would wake it every second)."""
         await self.silences.keep_fresh(wall, task_status=task_status)
 
     def may_mute(self, wall: float, now: float) -> bool:

@@ -199,21 +199,24 @@ class HeldSilenceChecks(PausingDatabase):
 async def test_an_alert_does_not_wait_for_the_silence_check(
     tmp_path: Path, clock: trio.testing.MockClock
 ) -> None:
-    """The running dispatcher looks for new silences in a task of its own: while that look
-    waits for the database, alerts are still queued at once (it used to be one database round
+    """While the daemon's silence look runs in a task of its own (keep_fresh, started with
+    its housekeeping; replay's virtual clock goes without it), alerts are still queued at
+    once when that look waits for the database (it used to be one database round
     trip a second in an alert's path, the latency benchmark's tail)."""
     db = HeldSilenceChecks(tmp_path / "state" / "alertd.db")
     try:
         outbox, silences = Outbox(db), Silences(db)
         with trio.fail_after(3600):
-            async with running(make_config(), outbox, silences) as send:
+            async with running(make_config(), outbox, silences) as send, trio.open_nursery() as n:
+                await n.start(silences.keep_fresh, time.time)  # as the daemon runs it
                 db.holding = True
-                await settle(3)  # the dispatcher's own look is waiting by now
+                await settle(3)  # the background look is waiting by now
                 assert db.held >= 1
                 await send.send(make_alert(1))
                 await settle()
                 rows = await queued(outbox)
                 db.release.set()
+                n.cancel_scope.cancel()
         assert [r.alert_ids for r in rows] == [("alert-1",)]
     finally:
         db.close()
