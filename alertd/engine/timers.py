@@ -4,7 +4,15 @@ entry (the heap skips entries no longer live), so re-arming a key's timer is O(l
 A forgotten entry stays in the heap until its deadline comes up, which for an order timeout
 of a day is a day: an account closing two orders a second would hold ~20 MB of dead entries.
 So the heap is rebuilt from the live entries once dead ones outnumber them (as trio does for
-its own deadlines): amortised O(1) a cancel, and memory bounded by the live timers."""
+its own deadlines): amortised O(1) a cancel, and memory bounded by the live timers.
+
+Most re-arming moves a deadline later (an absence timer on every event of its key, a stalled
+order on every fill), so ``reschedule`` to a later time only notes the new deadline: the
+entry, met at the top of the heap at its old time, is pushed back to the new one then. An
+entry is ``(deadline, order, seq)``: ``order`` is taken afresh at every (re)scheduling, so
+timers due at the same moment fire in the order they were last armed, as if each move had
+been a cancel and a new schedule (tests/engine/test_engine_timers.py holds the two to
+agreeing)."""
 
 from __future__ import annotations
 
@@ -21,8 +29,10 @@ class TimerOwner(Protocol):
 
 class TimerQueue:
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int]] = []
+        self._heap: list[tuple[float, int, int]] = []  # (deadline, order, seq)
         self._live: dict[int, tuple[TimerOwner, str, str]] = {}
+        # Each live timer's (deadline, order): its heap entry's, or later (rescheduled).
+        self._due: dict[int, tuple[float, int]] = {}
         self._seq = itertools.count()
         self._dead = 0  # cancelled entries still in the heap
 
@@ -30,19 +40,31 @@ class TimerQueue:
         return len(self._live)
 
     def schedule(self, deadline: float, owner: TimerOwner, key: str, tag: str) -> int:
-        seq = next(self._seq)
+        seq = order = next(self._seq)
         self._live[seq] = (owner, key, tag)
-        heapq.heappush(self._heap, (deadline, seq))
+        self._due[seq] = (deadline, order)
+        heapq.heappush(self._heap, (deadline, order, seq))
+        return seq
+
+    def reschedule(self, seq: int, deadline: float) -> int:
+        """Move the live timer ``seq`` to ``deadline``; the handle to use from now on."""
+        if deadline < self._due[seq][0]:  # sooner: only a new entry can come up in time
+            owner, key, tag = self._live[seq]
+            self.cancel(seq)
+            return self.schedule(deadline, owner, key, tag)
+        self._due[seq] = (deadline, next(self._seq))
         return seq
 
     def cancel(self, seq: int) -> None:
         if self._live.pop(seq, None) is not None:
+            del self._due[seq]
             self._dead += 1
             if self._dead > len(self._live) + COMPACT_SLACK:
                 self._compact()
 
     def _compact(self) -> None:
-        self._heap = [entry for entry in self._heap if entry[1] in self._live]
+        due = self._due
+        self._heap = [(*due[e[2]], e[2]) for e in self._heap if e[2] in due]
         heapq.heapify(self._heap)
         self._dead = 0
 
@@ -51,11 +73,18 @@ class TimerQueue:
         return len(self._heap)
 
     def next_deadline(self) -> float | None:
-        heap = self._heap
-        while heap and heap[0][1] not in self._live:
-            heapq.heappop(heap)
-            self._dead -= 1
-        return heap[0][0] if heap else None
+        heap, due = self._heap, self._due
+        while heap:
+            deadline, order, seq = heap[0]
+            moved = due.get(seq)
+            if moved is None:  # cancelled
+                heapq.heappop(heap)
+                self._dead -= 1
+            elif moved[1] != order:  # rescheduled later: to its place now
+                heapq.heapreplace(heap, (*moved, seq))
+            else:
+                return deadline
+        return None
 
     def pop_due(
         self, now: float, *, strict: bool = False
@@ -64,6 +93,7 @@ class TimerQueue:
         deadline = self.next_deadline()
         if deadline is None or deadline > now or (strict and deadline == now):
             return None
-        _, seq = heapq.heappop(self._heap)
+        _, _, seq = heapq.heappop(self._heap)
+        del self._due[seq]
         owner, key, tag = self._live.pop(seq)
         return deadline, owner, key, tag

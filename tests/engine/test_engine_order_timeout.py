@@ -156,3 +156,16 @@ def test_order_of_an_account_removed_while_down_is_not_timed_after_restart(
         assert [x.key for x in b.advance(100_000.0)] == ["main/1"]
     finally:
         db.close()
+
+
+def test_timer_alert_carries_the_fields_the_rule_kinds_share() -> None:
+    """A stalled order's alert carries the last update's order fields, but none that only a
+    partial fill has, even when that update also made another rule alert."""
+    fills = rule("fills", on="order.partially_filled", message="at {{ filled }}")
+    e = engine(slow(stalled_for=600), fills)
+    e.process(placed("1", amount="1"), 0.0)
+    [fill] = e.process(partial("1", filled_="0.2"), 100.0)
+    assert fill.body == "at 0.2" and "last_filled" in fill.fields
+    [alert] = e.advance(700.0)
+    assert alert.fields["filled"] == "0.2" and alert.fields["remaining"] == "0.8"
+    assert "last_filled" not in alert.fields

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from alertd.engine.timers import COMPACT_SLACK, TimerQueue
 
 
@@ -34,3 +37,54 @@ def test_live_timers_still_fire_in_order_after_a_rebuild() -> None:
         fired.append(due[0])
     assert fired == sorted(keep.values())
     assert queue.next_deadline() is None
+
+
+def _fire_all(queue: TimerQueue, until: float) -> list[tuple[float, str, str]]:
+    fired = []
+    while (due := queue.pop_due(until)) is not None:
+        fired.append((due[0], due[2], due[3]))
+    return fired
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 7), st.integers(0, 40), st.sampled_from(["arm", "cancel"])),
+        max_size=60,
+    )
+)
+def test_rescheduling_fires_as_cancelling_and_scheduling_again(steps: list) -> None:
+    """Moving a timer with ``reschedule`` (which defers a later deadline without touching the
+    heap) fires exactly the timers, deadlines and order that cancelling it and scheduling it
+    anew does, ties included."""
+    owner = Owner()
+    lazy, eager = TimerQueue(), TimerQueue()
+    lazy_seq: dict[int, int] = {}
+    eager_seq: dict[int, int] = {}
+    for key, at, what in steps:
+        if what == "cancel":
+            if key in lazy_seq:
+                lazy.cancel(lazy_seq.pop(key))
+                eager.cancel(eager_seq.pop(key))
+            continue
+        if key in lazy_seq:
+            lazy_seq[key] = lazy.reschedule(lazy_seq[key], float(at))
+            eager.cancel(eager_seq[key])
+        else:
+            lazy_seq[key] = lazy.schedule(float(at), owner, f"k{key}", "t")
+        eager_seq[key] = eager.schedule(float(at), owner, f"k{key}", "t")
+        assert lazy.next_deadline() == eager.next_deadline()
+        assert len(lazy) == len(eager)
+    assert _fire_all(lazy, 20.0) == _fire_all(eager, 20.0)
+    assert _fire_all(lazy, 100.0) == _fire_all(eager, 100.0)
+
+
+def test_a_timer_pushed_later_again_and_again_keeps_one_heap_entry() -> None:
+    """An absence timer moved on by every event (100,000 times) holds one heap entry and
+    fires once, at its last deadline."""
+    queue = TimerQueue()
+    seq = queue.schedule(300.0, Owner(), "acct", "silent")
+    for i in range(100_000):
+        seq = queue.reschedule(seq, 300.0 + i * 0.01)
+    assert queue.heap_size() == 1
+    assert _fire_all(queue, 1e9) == [(300.0 + 99_999 * 0.01, "acct", "silent")]

@@ -24,7 +24,7 @@ from alertd.messages.formats import duration
 
 @attrs.define
 class _Key:
-    fields: dict[str, Any] = attrs.field(factory=dict)
+    fields: Mapping[str, Any] = attrs.field(factory=dict)
     last_seen: float | None = None
     firing: bool = False
 
@@ -144,7 +144,8 @@ class AbsenceRule(KeyedEvaluator[_Key]):
             head = f"{self.rule.name}: no {kinds} for {quiet} ({key}){seen}"
         else:
             head = f"{self.rule.name}: {kinds} back after {duration(silent_for)} ({key})"
-        ctx = self.context(st.fields, after=self.after, last_seen=last_seen, silent_for=silent_for)
+        fields = self.kept(st.fields)
+        ctx = self.context(fields, after=self.after, last_seen=last_seen, silent_for=silent_for)
         return self.make_alert(key, status, ctx, cause=cause, now=now, headline=head)
 
     def dump_state(self, state: _Key) -> dict[str, Any]:

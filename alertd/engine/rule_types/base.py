@@ -117,18 +117,27 @@ class RuleEvaluator:
             )
             return self.default_key(event)
 
-    def event_fields(self, ctx: Mapping[str, Any]) -> dict[str, Any]:
-        """The fields every kind this rule matches has, out of ``ctx`` (what a key keeps to
-        render its later alerts)."""
-        return {n: ctx.get(n) for n in self._blank}
+    @staticmethod
+    def event_fields(ctx: Mapping[str, Any]) -> Mapping[str, Any]:
+        """What a key keeps of the event it last saw, to render its later alerts: the
+        event's context itself, not a copy. The engine makes one context an event and never
+        changes it, so every rule the event meets shares it; a copy a rule would cost more
+        than the rest of its work on the event. ``kept`` reads it."""
+        return ctx
+
+    def kept(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """The fields every kind this rule matches has, out of what a key kept
+        (``event_fields``, or the fields restored with its state)."""
+        return {n: fields.get(n) for n in self._blank}
 
     # -- timers ----------------------------------------------------------------------------
 
     def arm(self, key: str, tag: str, deadline: float) -> None:
-        old = self._timers.pop((key, tag), None)
-        if old is not None:
-            self.timers.cancel(old)
-        self._timers[(key, tag)] = self.timers.schedule(deadline, self, key, tag)
+        armed = self._timers.get((key, tag))
+        if armed is None:
+            self._timers[(key, tag)] = self.timers.schedule(deadline, self, key, tag)
+        else:
+            self._timers[(key, tag)] = self.timers.reschedule(armed, deadline)
 
     def disarm(self, key: str, tag: str) -> None:
         seq = self._timers.pop((key, tag), None)
@@ -279,7 +288,7 @@ class RuleEvaluator:
 class KeyState(Protocol):
     """What a keyed evaluator keeps per key: at least the fields its alerts render."""
 
-    fields: dict[str, Any]
+    fields: Mapping[str, Any]  # ``event_fields`` of its last event; read through ``kept``
 
 
 S = TypeVar("S", bound=KeyState)
@@ -344,7 +353,7 @@ class KeyedEvaluator(RuleEvaluator, Generic[S]):
         state = self.keys.get(key)
         saved = None if state is None else self.dump_state(state)
         if state is not None and saved is not None:
-            data.update(saved, fields=persisted_fields(state.fields))
+            data.update(saved, fields=persisted_fields(self.kept(state.fields)))
         return data or None
 
     def load(self, key: str, data: Mapping[str, Any]) -> None:

@@ -25,7 +25,7 @@ from alertd.messages.formats import duration
 
 @attrs.define
 class _Order:
-    fields: dict[str, Any]
+    fields: Mapping[str, Any]
     opened: float
     last_progress: float | None = None
     filled: Decimal | None = None
@@ -113,7 +113,7 @@ class OrderTimeoutRule(KeyedEvaluator[_Order]):
     ) -> Alert:
         age = now - order.opened
         since_progress = None if order.last_progress is None else now - order.last_progress
-        f = order.fields
+        f = self.kept(order.fields)
         what = " ".join(
             str(v) for v in (f.get("order_id"), f.get("symbol"), f.get("side")) if v is not None
         )

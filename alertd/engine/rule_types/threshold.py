@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 @attrs.define
 class _Key:
-    fields: dict[str, Any] = attrs.field(factory=dict)
+    fields: Mapping[str, Any] = attrs.field(factory=dict)
     value: Decimal | None = None
     firing: str | None = None  # "below" / "above" while firing
     pending: str | None = None  # side of a breach waiting for ``for``
@@ -145,8 +145,9 @@ class ThresholdRule(KeyedEvaluator[_Key]):
         side = st.firing or st.pending or "below"
         threshold = self.below if side == "below" else self.above
         pending_for = self.for_
-        ctx = self.context(st.fields, value=st.value, threshold=threshold, pending_for=pending_for)
-        what = st.fields.get("currency") or st.fields.get("symbol") or ""
+        fields = self.kept(st.fields)
+        ctx = self.context(fields, value=st.value, threshold=threshold, pending_for=pending_for)
+        what = fields.get("currency") or fields.get("symbol") or ""
         label = self.rule.settings.value or "value"
         if status == "firing":
             head = f"{self.rule.name}: {label} {dec(st.value)} {side} {dec(threshold)}"
