@@ -1,5 +1,9 @@
 """The event vocabulary of DESIGN.md: frozen value types that every stage passes on.
 
+Events keep their fields in instance dicts rather than slots (``slots=False``): an event is
+made for nearly every frame and turned into a mapping for the rules (``event_fields``) as
+often, and both cost about half as much this way (bench/README.md, "Third round").
+
 Amounts are ``Decimal``; times are timezone-aware UTC ``datetime``; durations are float
 seconds. Each class carries its ``kind`` (the name rules match on) as a class attribute, and
 ``event_fields`` turns an event into the flat mapping that rule expressions and message
@@ -28,7 +32,7 @@ def utc_from_timestamp(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False)
 class Event:
     """Fields every event carries. ``time`` is when it happened, where the exchange says so,
     else when alertd received it; ``raw`` is the decoded frame the event came from.
@@ -47,7 +51,7 @@ class Event:
 # -- orders ---------------------------------------------------------------------------------
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False)
 class OrderEvent(Event):
     """An order's lifecycle step. ``amount`` is the order's quantity in the base currency,
     ``remaining`` what is still open, ``filled`` what has executed so far (cumulative).
@@ -76,12 +80,12 @@ class OrderEvent(Event):
     order_time: datetime | None = None
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False)
 class OrderPlaced(OrderEvent):
     kind: ClassVar[str] = "order.placed"
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False)
 class OrderPartiallyFilled(OrderEvent):
     """``last_filled`` is what this step executed; ``filled`` stays cumulative."""
 
@@ -89,12 +93,12 @@ class OrderPartiallyFilled(OrderEvent):
     last_filled: Decimal | None = None
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False)
 class OrderFilled(OrderEvent):
     kind: ClassVar[str] = "order.filled"
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False)
 class OrderCancelled(OrderEvent):
     kind: ClassVar[str] = "order.cancelled"
 
@@ -102,7 +106,7 @@ class OrderCancelled(OrderEvent):
 # -- wallet ---------------------------------------------------------------------------------
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False)
 class BalanceChanged(Event):
     """``change`` is what the exchange sent, or the difference to the last value seen for the
     currency; ``None`` on first sight when the exchange does not send it."""
@@ -114,7 +118,7 @@ class BalanceChanged(Event):
     reason: str | None = None
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False)
 class FundsInsufficient(Event):
     kind: ClassVar[str] = "funds.insufficient"
     order_id: str
@@ -124,7 +128,7 @@ class FundsInsufficient(Event):
 # -- market ---------------------------------------------------------------------------------
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False)
 class Trade(Event):
     """``side`` is the taker's side where the exchange says it."""
 
@@ -135,7 +139,7 @@ class Trade(Event):
     side: Side | None = None
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False)
 class Book(Event):
     """Bids best (highest) first, asks best (lowest) first."""
 
@@ -152,7 +156,7 @@ class Book(Event):
 # -- the watching itself --------------------------------------------------------------------
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False)
 class StreamEvent(Event):
     """What alertd saw of its own watching: ``stream`` is the stream it is about (``*``: the
     connection as a whole)."""
@@ -160,7 +164,7 @@ class StreamEvent(Event):
     stream: str
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False)
 class StreamConnected(StreamEvent):
     """``downtime`` is seconds since the previous connection was lost (None on first connect)."""
 
@@ -169,7 +173,7 @@ class StreamConnected(StreamEvent):
     downtime: float | None = None
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False)
 class StreamDisconnected(StreamEvent):
     kind: ClassVar[str] = "stream.disconnected"
     reason: str
@@ -190,7 +194,7 @@ class BalanceEvidence:
         return None if self.before is None else self.after - self.before
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False)
 class StreamGap(StreamEvent):
     """Events may have been missed between ``since`` and ``until``. ``why`` is one of
     ``offline`` (connection was down), ``alertd stopped`` / ``alertd crashed`` (alertd itself
@@ -205,7 +209,7 @@ class StreamGap(StreamEvent):
     down_for: float | None = None
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False)
 class StreamGapEvidence(StreamEvent):
     """The first balance of ``currency`` after an offline gap (``since`` to ``until``, for
     ``why``) differs from the last one seen before it: it moved while alertd was blind."""
@@ -220,13 +224,13 @@ class StreamGapEvidence(StreamEvent):
     change: Decimal
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False)
 class StreamStale(StreamEvent):
     kind: ClassVar[str] = "stream.stale"
     silent_for: float
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False)
 class StreamError(StreamEvent):
     kind: ClassVar[str] = "stream.error"
     reason: str
@@ -262,11 +266,14 @@ def field_names(kind: str) -> tuple[str, ...]:
 
 
 def event_fields(event: Event) -> dict[str, Any]:
-    """The flat mapping rule expressions and templates see (``kind`` included)."""
-    out: dict[str, Any] = {"kind": event.kind}
-    for name in _FIELD_NAMES[type(event)][1:]:
-        out[name] = getattr(event, name)
-    return out
+    """The flat mapping rule expressions and templates see (``kind`` included): the fields
+    in their declared order, which is the order the instance dict holds them in."""
+    return {"kind": event.kind, **event.__dict__}
+
+
+def event_context(event: Event, names: Mapping[str, Any]) -> dict[str, Any]:
+    """``names`` (the rules' globals), then ``event_fields(event)`` over them, in one copy."""
+    return {**names, "kind": event.kind, **event.__dict__}
 
 
 # -- alerts ---------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from alertd.engine.resets import resets as reset_rules
 from alertd.engine.rule_types import ChangedKeys, ClockReference, RuleEvaluator, evaluator_for
 from alertd.engine.stored import StoredKeys
 from alertd.engine.timers import TimerQueue
-from alertd.events import Alert, Event, event_fields
+from alertd.events import Alert, Event, event_context
 from alertd.store.rule_state import RuleStateStore, StateChanges, StateRow, rows_by_rule
 
 log = logging.getLogger(__name__)
@@ -231,7 +231,7 @@ class Engine:
             if not candidates:
                 continue
             made = len(alerts)
-            ctx = {**self._globals, **event_fields(event)}
+            ctx = event_context(event, self._globals)
             for b in candidates:
                 rule = b.rule
                 if rule.where is not None and not b.checks_where and not b.where_ok(ctx):
