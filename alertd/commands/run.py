@@ -65,10 +65,11 @@ def main(args: argparse.Namespace) -> int:
 
 async def serve(daemon: Daemon) -> None:
     """``daemon.run`` until it stops; once it is up, what start-up built is settled out of
-    the cyclic collector's way (``daemon.heap``)."""
+    the cyclic collector's way (``daemon.heap``), then again as the accounts connect."""
     async with trio.open_nursery() as nursery:
         await nursery.start(daemon.run)
         heap.settle()
+        nursery.start_soon(heap.keep_settled, daemon.stopped)
 
 
 def resolve_state_dir(override: str | None, config: Config) -> Path:

@@ -10,14 +10,27 @@ tool for long-lived processes).
 The cost, and why it is bounded: a frozen object that later becomes cyclic garbage is never
 freed (reference counting still frees everything else). That is at most one copy of what
 start-up built, e.g. the first config's rules after a reload replaces them; what is built
-after ``settle`` is collected as usual."""
+after ``settle`` is collected as usual.
+
+What start-up built is not all there when the daemon says it is up: the accounts connect
+after that, at the connection limit's pace (5,000 of them take half a minute), and each
+session's connection, decoder and buffers are as long-lived as the config. So ``keep_settled``
+settles again a few times in the first minutes, each time at four times the previous delay:
+what lives on by then is frozen too, and what was already frozen is not walked again. Each
+settle can keep at most the cyclic garbage of that moment, so the cost stays bounded."""
 
 from __future__ import annotations
 
 import gc
 import logging
+from collections.abc import Sequence
+
+import trio
 
 log = logging.getLogger(__name__)
+
+# Seconds after start-up at which ``keep_settled`` settles again.
+SETTLE_AGAIN = (2.0, 8.0, 32.0, 128.0, 512.0)
 
 
 def settle() -> int:
@@ -27,3 +40,13 @@ def settle() -> int:
     frozen = gc.get_freeze_count()
     log.info("daemon.heap_settled frozen=%d", frozen)
     return frozen
+
+
+async def keep_settled(stopped: trio.Event, at: Sequence[float] = SETTLE_AGAIN) -> None:
+    """``settle`` again at each of ``at`` (seconds from now), until ``stopped`` is set."""
+    start = trio.current_time()
+    for delay in at:
+        with trio.move_on_at(start + delay):
+            await stopped.wait()
+            return
+        settle()

@@ -8,6 +8,7 @@ import weakref
 from collections.abc import Iterator
 
 import pytest
+import trio
 
 from alertd.daemon import heap
 
@@ -43,3 +44,19 @@ def test_what_lives_at_settle_is_frozen_and_later_garbage_is_still_collected(
     gc.collect()
     assert gone_later() is None
     assert kept.me is kept
+
+
+async def test_what_lives_on_after_start_up_is_settled_too(unfrozen: None) -> None:
+    """Objects made after the first settle (accounts connecting) are frozen by the next
+    settles of keep_settled, which ends as soon as the daemon has stopped."""
+    heap.settle()
+    first = gc.get_freeze_count()
+    made_after = [Node() for _ in range(1000)]
+    stopped = trio.Event()
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(heap.keep_settled, stopped, (0.05, 0.1, 3600.0))
+            await trio.sleep(0.2)
+            assert gc.get_freeze_count() >= first + len(made_after)
+            stopped.set()  # the hour-long last wait ends with the daemon
+    assert made_after[0].me is made_after[0]
