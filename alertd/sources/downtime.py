@@ -118,7 +118,12 @@ class DowntimeMarks:
         wall = now_utc()
         healths = self.sources.healths()
         changed = []
+        written = self._written
         for name, health in healths.items():
+            # The common case, read without a copy: connected, and its live row says it all.
+            mark = written.get(name)
+            if not stopped and mark and mark.live and health.connected_with(mark.balances):
+                continue
             seen = health.last_healthy(wall)
             if seen is None:
                 continue
@@ -129,7 +134,7 @@ class DowntimeMarks:
             mark = StreamMark(
                 account=name, healthy=at, stopped=stopped, balances=balances, live=live
             )
-            if stopped or not _same(self._written.get(name), mark):
+            if stopped or not _same(written.get(name), mark):
                 changed.append(mark)
         keep = frozenset(healths)
         prune = stopped or keep != self._kept

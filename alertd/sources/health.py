@@ -172,6 +172,10 @@ class StreamHealth:
         down = max(0.0, (wall - since).total_seconds())
         self._offline = OfflineWindow(since=since, before=dict(balances), why=why, down_for=down)
 
+    def connected_with(self, balances: Mapping[str, Decimal]) -> bool:
+        """Connected, with these balances: a live mark of them still says it all."""
+        return self.connected and self.decoder.balances == balances
+
     def last_healthy(self, wall: datetime) -> tuple[datetime, Mapping[str, Decimal]] | None:
         """When the account was last known healthy (for the stream marks), with its balances
         then: ``wall`` while connected, the moment a session was stopped while connected, or
