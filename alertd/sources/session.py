@@ -114,6 +114,7 @@ class Session:
     # straight into the shared channel: most sessions never need the task).
     _tasks: trio.Nursery | None = None
     _forwarding: bool = False
+    _clock: trio.abc.Clock = attrs.field(init=False)  # the run's (a frame's ``now``)
 
     @health.default
     def _fresh_health(self) -> StreamHealth:
@@ -152,6 +153,7 @@ class Session:
         return account_statistics(self.health, self.buffer)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self._clock = trio.lowlevel.current_clock()
         async with trio.open_nursery() as nursery:
             self._tasks = nursery
             if not self.buffer.idle:  # left by the previous session of the account
@@ -173,7 +175,7 @@ class Session:
         verdict = None
         for out in todo:
             if isinstance(out, outputs.Emit):
-                self._queue(out.event, out.stream, bounded=out.bounded)
+                self._queue(*out)
             elif isinstance(out, outputs.Log):
                 log.log(out.level, out.message, *out.args)
             elif isinstance(out, outputs.Record):
@@ -193,7 +195,8 @@ class Session:
         frame = self.redactor.frame(frame)
         if self.recorder is not None:
             self.recorder.record_frame(self.name, frame)
-        return self._apply(self.health.frame(frame, now=trio.current_time(), wall=now_utc()))
+        now = self._clock.current_time()  # trio.current_time() without its two calls
+        return self._apply(self.health.frame(frame, now=now, wall=datetime.now(UTC)))
 
     # -- the connection loop ----------------------------------------------------------------
 
@@ -361,11 +364,10 @@ class Session:
             while True:
                 event = await buffer.get()
                 try:
-                    # While the channel has room, hand events on without a checkpoint: an
-                    # awaited send is a task switch per event, which under a flood cost more
-                    # than the rest of the forwarding. The loop still checkpoints once the
-                    # buffer is empty (in get) or the channel is full (in send below), and
-                    # the buffer only grows while the reader runs, so it cannot spin.
+                    # While the channel has room, no checkpoint (an awaited send is a task
+                    # switch an event, under a flood more than the rest of the forwarding);
+                    # get checkpoints once the buffer is empty, send below once the channel
+                    # is full, and the buffer grows only while the reader runs: no spin.
                     send.send_nowait(event)
                     continue
                 except trio.WouldBlock:
@@ -381,13 +383,12 @@ class Session:
             log.info("sources.consumer_gone account=%s", self.name)
             scope.cancel()
 
-    def _queue(self, event: Event, stream: str, *, bounded: bool = True) -> None:
+    def _queue(self, event: Event, stream: str, bounded: bool = True) -> None:
         """Hand ``event`` on without waiting: straight into the shared channel when nothing
-        is waiting in the buffer and the channel has room, else into the buffer for the
-        forwarder. Skipping the buffer and the forwarder saves two task switches an event
-        under load; order is kept, since the direct path is taken only with the buffer empty
-        (and a forwarder blocked on a full channel holds its event there, so the channel has
-        no room for this one either)."""
+        waits in the buffer and the channel has room, else into the buffer for the forwarder
+        (two task switches an event saved under load). Order is kept: the direct path is
+        taken only with the buffer empty (a forwarder blocked on a full channel holds its
+        event there, so the channel has no room for this one either)."""
         buffer = self.buffer
         if buffer.idle:
             try:
