@@ -418,6 +418,8 @@ async def alertd_client(
             else:
                 settle()
             collections = _GcTime()
+            # CPU of the threads besides trio's (the database's workers), from here on
+            others_from = time.process_time() - time.thread_time()
             profiler = _start_profiler() if profile else None
             marker_at = await notifier.wait_marker()
             at = time.monotonic() - (trio.current_time() - marker_at)
@@ -429,6 +431,7 @@ async def alertd_client(
                 notifications=notifier.sent,
                 gaps=notifier.gaps,
                 gc=collections.summary(),
+                threads=f"{(time.process_time() - time.thread_time() - others_from) * 1e3:.0f}ms",
             )
             if profiler is not None:
                 profiler.stop()
