@@ -268,7 +268,7 @@ def field_names(kind: str) -> tuple[str, ...]:
 def event_fields(event: Event) -> dict[str, Any]:
     """The flat mapping rule expressions and templates see (``kind`` included): the fields
     in their declared order, which is the order the instance dict holds them in."""
-    return {"kind": event.kind, **event.__dict__}
+    return event_context(event, {})
 
 
 def event_context(event: Event, names: Mapping[str, Any]) -> dict[str, Any]:

@@ -30,9 +30,9 @@ class TimerOwner(Protocol):
 class TimerQueue:
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, int]] = []  # (deadline, order, seq)
-        self._live: dict[int, tuple[TimerOwner, str, str]] = {}
-        # Each live timer's (deadline, order): its heap entry's, or later (rescheduled).
-        self._due: dict[int, tuple[float, int]] = {}
+        # Each live timer's (deadline, order, owner, key, tag): its heap entry's deadline and
+        # order, or later ones (rescheduled).
+        self._live: dict[int, tuple[float, int, TimerOwner, str, str]] = {}
         self._seq = itertools.count()
         self._dead = 0  # cancelled entries still in the heap
 
@@ -41,30 +41,28 @@ class TimerQueue:
 
     def schedule(self, deadline: float, owner: TimerOwner, key: str, tag: str) -> int:
         seq = order = next(self._seq)
-        self._live[seq] = (owner, key, tag)
-        self._due[seq] = (deadline, order)
+        self._live[seq] = (deadline, order, owner, key, tag)
         heapq.heappush(self._heap, (deadline, order, seq))
         return seq
 
     def reschedule(self, seq: int, deadline: float) -> int:
         """Move the live timer ``seq`` to ``deadline``; the handle to use from now on."""
-        if deadline < self._due[seq][0]:  # sooner: only a new entry can come up in time
-            owner, key, tag = self._live[seq]
+        due, _, owner, key, tag = self._live[seq]
+        if deadline < due:  # sooner: only a new entry can come up in time
             self.cancel(seq)
             return self.schedule(deadline, owner, key, tag)
-        self._due[seq] = (deadline, next(self._seq))
+        self._live[seq] = (deadline, next(self._seq), owner, key, tag)
         return seq
 
     def cancel(self, seq: int) -> None:
         if self._live.pop(seq, None) is not None:
-            del self._due[seq]
             self._dead += 1
             if self._dead > len(self._live) + COMPACT_SLACK:
                 self._compact()
 
     def _compact(self) -> None:
-        due = self._due
-        self._heap = [(*due[e[2]], e[2]) for e in self._heap if e[2] in due]
+        live = self._live
+        self._heap = [(*live[e[2]][:2], e[2]) for e in self._heap if e[2] in live]
         heapq.heapify(self._heap)
         self._dead = 0
 
@@ -73,15 +71,15 @@ class TimerQueue:
         return len(self._heap)
 
     def next_deadline(self) -> float | None:
-        heap, due = self._heap, self._due
+        heap, live = self._heap, self._live
         while heap:
             deadline, order, seq = heap[0]
-            moved = due.get(seq)
-            if moved is None:  # cancelled
+            timer = live.get(seq)
+            if timer is None:  # cancelled
                 heapq.heappop(heap)
                 self._dead -= 1
-            elif moved[1] != order:  # rescheduled later: to its place now
-                heapq.heapreplace(heap, (*moved, seq))
+            elif timer[1] != order:  # rescheduled later: to its place now
+                heapq.heapreplace(heap, (timer[0], timer[1], seq))
             else:
                 return deadline
         return None
@@ -94,6 +92,5 @@ class TimerQueue:
         if deadline is None or deadline > now or (strict and deadline == now):
             return None
         _, _, seq = heapq.heappop(self._heap)
-        del self._due[seq]
-        owner, key, tag = self._live.pop(seq)
+        _, _, owner, key, tag = self._live.pop(seq)
         return deadline, owner, key, tag
