@@ -11,6 +11,7 @@ It is a scanner, not a parser: it relies on tomli having accepted the text first
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import re
 
@@ -44,12 +45,15 @@ class _Scanner:
         self.pos = 0
         self.out = out
         self.arrays: dict[TomlPath, int] = {}  # array-of-tables path -> elements so far
+        # where each newline is, so a line number is a binary search, not a count from the
+        # top (which made a 5,000-account file take 4.5 s to locate)
+        self.newlines = [m.start() for m in re.finditer("\n", text)]
 
     # -- low level ------------------------------------------------------------------------
 
     @property
     def lineno(self) -> int:
-        return self.text.count("\n", 0, self.pos) + 1
+        return bisect.bisect_left(self.newlines, self.pos) + 1
 
     def peek(self, n: int = 1) -> str:
         return self.text[self.pos : self.pos + n]

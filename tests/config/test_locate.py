@@ -67,3 +67,15 @@ def test_multiline_string_content_is_not_read_as_keys() -> None:
     loc = Locator(DOC)
     assert loc.line(("rules", 0, "name")) == 26
     assert loc.line(("rules", 2, "name")) == 25  # no rules[2]: the [[rules]] array's line
+
+
+def test_every_line_of_a_long_file_is_right() -> None:
+    """Each key of a 5,000-account file on its own line number: the line of a position is
+    found by search, and must agree with counting the newlines before it."""
+    text = "".join(f'[[accounts]]\nname = "a{i}"\n\nstreams = ["pinfo"]\n' for i in range(5000))
+    located = Locator(text)
+    for i in (0, 1, 2500, 4999):
+        header = text.index(f'name = "a{i}"') - len("[[accounts]]\n")
+        assert located.line(("accounts", i)) == text.count("\n", 0, header) + 1 == 4 * i + 1
+        assert located.line(("accounts", i, "name")) == 4 * i + 2
+        assert located.line(("accounts", i, "streams")) == 4 * i + 4
